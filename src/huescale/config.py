@@ -1,0 +1,241 @@
+"""Typed configuration: ``params.yaml`` read once into dataclasses.
+
+Every stage reads only its own section. Unknown keys and wrong types fail at
+start-up with the key's dotted name, never deep inside a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A wrong or missing parameter; the message names its dotted key and the file."""
+
+
+@dataclass
+class ImagenetteConfig:
+    """The fast.ai Imagenette archive (seed 000 trains on Imagenette)."""
+
+    url: str = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz"
+    md5: str = "3df6f0d01a2c9592104656642f5e78a3"
+
+
+@dataclass
+class DataConfig:
+    """``data:`` section: where images come from and how the pair store is made (DESIGN.md §3-4)."""
+
+    source: str = "imagenette"  # imagenette | folder
+    folders: list[str] = field(default_factory=list)
+    imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
+    cache_dir: str = "~/.cache/huescale"
+    n_images: int = 1500
+    min_images: int = 16
+    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    hr_size: int = 256
+    scale: int = 4
+    gray_tolerance: float = 4.0
+    small_images: str = "skip"  # skip | upscale (images whose short side < hr_size // scale)
+    max_pixels: int = 64_000_000
+    shard_size: int = 512
+    workers: int = 2
+
+    @property
+    def lr_size(self) -> int:
+        return self.hr_size // self.scale
+
+
+@dataclass
+class ModelSpec:
+    """A registry name plus its keyword arguments."""
+
+    name: str = "unet"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """``model:`` section: which colorizer, upscaler and discriminator (DESIGN.md §5)."""
+
+    colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
+    upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
+    discriminator: ModelSpec = field(default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
+
+
+@dataclass
+class OptimConfig:
+    """One training phase: epochs, batch size and Adam settings."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    max_batches: int = 0  # >0 caps batches per epoch (smoke runs)
+
+
+@dataclass
+class PretrainConfig:
+    """``pretrain:`` section: L1 pre-training of the colorizer (seed 004) and the upscaler (seed 000)."""
+
+    colorizer: OptimConfig = field(default_factory=OptimConfig)
+    upscaler: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=15, lr=1e-3))
+
+
+@dataclass
+class TrainConfig:
+    """``train:`` section: adversarial training (seeds 002/004: LSGAN, lambda_L1 100, Adam 2e-4, (0.5, 0.999))."""
+
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    gan_loss: str = "lsgan"  # vanilla | lsgan | hinge
+    lambda_l1: float = 100.0
+    max_batches: int = 0
+    resume: bool = True
+    collapse_steps: int = 200  # D loss below collapse_threshold this many steps -> warning
+    collapse_threshold: float = 1e-3
+
+
+@dataclass
+class EvaluateConfig:
+    """``evaluate:`` section: metrics on the test split (DESIGN.md §7)."""
+
+    epsilon: float = 0.05
+    fid: bool = True
+    fid_batch_size: int = 32
+    grid_rows: int = 8
+    batch_size: int = 32
+
+
+@dataclass
+class TrackingConfig:
+    """``tracking:`` section: MLflow (DESIGN.md §8)."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "huescale"
+
+
+@dataclass
+class RuntimeConfig:
+    """``runtime:`` section: device and loader settings."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int = 0
+    threads: int = 0  # torch CPU threads, 0 = torch default
+
+
+@dataclass
+class Config:
+    """The whole ``params.yaml``."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _coerce(tp: Any, value: Any, key: str, src: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
+        return _from_dict(tp, value, key, src)
+    if origin in (list,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{src}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{key}[{i}]", src) for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any or origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
+        raise ConfigError(f"{src}: {key} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, d: dict, prefix: str, src: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"{src}: unknown parameter(s) {', '.join(where + u for u in sorted(unknown))}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}.{k}" if prefix else k, src) for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def validate(cfg: Config, src: str = "params.yaml") -> Config:
+    """Check values that types cannot; raises :class:`ConfigError` naming the key."""
+    d = cfg.data
+    if d.source not in ("imagenette", "folder"):
+        raise ConfigError(f"{src}: data.source must be 'imagenette' or 'folder', got {d.source!r}")
+    if d.source == "folder" and not d.folders:
+        raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
+    if set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6 or min(d.splits.values()) < 0:
+        raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
+    if d.hr_size % d.scale or d.scale < 2:
+        raise ConfigError(f"{src}: data.hr_size ({d.hr_size}) must be a multiple of data.scale ({d.scale} >= 2)")
+    if d.small_images not in ("skip", "upscale"):
+        raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
+    if d.n_images < 1 or d.shard_size < 1:
+        raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
+    if cfg.train.gan_loss not in ("vanilla", "lsgan", "hinge"):
+        raise ConfigError(f"{src}: train.gan_loss must be vanilla, lsgan or hinge, got {cfg.train.gan_loss!r}")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("train", cfg.train)):
+        if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:
+            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 and lr > 0")
+    if not 0 < cfg.evaluate.epsilon < 1:
+        raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
+    if cfg.runtime.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
+    return cfg
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        ConfigError: missing file, YAML syntax error, unknown key, wrong type or value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: parameter file not found; run from the project root or pass --params")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return validate(_from_dict(Config, raw, "", str(p)), str(p))
+
+
+def to_flat_dict(cfg: Config | dict) -> dict[str, Any]:
+    """Flatten a config (or any nested dict) to dotted keys (``train.lambda_l1``), for MLflow."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = obj
+
+    walk("", dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg)
+    return out

@@ -1,0 +1,44 @@
+"""torch Datasets over the pair store: uint8 sRGB tensors, Lab on the device later."""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from huescale.data.store import TIER_ARRAYS, PairStore
+
+
+class PairDataset(Dataset):
+    """Images of one tier and split of a :class:`PairStore`.
+
+    Item: a tuple of ``3 x H x W`` uint8 tensors (sRGB 0..255): tier ``"64"``
+    gives ``(lr64,)``; tier ``"256"`` gives ``(lr64, hr256)``. Conversion to Lab
+    happens batched on the training device (:mod:`huescale.color`).
+
+    Raises:
+        ValueError: for an unknown tier, or an empty split (names the split).
+    """
+
+    def __init__(self, store: PairStore, split: str, tier: str):
+        if tier not in TIER_ARRAYS:
+            raise ValueError(f"unknown tier {tier!r}; use '64' or '256'")
+        self.names = TIER_ARRAYS[tier]
+        self.shards = [store.arrays(split, n) for n in self.names]
+        sizes = [len(a) for a in self.shards[0]]
+        self.offsets = list(np.cumsum([0] + sizes))
+        if self.offsets[-1] == 0:
+            raise ValueError(f"{store.root}: split {split!r} has no images of tier {tier}; "
+                             "use more images (data.n_images) or other data.splits")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect.bisect_right(self.offsets, i) - 1
+        j = i - self.offsets[k]
+        return tuple(torch.from_numpy(np.ascontiguousarray(s[k][j])).permute(2, 0, 1) for s in self.shards)

@@ -1,0 +1,182 @@
+"""Resumable, checksum-verified downloads and safe archive extraction.
+
+Downloads go to ``<dest>.part`` with HTTP ``Range`` resume, are verified (md5
+or sha256) and only then renamed into place, so a file at ``dest`` is always
+complete and correct. Archives are extracted into a temporary sibling folder
+that is renamed when done; members that would escape it (absolute paths,
+``..``, links) are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+OFFLINE_HINT = (
+    "this machine cannot reach it; to run offline, use a local copy: "
+    "set data.source=folder and data.folders=[<dir of photos>] in params.yaml "
+    "(or place the archive at the path above)"
+)
+
+
+class DownloadError(RuntimeError):
+    """A download that failed for good: unreachable URL, HTTP error or checksum mismatch."""
+
+
+def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file (``md5`` or ``sha256``), read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify(path: Path, md5: str | None, sha256: str | None) -> None:
+    for algo, want in (("md5", md5), ("sha256", sha256)):
+        if want:
+            got = file_digest(path, algo)
+            if got != want.lower():
+                path.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{path.name}: {algo} mismatch (expected {want}, got {got}); the partial or corrupt "
+                    "file was deleted, run the stage again to re-download"
+                )
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, socket.gaierror):
+        return True
+    return isinstance(reason, OSError) and reason.errno in (101, 111, 113)  # ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
+
+
+def download(url: str, dest: str | Path, md5: str | None = None, sha256: str | None = None,
+             retries: int = 3, timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest``, resuming a previous partial transfer.
+
+    Args:
+        url: http(s) URL.
+        dest: final path; its folder is created. If it already exists and matches
+            the checksum, nothing is downloaded.
+        md5, sha256: expected hex digests (either, both or none).
+        retries: attempts after the first for transient errors (timeouts, resets,
+            HTTP 5xx), with exponential backoff (1, 2, 4 ... s).
+        timeout: socket timeout in seconds.
+        progress: show a tqdm bar with bytes and rate.
+
+    Returns:
+        ``dest`` as a Path.
+
+    Raises:
+        DownloadError: unreachable host (at once, with the offline option), HTTP
+            error, or a checksum mismatch (the bad file is removed).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        if md5 is None and sha256 is None:
+            return dest
+        try:
+            _verify(dest, md5, sha256)
+            return dest
+        except DownloadError:
+            pass  # corrupt copy removed by _verify: download again
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(retries + 1):
+        try:
+            _fetch(url, part, timeout, progress)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416:  # range beyond the end: the part file is complete or bogus
+                if part.exists() and (md5 or sha256):
+                    break
+                part.unlink(missing_ok=True)
+            elif exc.code < 500 or attempt == retries:
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            if _is_unreachable(exc):
+                raise DownloadError(f"cannot download {url} to {dest}: {exc}; {OFFLINE_HINT}") from None
+            if attempt == retries:
+                raise DownloadError(f"{url}: failed after {retries + 1} attempts ({exc}); "
+                                    "run the stage again to resume the partial download") from None
+        time.sleep(2**attempt)
+    _verify(part, md5, sha256)
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
+    start = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "huescale"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        if start and resp.status != 206:  # server ignored Range: start over
+            start = 0
+        length = resp.headers.get("Content-Length")
+        total = start + int(length) if length is not None else None
+        with open(part, "ab" if start else "wb") as f, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), disable=not progress,
+        ) as bar:
+            while block := resp.read(1 << 20):
+                f.write(block)
+                bar.update(len(block))
+
+
+def _check_member(root: Path, name: str, is_link: bool, archive: Path) -> None:
+    target = (root / name).resolve()
+    if os.path.isabs(name) or ".." in Path(name).parts or not target.is_relative_to(root.resolve()) or is_link:
+        raise DownloadError(f"{archive}: refusing archive member {name!r} (absolute path, '..' or link); "
+                            "the archive is unsafe, delete it")
+
+
+def extract(archive: str | Path, dest: str | Path) -> Path:
+    """Safely extract a .tar/.tgz/.tar.gz/.zip archive into ``dest`` (atomically).
+
+    Args:
+        archive: the archive file.
+        dest: the folder to create; it appears only when extraction finished.
+
+    Returns:
+        ``dest`` as a Path.
+
+    Raises:
+        DownloadError: a member escapes ``dest`` (absolute, ``..``, sym/hard link)
+            or the archive format is unknown.
+    """
+    archive, dest = Path(archive), Path(dest)
+    tmp = dest.with_name(dest.name + ".extracting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                    _check_member(tmp, info.filename, is_link, archive)
+                zf.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                for m in tf.getmembers():
+                    _check_member(tmp, m.name, m.issym() or m.islnk(), archive)
+                tf.extractall(tmp, filter="data")
+        else:
+            raise DownloadError(f"{archive}: not a tar or zip archive")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest

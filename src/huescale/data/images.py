@@ -1,0 +1,123 @@
+"""The one image reader of huescale: any photograph people have -> 8-bit sRGB.
+
+Every image that enters the pipeline goes through :func:`read_image`, which
+turns the odd cases into either a clean ``H x W x 3`` uint8 array or an
+:class:`ImageError` that names the file, a short machine-readable ``reason``
+(counted in the data manifest) and what to do about it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# Default guard against decompression bombs: 64 megapixels (Pillow's own default
+# warns at ~89 MP and fails at ~179 MP); ``data.max_pixels`` overrides it.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif"}
+)
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with the file, a reason code and a hint.
+
+    Attributes:
+        path: the offending file.
+        reason: one of ``empty``, ``not_an_image``, ``truncated``, ``too_large``,
+            ``too_small``, ``grayscale``, ``missing``.
+    """
+
+    def __init__(self, path: str | Path, reason: str, message: str):
+        self.path = str(path)
+        self.reason = reason
+        self.detail = message
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):  # picklable across worker processes (custom __init__ signature)
+        return (type(self), (self.path, self.reason, self.detail))
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is composited on white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
+        arr = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    if im.mode != "RGB":
+        return im.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return im
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode one image file to 8-bit sRGB.
+
+    Handles JPEG/PNG/... whatever the extension says (the content decides),
+    EXIF orientation (applied), CMYK, palette, 16-bit, grayscale (expanded to 3
+    equal channels) and transparency (composited on white).
+
+    Args:
+        path: the file to read.
+        max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+
+    Returns:
+        ``H x W x 3`` uint8 array, sRGB, values 0..255.
+
+    Raises:
+        ImageError: with ``reason`` ``missing``, ``empty``, ``not_an_image``,
+            ``truncated`` or ``too_large``; the message names the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(p, "missing", "file not found; check the path or re-run the download stage")
+    if p.stat().st_size == 0:
+        raise ImageError(p, "empty", "file is empty (0 bytes); re-download or delete it")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise ImageError(
+                        p, "too_large",
+                        f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
+                        "(decompression-bomb guard); downscale it or raise data.max_pixels",
+                    )
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(p, "not_an_image", "not a readable image (unknown format); remove it from the input") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(p, "too_large", f"{exc}; downscale it or raise data.max_pixels") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(p, "truncated", f"corrupt or truncated image ({exc}); re-download or remove it") from None
+
+
+def is_grayscale(rgb: np.ndarray, tolerance: float = 4.0) -> bool:
+    """Whether an 8-bit RGB image is gray (R ~= G ~= B), so unusable as a colour target.
+
+    Args:
+        rgb: ``H x W x 3`` uint8 array.
+        tolerance: largest 99th-percentile channel spread ``max(R,G,B) - min(R,G,B)``,
+            in 8-bit levels, still counted as gray (JPEG noise in gray photos is ~1-3).
+
+    Returns:
+        True when 99 % of the pixels have a channel spread <= ``tolerance``.
+    """
+    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
+    return float(np.percentile(spread, 99)) <= tolerance

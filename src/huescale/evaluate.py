@@ -1,0 +1,150 @@
+"""The evaluate stage's library: score the trained models and baselines on the test split.
+
+Writes one metrics dict (DESIGN.md §7) with three sections:
+- ``colorization_64``: the colorizer vs the gray baseline (ab = 0), at 64 px.
+- ``two_step_256``: 64 gray -> 256 colour (seed 000 two-step) vs gray + bicubic, at 256 px.
+- ``sr_x4``: x4 super-resolution, Y-channel PSNR/SSIM with a border of 4: the
+  upscaler on L (ab by bicubic) vs plain bicubic of the RGB image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from huescale import metrics
+from huescale.color import lab_normalized_to_rgb, rgb_to_uint8, uint8_to_lab_normalized
+from huescale.data.store import PairStore
+from huescale.models.pipelines import TwoStepPipeline
+from huescale.resize import imresize
+
+
+def _to_numpy(rgb: torch.Tensor) -> np.ndarray:
+    return rgb_to_uint8(rgb).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(a) for a in arrays]) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+@torch.no_grad()
+def run_models(store: PairStore, colorizer: nn.Module, upscaler: nn.Module, device: torch.device,
+               scale: int = 4, batch_size: int = 32, progress: bool = True) -> dict[str, np.ndarray]:
+    """Run every method on the test split; returns ``N x H x W x 3`` uint8 image sets by name.
+
+    Names: ``gt_64``, ``color_64``, ``gray_64`` (tier 64); ``gt_256``, ``lr_256``
+    (the 64 px colour originals), ``input_gray_64`` (their L, the pipeline input), ``two_step_256``, ``gray_bicubic_256``, ``sr_model_256``,
+    ``sr_bicubic_256`` (tier 256).
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    colorizer, upscaler = colorizer.to(device).eval(), upscaler.to(device).eval()
+    two_step = TwoStepPipeline(colorizer, upscaler, scale)
+    gray_bicubic = TwoStepPipeline(None, None, scale)
+
+    def add(name: str, a: np.ndarray) -> None:
+        out.setdefault(name, []).append(a)
+
+    lr64 = _stack(store.arrays("test", "lr64"))
+    for i in tqdm(range(0, len(lr64), batch_size), desc="evaluate 64", disable=not progress):
+        x = torch.from_numpy(lr64[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
+        L, _ = uint8_to_lab_normalized(x)
+        add("color_64", _to_numpy(lab_normalized_to_rgb(L, colorizer(L))))
+        add("gray_64", _to_numpy(lab_normalized_to_rgb(L, torch.zeros_like(L).repeat(1, 2, 1, 1))))
+    out["gt_64"] = [lr64]
+
+    lr, hr = _stack(store.arrays("test", "lr256")), _stack(store.arrays("test", "hr256"))
+    for i in tqdm(range(0, len(lr), batch_size), desc="evaluate 256", disable=not progress):
+        x = torch.from_numpy(lr[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
+        L, ab = uint8_to_lab_normalized(x)
+        size = (L.shape[-2] * scale, L.shape[-1] * scale)
+        add("input_gray_64", _to_numpy(lab_normalized_to_rgb(L, torch.zeros_like(ab))))
+        add("two_step_256", _to_numpy(lab_normalized_to_rgb(*two_step(L))))
+        add("gray_bicubic_256", _to_numpy(lab_normalized_to_rgb(*gray_bicubic(L))))
+        add("sr_model_256", _to_numpy(lab_normalized_to_rgb(upscaler(L).clamp(-1, 1), imresize(ab, size).clamp(-1, 1))))
+        add("sr_bicubic_256", _to_numpy(imresize(x.float() / 255.0, size).clamp(0, 1)))
+    out["gt_256"], out["lr_256"] = [hr], [lr]
+    return {k: _stack(v) for k, v in out.items()}
+
+
+def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metrics.FID | None,
+          fid_reason: str | None) -> dict:
+    """Metrics of every method against its ground truth (see the module docstring).
+
+    FID is ``None`` with ``fid_reason`` when ``fid`` is None, never a made-up number.
+    """
+    def colour(pred: str, gt: str) -> dict:
+        m = metrics.image_metrics(images[pred], images[gt], epsilon) if len(images[gt]) else {}
+        if fid is not None and len(images[gt]) >= 2:
+            m["fid"] = fid(images[pred], images[gt])
+        else:
+            m["fid"] = None
+        return m
+
+    def sr(pred: str) -> dict:
+        if not len(images["gt_256"]):
+            return {}
+        p, s = metrics.sr_psnr_ssim(images[pred], images["gt_256"], border=scale)
+        return {"psnr_y": p, "ssim_y": s}
+
+    result = {
+        "colorization_64": {"model": colour("color_64", "gt_64"), "gray_baseline": colour("gray_64", "gt_64")},
+        "two_step_256": {"model": colour("two_step_256", "gt_256"),
+                         "gray_bicubic_baseline": colour("gray_bicubic_256", "gt_256")},
+        "sr_x4": {"model": sr("sr_model_256"), "bicubic_baseline": sr("sr_bicubic_256")},
+        "n_test": {"tier_64": int(len(images["gt_64"])), "tier_256": int(len(images["gt_256"]))},
+        "fid_note": fid_reason,
+    }
+    return result
+
+
+@torch.no_grad()
+def measure_fps(model: nn.Module, shape: tuple[int, ...], device: torch.device, batch_size: int,
+                warmup: int = 2, iters: int = 5) -> float:
+    """Images per second of ``model`` on random input of ``shape`` (C x H x W), after warm-up."""
+    x = torch.randn(batch_size, *shape, device=device)
+    model = model.to(device).eval()
+    for _ in range(warmup):
+        model(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        model(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch_size * iters / (time.perf_counter() - t)
+
+
+def finite_or_none(d):
+    """Replace non-finite floats by None, recursively (JSON has no NaN/inf)."""
+    if isinstance(d, dict):
+        return {k: finite_or_none(v) for k, v in d.items()}
+    if isinstance(d, float) and not math.isfinite(d):
+        return None
+    return d
+
+
+def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int) -> list[dict]:
+    """Save the first ``rows`` test images of tier 256 as PNG triplets (input, two-step, ground truth)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    n = min(rows, len(images["gt_256"]))
+    for i in range(n):
+        row = {}
+        panels = {"input": images["input_gray_64"][i], "two_step": images["two_step_256"][i],
+                  "bicubic_gray": images["gray_bicubic_256"][i], "ground_truth": images["gt_256"][i]}
+        for name, arr in panels.items():
+            fn = f"{i:03d}_{name}.png"
+            Image.fromarray(arr).save(folder / fn)
+            row[name] = fn
+        out.append(row)
+    return out

@@ -1,0 +1,154 @@
+"""Image-quality metrics (DESIGN.md §7). All take 8-bit sRGB unless stated.
+
+Arrays are ``N x H x W x 3`` uint8 (NumPy, channels last, as images are stored).
+Per-image values are averaged over the N images.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    if pred.ndim == 3:
+        pred, target = pred[None], target[None]
+    return pred.astype(np.float64), target.astype(np.float64)
+
+
+def mae(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean absolute error over all pixels and channels, in 8-bit levels (seed 004, eq. 5)."""
+    p, t = _pair(pred, target)
+    return float(np.abs(p - t).mean())
+
+
+def epsilon_accuracy(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> float:
+    """Percent of pixels whose error is <= ``epsilon * 255`` in every channel (seed 004, eq. 6).
+
+    Returns:
+        A percentage in [0, 100] (seed 004 reports e.g. 31.97 for U-Net + L1).
+    """
+    p, t = _pair(pred, target)
+    ok = (np.abs(p - t) <= epsilon * 255.0).all(axis=-1)
+    return float(ok.mean() * 100.0)
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean over images of ``10 log10(range^2 / MSE)`` in dB (seed 004, eq. 7).
+
+    Accepts ``N x H x W [x C]`` arrays of any numeric dtype. An image with
+    MSE = 0 scores ``inf`` (identical images), so the mean is then ``inf``.
+    """
+    p, t = pred.astype(np.float64), target.astype(np.float64)
+    if p.shape != t.shape:
+        raise ValueError(f"prediction {p.shape} and target {t.shape} differ in shape")
+    mse = ((p - t) ** 2).reshape(p.shape[0], -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        per_image = 10.0 * np.log10(data_range**2 / mse)
+    return float(per_image.mean())
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM (Wang et al. 2004) with a Gaussian window, sigma 1.5, as scikit-image computes it.
+
+    Accepts ``N x H x W x 3`` (colour, channel-averaged) or ``N x H x W`` (one channel).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=data_range)
+    if pred.ndim == 4:
+        kw["channel_axis"] = -1
+    vals = [structural_similarity(t.astype(np.float64), p.astype(np.float64), **kw) for p, t in zip(pred, target)]
+    return float(np.mean(vals))
+
+
+def y_channel(rgb: np.ndarray) -> np.ndarray:
+    """8-bit sRGB ``... x 3`` -> BT.601 luma Y in [16, 235], float64 (MATLAB ``rgb2ycbcr``)."""
+    rgb = rgb.astype(np.float64) / 255.0
+    return rgb @ np.array([65.481, 128.553, 24.966]) + 16.0
+
+
+def sr_psnr_ssim(pred: np.ndarray, target: np.ndarray, border: int) -> tuple[float, float]:
+    """Super-resolution PSNR/SSIM on Y with ``border`` pixels cropped (published x4 table convention)."""
+    yp, yt = y_channel(pred), y_channel(target)
+    if border:
+        yp, yt = yp[:, border:-border, border:-border], yt[:, border:-border, border:-border]
+    return psnr(yp, yt), ssim(yp, yt)
+
+
+def image_metrics(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> dict[str, float]:
+    """MAE, epsilon-accuracy (%), PSNR (dB) and SSIM of ``N x H x W x 3`` uint8 predictions."""
+    return {"mae": mae(pred, target), "epsilon_accuracy": epsilon_accuracy(pred, target, epsilon),
+            "psnr": psnr(pred, target), "ssim": ssim(pred, target)}
+
+
+def fid_weights_path() -> Path:
+    """Where pytorch-fid looks for its Inception weights: ``<torch hub dir>/checkpoints/``."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+
+
+class FID:
+    """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; seed 004, eq. 8).
+
+    Inception-v3 pool3 features (2048-d) of images resized to 299 inside the
+    network. Weights come from the torch hub cache (``fid_weights_path()``);
+    nothing is downloaded here, so check :meth:`available` first.
+
+    Args:
+        device: torch device for the Inception network.
+        batch_size: images per forward pass.
+
+    Raises:
+        FileNotFoundError: at construction, when the weights file is absent (names it).
+    """
+
+    def __init__(self, device: str = "cpu", batch_size: int = 32):
+        import torch
+        from pytorch_fid.inception import InceptionV3
+
+        path = fid_weights_path()
+        if not path.is_file():
+            raise FileNotFoundError(self.missing_reason())
+        self.torch = torch
+        self.device, self.batch_size = torch.device(device), batch_size
+        block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+        self.model = InceptionV3([block]).to(self.device).eval()
+
+    @staticmethod
+    def missing_reason() -> str:
+        """Why FID cannot be computed on this machine, and what to do."""
+        return (f"Inception weights for FID not found at {fid_weights_path()} (no download here); "
+                f"place {FID_WEIGHTS_FILE} from the pytorch-fid release there or set TORCH_HOME")
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether the weights file is present."""
+        return fid_weights_path().is_file()
+
+    def activations(self, images: np.ndarray) -> np.ndarray:
+        """Pool3 features ``N x 2048`` float64 of ``N x H x W x 3`` uint8 images."""
+        torch = self.torch
+        feats = []
+        with torch.no_grad():
+            for i in range(0, len(images), self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch_size])).permute(0, 3, 1, 2)
+                x = x.to(self.device).float() / 255.0
+                feats.append(self.model(x)[0].squeeze(-1).squeeze(-1).double().cpu().numpy())
+        return np.concatenate(feats)
+
+    def __call__(self, generated: np.ndarray, real: np.ndarray) -> float:
+        """FID between two sets of uint8 images (at least 2 each; small sets are biased high)."""
+        from pytorch_fid.fid_score import calculate_frechet_distance
+
+        a, b = self.activations(generated), self.activations(real)
+        value = calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        return float(value) if math.isfinite(value) else float("nan")

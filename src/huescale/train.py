@@ -1,0 +1,344 @@
+"""One Trainer for L1 pre-training and adversarial training (DESIGN.md §6).
+
+Phases:
+- ``pretrain``: the generator alone with L1 (seed 004_8015dae742fd526e.txt:
+  "we pre-train the generator ... with L1 loss"; Adam 1e-4, default betas).
+- ``adversarial``: conditional GAN + lambda_L1 * L1 (pix2pix; seeds 002/004:
+  LSGAN, lambda_L1 = 100, Adam 2e-4, betas (0.5, 0.999)), from the pre-trained
+  generator. The GAN step is the pix2pix trio ``forward`` / ``backward_D`` /
+  ``backward_G``.
+
+The Trainer owns seeding, the batch order (a seeded permutation per epoch, so
+a resumed run sees the same batches), bf16 autocast on CUDA, a tqdm bar,
+per-epoch validation, the best-validation weights, and an atomic resumable
+state written every ``checkpoint_every`` steps and at each epoch end.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from huescale import checkpoint
+from huescale.color import uint8_to_lab_normalized
+from huescale.losses import GANLoss, l1_loss
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, ...]
+# A task turns a uint8 batch (on the device) into (network input, target), both normalised.
+Task = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss; the last good checkpoint is kept."""
+
+
+def colorization_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lr64,)`` uint8 -> (L ``N x 1 x 64 x 64``, ab ``N x 2 x 64 x 64``), normalised to [-1, 1]."""
+    L, ab = uint8_to_lab_normalized(batch[0])
+    return L, ab
+
+
+def upscaling_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lr64, hr256)`` uint8 -> (L of LR ``N x 1 x 64 x 64``, L of HR ``N x 1 x 256 x 256``), in [-1, 1]."""
+    L_lr, _ = uint8_to_lab_normalized(batch[0])
+    L_hr, _ = uint8_to_lab_normalized(batch[1])
+    return L_lr, L_hr
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU.
+
+    Raises:
+        RuntimeError: ``cuda`` asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("runtime.device=cuda but no CUDA device is available; set runtime.device=auto or cpu")
+    return torch.device(name)
+
+
+@dataclass
+class PhaseConfig:
+    """What one training phase needs (built from params by the stage)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float]
+    seed: int = 0
+    max_batches: int = 0
+    gan_loss: str | None = None  # None = pre-training (L1 only)
+    lambda_l1: float = 100.0
+    collapse_steps: int = 200
+    collapse_threshold: float = 1e-3
+    checkpoint_every: int = 50
+    num_workers: int = 0
+    flip: bool = True
+    extra: dict = field(default_factory=dict)  # anything else that must match on resume
+
+    def fingerprint(self, *parts: object) -> str:
+        """A hash of the settings that a resumed run must share with the killed one."""
+        blob = json.dumps([self.__dict__, [str(p) for p in parts]], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class EpochRecord:
+    """Per-epoch losses and validation metric (also a row of the plots CSV)."""
+
+    epoch: int
+    step: int
+    values: dict[str, float]
+
+
+class Trainer:
+    """Trains a generator (and optionally a discriminator) for one phase.
+
+    Args:
+        netG: generator, input/output as produced by ``task``.
+        task: uint8 batch -> (input, target), e.g. :func:`colorization_task`.
+        cfg: the phase settings.
+        state_path: resumable state (model, optimizers, epoch, step, RNG, history).
+        best_path: where the best-validation generator is saved (via :func:`checkpoint.save_model`).
+        model_spec: ``(registry name, kwargs)`` of ``netG``, stored in ``best_path``.
+        netD: discriminator for the adversarial phase (sees input ++ output).
+        device: torch device.
+        on_epoch: callback ``(EpochRecord)``, e.g. MLflow logging.
+        resume: continue from ``state_path`` when it matches this run's fingerprint.
+    """
+
+    def __init__(self, netG: nn.Module, task: Task, cfg: PhaseConfig, state_path: str | Path,
+                 best_path: str | Path, model_spec: tuple[str, dict], netD: nn.Module | None = None,
+                 device: torch.device | str = "cpu", on_epoch: Callable[[EpochRecord], None] | None = None,
+                 resume: bool = True, progress: bool = True):
+        self.device = torch.device(device)
+        self.netG = netG.to(self.device)
+        self.netD = netD.to(self.device) if netD is not None else None
+        self.task, self.cfg = task, cfg
+        self.state_path, self.best_path = Path(state_path), Path(best_path)
+        self.model_spec, self.on_epoch, self.resume, self.progress = model_spec, on_epoch, resume, progress
+        self.adversarial = cfg.gan_loss is not None
+        if self.adversarial and self.netD is None:
+            raise ValueError("adversarial training needs a discriminator (netD)")
+        fused = self.device.type == "cuda"
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+        self.optD = (torch.optim.Adam(self.netD.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+                     if self.netD is not None else None)
+        self.criterionGAN = GANLoss(cfg.gan_loss) if self.adversarial else None
+        self.amp = self.device.type == "cuda"
+        self.epoch, self.step, self.best_val = 0, 0, math.inf
+        self.history: list[EpochRecord] = []
+        self.collapse_run = 0
+        self.collapse_warned = False
+        self.fingerprint = cfg.fingerprint(model_spec, type(netD).__name__ if netD is not None else None)
+
+    # -- state ---------------------------------------------------------------
+    def _state(self, batch_in_epoch: int) -> dict:
+        return {
+            "fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step,
+            "batch_in_epoch": batch_in_epoch, "best_val": self.best_val,
+            "netG": self.netG.state_dict(), "optG": self.optG.state_dict(),
+            "netD": self.netD.state_dict() if self.netD is not None else {},
+            "optD": self.optD.state_dict() if self.optD is not None else {},
+            "rng_torch": torch.get_rng_state(),
+            "history": [[r.epoch, r.step, r.values] for r in self.history],
+            "collapse_run": self.collapse_run,
+        }
+
+    def _try_resume(self) -> int:
+        """Load the resumable state if it exists and matches; returns the batch to start the epoch at."""
+        if not (self.resume and self.state_path.is_file()):
+            return 0
+        try:
+            st = checkpoint.load(self.state_path, self.device)
+        except checkpoint.CheckpointError as exc:
+            log.warning("%s; starting from scratch", exc)
+            return 0
+        if st.get("fingerprint") != self.fingerprint:
+            log.warning("%s was made with other settings; starting from scratch", self.state_path)
+            return 0
+        self.netG.load_state_dict(st["netG"])
+        self.optG.load_state_dict(st["optG"])
+        if self.netD is not None:
+            self.netD.load_state_dict(st["netD"])
+            self.optD.load_state_dict(st["optD"])
+        torch.set_rng_state(st["rng_torch"].cpu())
+        self.epoch, self.step, self.best_val = st["epoch"], st["step"], st["best_val"]
+        self.history = [EpochRecord(e, s, v) for e, s, v in st["history"]]
+        self.collapse_run = st.get("collapse_run", 0)
+        log.info("resumed %s at epoch %d, step %d", self.state_path, self.epoch, self.step)
+        return st["batch_in_epoch"]
+
+    # -- data order ------------------------------------------------------------
+    def _batches(self, n: int, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        perm = torch.randperm(n, generator=g).tolist()
+        bs = self.cfg.batch_size
+        batches = [perm[i:i + bs] for i in range(0, n - bs + 1, bs)] or [perm]  # drop_last, unless tiny
+        if self.cfg.max_batches > 0:
+            batches = batches[: self.cfg.max_batches]
+        return batches
+
+    def _prepare(self, batch: Batch, epoch: int, index: int, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
+        if train and self.cfg.flip:  # horizontal flip of half the batch, from (seed, epoch, batch) only
+            g = torch.Generator().manual_seed(hash((self.cfg.seed, epoch, index)) & 0x7FFFFFFF)
+            mask = (torch.rand(batch[0].shape[0], generator=g) < 0.5).to(self.device).view(-1, 1, 1, 1)
+            batch = tuple(torch.where(mask, b.flip(-1), b) for b in batch)
+        return self.task(batch)
+
+    # -- the steps -------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _check(self, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            if not torch.isfinite(v):
+                raise TrainingDiverged(
+                    f"{k} became {v.item()} at epoch {self.epoch}, step {self.step}; the last good "
+                    f"checkpoint {self.state_path} is kept. Lower the learning rate or check the data")
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; returns the named losses as floats."""
+        if not self.adversarial:
+            with self._autocast():
+                loss_G_L1 = l1_loss(self.netG(x), y)
+            self._check({"loss_G_L1": loss_G_L1})
+            self.optG.zero_grad(set_to_none=True)
+            loss_G_L1.backward()
+            self.optG.step()
+            return {"loss_G_L1": loss_G_L1.item()}
+        with self._autocast():
+            fake = self.netG(x)  # forward
+        # backward_D: real (x, y) vs fake (x, G(x)), fake detached
+        with self._autocast():
+            loss_D_fake = self.criterionGAN(self.netD(torch.cat([x, fake.detach()], 1)), False)
+            loss_D_real = self.criterionGAN(self.netD(torch.cat([x, y], 1)), True)
+            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+        self._check({"loss_D": loss_D})
+        self.optD.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.optD.step()
+        # backward_G: fool D, stay close to the target in L1
+        with self._autocast():
+            loss_G_GAN = self.criterionGAN(self.netD(torch.cat([x, fake], 1)), True, for_discriminator=False)
+            loss_G_L1 = l1_loss(fake, y)
+            loss_G = loss_G_GAN + self.cfg.lambda_l1 * loss_G_L1
+        self._check({"loss_G": loss_G})
+        self.optG.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.optG.step()
+        d = loss_D.item()
+        self.collapse_run = self.collapse_run + 1 if d < self.cfg.collapse_threshold else 0
+        return {"loss_D": d, "loss_D_real": loss_D_real.item(), "loss_D_fake": loss_D_fake.item(),
+                "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), "loss_G_L1": loss_G_L1.item()}
+
+    @torch.no_grad()
+    def validate(self, val_set: Dataset) -> float:
+        """Mean L1 of the generator on the validation set (network units); lower is better."""
+        self.netG.eval()
+        total, count = 0.0, 0
+        loader = DataLoader(val_set, batch_size=max(self.cfg.batch_size, 32), shuffle=False,
+                            num_workers=self.cfg.num_workers)
+        for batch in loader:
+            x, y = self._prepare(batch, 0, 0, train=False)
+            with self._autocast():
+                pred = self.netG(x)
+            total += l1_loss(pred, y).item() * x.shape[0]
+            count += x.shape[0]
+        self.netG.train()
+        return total / max(count, 1)
+
+    # -- the loop --------------------------------------------------------------
+    def fit(self, train_set: Dataset, val_set: Dataset) -> list[EpochRecord]:
+        """Train for ``cfg.epochs`` epochs (resuming if possible); returns the per-epoch history.
+
+        Raises:
+            TrainingDiverged: on a NaN/Inf loss.
+        """
+        seed_everything(self.cfg.seed)
+        start_batch = self._try_resume()
+        self.netG.train()
+        if self.netD is not None:
+            self.netD.train()
+        pin = self.device.type == "cuda"
+        while self.epoch < self.cfg.epochs:
+            batches = self._batches(len(train_set), self.epoch)
+            loader = DataLoader(train_set, batch_sampler=batches[start_batch:], num_workers=self.cfg.num_workers,
+                                pin_memory=pin, persistent_workers=False)
+            sums: dict[str, float] = {}
+            n = 0
+            bar = tqdm(loader, total=len(batches), initial=start_batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                       unit="batch", disable=not self.progress, leave=False)
+            for i, batch in enumerate(bar, start=start_batch):
+                x, y = self._prepare(batch, self.epoch, i, train=True)
+                losses = self.train_step(x, y)
+                self.step += 1
+                n += 1
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("loss_D", "loss_G", "loss_G_L1")})
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and i + 1 < len(batches):
+                    checkpoint.save_atomic(self._state(i + 1), self.state_path)
+            bar.close()
+            start_batch = 0
+            val = self.validate(val_set)
+            values = {k: v / max(n, 1) for k, v in sums.items()}
+            values["val_l1"] = val
+            if self.adversarial:
+                values["d_collapse"] = float(self.collapse_run >= self.cfg.collapse_steps)
+                if values["d_collapse"] and not self.collapse_warned:
+                    log.warning("discriminator collapse: loss_D < %g for %d steps", self.cfg.collapse_threshold,
+                                self.collapse_run)
+                    self.collapse_warned = True
+            self.epoch += 1
+            rec = EpochRecord(self.epoch, self.step, values)
+            self.history.append(rec)
+            if val < self.best_val:
+                self.best_val = val
+                checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
+            checkpoint.save_atomic(self._state(0), self.state_path)
+            if self.on_epoch:
+                self.on_epoch(rec)
+            log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
+        if not self.best_path.is_file():  # resumed after the last epoch but before saving: keep contract
+            checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=self.best_val)
+        return self.history
+
+
+def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:
+    """Per-epoch values as CSV (columns ``epoch, step, <loss names>``) for ``dvc plots`` and the report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in history for k in r.values})
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", *keys])
+        for r in history:
+            w.writerow([r.epoch, r.step, *[f"{r.values.get(k, float('nan')):.6g}" for k in keys]])
+    os.replace(tmp, path)

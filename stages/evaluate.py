@@ -1,0 +1,6 @@
+"""DVC stage `evaluate`: see dvc.yaml and huescale.stages.evaluate."""
+
+from huescale.stages import main
+
+if __name__ == "__main__":
+    main("evaluate")

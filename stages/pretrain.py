@@ -1,0 +1,6 @@
+"""DVC stage `pretrain`: see dvc.yaml and huescale.stages.pretrain."""
+
+from huescale.stages import main
+
+if __name__ == "__main__":
+    main("pretrain")
