@@ -41,4 +41,4 @@ class PairDataset(Dataset):
             raise IndexError(i)
         k = bisect.bisect_right(self.offsets, i) - 1
         j = i - self.offsets[k]
-        return tuple(torch.from_numpy(np.ascontiguousarray(s[k][j])).permute(2, 0, 1) for s in self.shards)
+        return tuple(torch.from_numpy(np.array(s[k][j])).permute(2, 0, 1) for s in self.shards)

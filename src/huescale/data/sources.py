@@ -92,7 +92,8 @@ class ImagenetteSource:
         marker.write_text(self.md5)
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
-        yield from _walk_images(self.root, "imagenette")
+        top = self.root / self.root.name  # the archive's own top folder, e.g. imagenette2-320/
+        yield from _walk_images(top if top.is_dir() else self.root, "imagenette")
 
 
 def make_source(cfg: DataConfig) -> Source:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up huescale on a fresh machine: a virtual environment in .venv with the
+# package (editable) and its pinned dependencies. Idempotent: re-running it
+# only installs what is missing. Needs Python >= 3.11 as python3 (or $PYTHON).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "huescale needs Python >= 3.11")'
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+# DVC: no analytics or update checks (offline machines).
+if [ -d .dvc ]; then
+  .venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
+  .venv/bin/dvc config --local core.check_update false >/dev/null 2>&1 || true
+fi
+echo "huescale: environment ready in .venv"

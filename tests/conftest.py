@@ -1,0 +1,77 @@
+"""Shared fixtures: real photographs from ../shared/data and helpers for offline weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HUESCALE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only folder of real photographs; the suite cannot run without it."""
+    if not (SHARED_DATA / "imagenet_sample").is_dir():
+        pytest.fail(f"real photographs not found at {SHARED_DATA}: clone next to ../shared or set HUESCALE_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def photos(shared_data) -> list[Path]:
+    """A fixed list of real colour photographs (JPEG, various sizes)."""
+    files = sorted((shared_data / "imagenet_sample").glob("*"))[:40]
+    return [f for f in files if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+@pytest.fixture(scope="session")
+def real_batch(photos) -> np.ndarray:
+    """16 colour photographs as a ``16 x 64 x 64 x 3`` uint8 array (centre crop, MATLAB bicubic)."""
+    from huescale.data.images import is_grayscale, read_image
+    from huescale.data.store import _center_square
+    from huescale.resize import imresize
+
+    out = []
+    for f in photos:
+        a = read_image(f)
+        if not is_grayscale(a):
+            out.append(imresize(_center_square(a), (64, 64)))
+        if len(out) == 16:
+            break
+    return np.stack(out)
+
+
+def save_random_fid_weights(torch_home: Path) -> Path:
+    """Save a randomly initialised FID Inception (He-normal convs) where pytorch-fid looks for it.
+
+    Exercises the real FID code path offline; the values it gives are not
+    comparable with published FIDs (ENVIRONMENT.md: with PyTorch's default init
+    the pool3 features vanish, so the convs are re-initialised).
+    """
+    import torch
+    from pytorch_fid import inception as I
+
+    torch.manual_seed(0)
+    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = I.FIDInceptionE_1(1280)
+    net.Mixed_7c = I.FIDInceptionE_2(2048)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    path = torch_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return path

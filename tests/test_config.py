@@ -1,0 +1,36 @@
+"""params.yaml: the shipped files load; wrong params fail early, naming the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from huescale.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_load():
+    cfg = load_config(ROOT / "params.yaml")
+    assert cfg.train.lambda_l1 == 100 and cfg.train.gan_loss == "lsgan" and cfg.data.lr_size == 64
+    for p in sorted((ROOT / "params").glob("*.yaml")):
+        load_config(p)
+
+
+@pytest.mark.parametrize("patch,match", [
+    ({"train": {"lamda_l1": 10}}, "train.lamda_l1"),
+    ({"train": {"epochs": "ten"}}, "train.epochs must be int"),
+    ({"data": {"source": "flickr"}}, "data.source"),
+    ({"data": {"source": "folder"}}, "data.folders"),
+    ({"data": {"splits": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "data.splits"),
+])
+def test_bad_params_name_the_key(tmp_path, patch, match):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(patch))
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/params.yaml")

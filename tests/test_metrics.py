@@ -1,0 +1,39 @@
+"""Metrics against independent computations and hand-made cases with known answers."""
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from huescale import metrics
+
+
+def test_identical_images(real_batch):
+    m = metrics.image_metrics(real_batch, real_batch)
+    assert m["mae"] == 0 and m["epsilon_accuracy"] == 100.0 and m["ssim"] == 1.0 and m["psnr"] == float("inf")
+
+
+def test_constant_shift_of_13_levels(real_batch):
+    target = np.clip(real_batch.astype(int), 0, 242).astype(np.uint8)
+    pred = target.copy()
+    pred[..., 1] += 13  # 13/255 > 5 %: no pixel within epsilon
+    assert metrics.epsilon_accuracy(pred, target, 0.05) == 0.0
+    assert abs(metrics.mae(pred, target) - 13 / 3) < 1e-9
+    shifted12 = target.copy()
+    shifted12[..., 1] += 12  # 12 <= 12.75: all within epsilon
+    assert metrics.epsilon_accuracy(shifted12, target, 0.05) == 100.0
+
+
+def test_psnr_and_ssim_match_skimage(real_batch):
+    rng = np.random.default_rng(0)
+    noisy = np.clip(real_batch + rng.normal(0, 8, real_batch.shape), 0, 255).astype(np.uint8)
+    ref_psnr = np.mean([peak_signal_noise_ratio(t, p, data_range=255) for t, p in zip(real_batch, noisy)])
+    ref_ssim = np.mean([structural_similarity(t, p, channel_axis=-1, data_range=255, gaussian_weights=True,
+                                              sigma=1.5, use_sample_covariance=False)
+                        for t, p in zip(real_batch, noisy)])
+    assert abs(metrics.psnr(noisy, real_batch) - ref_psnr) < 1e-9
+    assert abs(metrics.ssim(noisy, real_batch) - ref_ssim) < 1e-9
+
+
+def test_y_channel_matches_bt601():
+    rgb = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0]]], np.uint8)
+    y = metrics.y_channel(rgb)
+    assert np.allclose(y, [[235.0, 16.0, 16 + 65.481]])

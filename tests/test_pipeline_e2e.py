@@ -1,0 +1,135 @@
+"""End to end: the real `dvc repro` on real photographs, in a copy of the project.
+
+Runs every stage with the `folder` source on a few hundred images of
+``../shared/data/imagenet_sample`` and tiny epoch counts, with FID computed
+by the real pytorch-fid code path on randomly initialised Inception weights
+saved into a temporary TORCH_HOME (nothing can be downloaded here), then
+checks outputs, metric ranges, the report and the MLflow record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, save_random_fid_weights
+
+N_IMAGES = 240
+EPOCHS = {"colorizer": 2, "upscaler": 2, "train": 2}
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, shared_data):
+    """A fresh git + DVC copy of the project, with the pipeline run once."""
+    work = tmp_path_factory.mktemp("e2e") / "huescale"
+    ignore = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns",
+                                    ".huescale", "__pycache__", "*.html", ".pytest_cache", "dvc.lock")
+    shutil.copytree(ROOT, work, ignore=ignore)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=N_IMAGES)
+    params["pretrain"]["colorizer"].update(epochs=EPOCHS["colorizer"], max_batches=6)
+    params["pretrain"]["upscaler"].update(epochs=EPOCHS["upscaler"], max_batches=6)
+    params["train"].update(epochs=EPOCHS["train"], max_batches=6)
+    params["evaluate"].update(fid_batch_size=16)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    torch_home = work.parent / "torch_home"
+    save_random_fid_weights(torch_home)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "TORCH_HOME": str(torch_home),
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("HUESCALE_PARENT_RUN_ID", None)
+    _run(["git", "init", "-q"], work, env)
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-qm", "copy"], work, env)
+    log = _run([f"{bindir}/dvc", "repro"], work, env)
+    return work, env, log
+
+
+def test_every_stage_ran_and_wrote_its_outputs(project):
+    work, _, log = project
+    for stage in ("download", "prepare", "pretrain", "train", "evaluate", "report"):
+        assert f"Running stage '{stage}'" in log
+    for p in ("data/raw.json", "data/pairs/manifest.json", "models/colorizer_pretrained.pt", "models/upscaler.pt",
+              "models/colorizer.pt", "models/discriminator.pt", "metrics.json", "reports/index.html",
+              "metrics/pretrain_colorizer.csv", "metrics/train.csv", "dvc.lock"):
+        assert (work / p).is_file(), p
+    manifest = json.loads((work / "data/pairs/manifest.json").read_text())
+    assert manifest["usable"] == N_IMAGES
+    assert sum(manifest["excluded"].values()) == manifest["candidates_seen"] - N_IMAGES
+
+
+def test_metrics_are_finite_and_in_range(project):
+    work, _, _ = project
+    m = json.loads((work / "metrics.json").read_text())
+    for section in ("colorization_64", "two_step_256"):
+        for method, vals in m[section].items():
+            assert 0 <= vals["mae"] <= 255, (section, method)
+            assert 0 <= vals["epsilon_accuracy"] <= 100
+            assert 5 < vals["psnr"] < 60
+            assert 0 < vals["ssim"] <= 1
+            assert vals["fid"] is not None and math.isfinite(vals["fid"]) and vals["fid"] >= 0
+    for method in ("model", "bicubic_baseline"):
+        assert 15 < m["sr_x4"][method]["psnr_y"] < 50 and 0 < m["sr_x4"][method]["ssim_y"] <= 1
+    assert m["fid_note"] is None
+    assert m["n_test"]["tier_64"] > 0 and m["n_test"]["tier_256"] > 0
+    assert m["fps"]["colorizer_batch1"] > 0
+
+
+def test_report_has_tables_images_and_curves(project):
+    work, _, _ = project
+    html = (work / "reports/index.html").read_text()
+    assert "Table 7" in html and "U-Net + L1" in html  # seed 004's published rows, cited
+    assert re.search(r"two-step", html) and "<table" in html
+    imgs = re.findall(r'<img [^>]*src="data:image/png;base64,', html)
+    assert len(imgs) >= 8 * 4
+    assert html.count("<svg") >= 3 and "<polyline" in html
+    assert not re.search(r'(src|href)="https?://(?!127\.0\.0\.1)', html)  # self-contained: nothing fetched
+
+
+def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
+    work, _, _ = project
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("huescale")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("huescale.kind") == "pipeline"]
+    assert len(parents) == 1
+    stages = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert set(stages) == {"download", "prepare", "pretrain", "train", "evaluate", "report"}
+    assert all(r.info.status == "FINISHED" for r in stages.values())
+    hist = client.get_metric_history(stages["train"].info.run_id, "train/val_l1")
+    assert [h.step for h in hist] == list(range(1, EPOCHS["train"] + 1))
+    hist = client.get_metric_history(stages["pretrain"].info.run_id, "colorizer/loss_G_L1")
+    assert len(hist) == EPOCHS["colorizer"]
+    assert stages["train"].data.params["train.lambda_l1"] == "100.0"
+    arts = [a.path for a in client.list_artifacts(stages["report"].info.run_id, "report")]
+    assert "report/index.html" in arts
+    del mlflow
+
+
+def test_second_repro_reruns_nothing_and_dvc_reads_metrics(project):
+    work, env, _ = project
+    bindir = str(Path(sys.executable).parent)
+    log = _run([f"{bindir}/dvc", "repro"], work, env)
+    for stage in ("prepare", "pretrain", "train", "evaluate", "report"):
+        assert f"Stage '{stage}' didn't change, skipping" in log
+    shown = _run([f"{bindir}/dvc", "metrics", "show", "--json"], work, env)
+    assert "psnr_y" in shown
