@@ -37,8 +37,17 @@ def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
 def project(tmp_path_factory, shared_data):
     """A fresh git + DVC copy of the project, with the pipeline run once."""
     work = tmp_path_factory.mktemp("e2e") / "huescale"
-    ignore = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns",
-                                    ".huescale", "__pycache__", "*.html", ".pytest_cache", "dvc.lock")
+    top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
+                 ".pytest_cache", "dvc.lock", "metrics.json", "build"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if Path(folder) == ROOT:
+            skip |= top_level & set(names)
+        if Path(folder) == ROOT / "reports":
+            skip |= {n for n in names if n.endswith(".html")}
+        return skip
+
     shutil.copytree(ROOT, work, ignore=ignore)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=N_IMAGES)
