@@ -142,3 +142,25 @@ def test_second_repro_reruns_nothing_and_dvc_reads_metrics(project):
         assert f"Stage '{stage}' didn't change, skipping" in log
     shown = _run([f"{bindir}/dvc", "metrics", "show", "--json"], work, env)
     assert "psnr_y" in shown
+
+
+def test_colorize_command_on_benchmark_photos(project, shared_data, tmp_path):
+    """`huescale colorize` with the trained checkpoints: x4 output, bad files reported, others done."""
+    import numpy as np
+    from PIL import Image
+
+    work, env, _ = project
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in sorted((shared_data / "benchmarks" / "Set5" / "LRbicx4").glob("*.png"))[:3]:
+        shutil.copy(f, src / f.name)
+    (src / "broken.jpg").write_text("not an image")
+    bindir = Path(sys.executable).parent
+    res = subprocess.run([str(bindir / "huescale"), "colorize", str(src), "--out", str(tmp_path / "out"),
+                          "--scale", "4", "--colorizer", str(work / "models/colorizer.pt"),
+                          "--upscaler", str(work / "models/upscaler.pt")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "broken.jpg" in res.stderr
+    for f in sorted(src.glob("*.png")):
+        a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "out" / f.name))
+        assert b.shape == (a.shape[0] * 4, a.shape[1] * 4, 3)
