@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,11 @@ SHARED_DATA = Path(os.environ.get("HUESCALE_SHARED_DATA", ROOT.parent / "shared"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Prefect: a local ephemeral server with its own database, no telemetry (before prefect is imported)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="huescale-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 @pytest.fixture(scope="session")

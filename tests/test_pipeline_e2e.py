@@ -164,3 +164,27 @@ def test_colorize_command_on_benchmark_photos(project, shared_data, tmp_path):
     for f in sorted(src.glob("*.png")):
         a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "out" / f.name))
         assert b.shape == (a.shape[0] * 4, a.shape[1] * 4, 3)
+
+
+def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
+    """The Prefect flow on the trained copy: stages as tasks, artifacts, champion promoted once only."""
+    from mlflow.tracking import MlflowClient
+
+    from huescale.orchestration import retrain
+
+    work, env, _ = project
+    old = dict(os.environ)
+    os.environ.update({k: env[k] for k in ("PATH", "TORCH_HOME")})
+    try:
+        first = retrain(project_dir=str(work), stages=["evaluate", "report"])
+        second = retrain(project_dir=str(work), stages=["evaluate", "report"])
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert first["champion"]["promoted"] is True and first["champion"]["champion_val_l1"] is None
+    assert second["champion"]["promoted"] is False  # same model: not strictly better than the champion
+    assert second["champion"]["champion_val_l1"] == pytest.approx(second["champion"]["new_val_l1"])
+    assert first["metrics"]["sr_x4"]["model"]["psnr_y"] > 0 and first["report"].endswith("index.html")
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    mv = client.get_model_version_by_alias("huescale-colorizer", "champion")
+    assert mv.version == first["champion"]["version"] and mv.run_id == first["parent_run_id"]

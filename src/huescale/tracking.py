@@ -44,33 +44,82 @@ def pipeline_key(params_path: str | Path = "params.yaml") -> str:
     return h.hexdigest()[:16]
 
 
-def setup(cfg: Config) -> str:
-    """Point MLflow at ``tracking.uri`` and select ``tracking.experiment``; returns the experiment id."""
+def resolve_uri(uri: str, root: str | Path = ".") -> str:
+    """A relative ``sqlite:///file.db`` made absolute against ``root`` (other URIs unchanged)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((Path(root) / uri[len(prefix):]).resolve())
+    return uri
+
+
+def setup(cfg: Config, root: str | Path = ".") -> str:
+    """Point MLflow at ``tracking.uri`` (relative to ``root``) and select the experiment; returns its id."""
     _quiet_env()
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking.uri)
+    mlflow.set_tracking_uri(resolve_uri(cfg.tracking.uri, root))
     exp = mlflow.set_experiment(cfg.tracking.experiment)
     return exp.experiment_id
 
 
-def _find_or_create_parent(cfg: Config, key: str, experiment_id: str) -> str:
+def _find_or_create_parent(cfg: Config, params_path: str | Path, experiment_id: str) -> str:
     import mlflow
 
     env_id = os.environ.get("HUESCALE_PARENT_RUN_ID")
     if env_id:
         return env_id
+    key = pipeline_key(params_path)
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`{KIND_TAG}` = 'pipeline'",
         max_results=1, order_by=["attributes.start_time DESC"], output_format="list",
     )
-    if runs:
-        return runs[0].info.run_id
-    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=experiment_id,
-                          tags={PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit()}) as run:
+    return runs[0].info.run_id if runs else start_parent_run(cfg, Path(params_path).resolve().parent)
+
+
+def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None = None) -> str:
+    """Create a new pipeline parent run (e.g. one per Prefect flow run) and return its id."""
+    import mlflow
+
+    exp_id = setup(cfg, root)
+    key = pipeline_key(Path(root) / "params.yaml")  # same key as the stages compute
+    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id,
+                          tags={PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}) as run:
         mlflow.log_params(_params_for_mlflow(cfg))
         return run.info.run_id
+
+
+def champion(name: str = "huescale-colorizer"):
+    """The model version with alias ``champion`` of registered model ``name``, or None."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient().get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None
+
+
+def register_champion(checkpoint: str | Path, run_id: str, val_l1: float, name: str = "huescale-colorizer") -> str:
+    """Log ``checkpoint`` to ``run_id``, register it as a new version of ``name`` and alias it ``champion``.
+
+    Returns:
+        The new model version (a string number).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    client.log_artifact(run_id, str(checkpoint), "champion")
+    try:
+        client.create_registered_model(name, description="huescale colorizer (L -> ab); alias champion = best")
+    except MlflowException:
+        pass  # already exists
+    source = f"{client.get_run(run_id).info.artifact_uri}/champion"
+    mv = client.create_model_version(name, source=source, run_id=run_id,
+                                     tags={"val_l1": f"{val_l1:.6f}", "checkpoint": Path(checkpoint).name})
+    client.set_registered_model_alias(name, "champion", mv.version)
+    return mv.version
 
 
 def _params_for_mlflow(cfg: Config) -> dict[str, str]:
@@ -87,7 +136,7 @@ def stage_run(stage: str, cfg: Config, params_path: str | Path = "params.yaml") 
     import mlflow
 
     exp_id = setup(cfg)
-    parent_id = _find_or_create_parent(cfg, pipeline_key(params_path), exp_id)
+    parent_id = _find_or_create_parent(cfg, params_path, exp_id)
     with mlflow.start_run(run_id=parent_id):
         with mlflow.start_run(run_name=stage, nested=True, tags={KIND_TAG: "stage", "stage": stage}) as child:
             mlflow.log_params(_params_for_mlflow(cfg))

@@ -257,21 +257,11 @@ class Trainer:
         return {"loss_D": d, "loss_D_real": loss_D_real.item(), "loss_D_fake": loss_D_fake.item(),
                 "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), "loss_G_L1": loss_G_L1.item()}
 
-    @torch.no_grad()
     def validate(self, val_set: Dataset) -> float:
         """Mean L1 of the generator on the validation set (network units); lower is better."""
-        self.netG.eval()
-        total, count = 0.0, 0
-        loader = DataLoader(val_set, batch_size=max(self.cfg.batch_size, 32), shuffle=False,
-                            num_workers=self.cfg.num_workers)
-        for batch in loader:
-            x, y = self._prepare(batch, 0, 0, train=False)
-            with self._autocast():
-                pred = self.netG(x)
-            total += l1_loss(pred, y).item() * x.shape[0]
-            count += x.shape[0]
+        val = mean_l1(self.netG, self.task, val_set, self.device, max(self.cfg.batch_size, 32), self.cfg.num_workers)
         self.netG.train()
-        return total / max(count, 1)
+        return val
 
     # -- the loop --------------------------------------------------------------
     def fit(self, train_set: Dataset, val_set: Dataset) -> list[EpochRecord]:
@@ -328,6 +318,25 @@ class Trainer:
         if not self.best_path.is_file():  # resumed after the last epoch but before saving: keep contract
             checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=self.best_val)
         return self.history
+
+
+@torch.no_grad()
+def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device | str = "cpu",
+            batch_size: int = 32, num_workers: int = 0) -> float:
+    """Mean L1 of ``net`` over ``dataset`` (network units, lower is better); the validation metric.
+
+    Leaves ``net`` in eval mode. bf16 autocast on CUDA, as in training.
+    """
+    device = torch.device(device)
+    net = net.to(device).eval()
+    total, count = 0.0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
+        x, y = task(tuple(b.to(device) for b in batch))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            pred = net(x)
+        total += l1_loss(pred, y).item() * x.shape[0]
+        count += x.shape[0]
+    return total / max(count, 1)
 
 
 def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:

@@ -1,0 +1,158 @@
+"""Prefect 3 orchestration: the DVC pipeline as a flow of tasks, and the champion decision.
+
+``flows/retrain.py`` is the thin entry point (run once, serve on a cron
+schedule, or deploy to a ``gpu`` work pool); this module holds the flow.
+
+Each pipeline stage runs as ``dvc repro --single-item <stage>`` in the
+project folder, so DVC still decides what is up to date and records
+``dvc.lock``; the task streams its output to the Prefect log and is retried
+on failure (a resumed training run continues from its last checkpoint). One
+flow run is one MLflow parent run (``HUESCALE_PARENT_RUN_ID``). At the end the
+new colorizer becomes the MLflow ``champion`` only if its L1 on the current
+validation split beats the champion's on the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+STAGE_ORDER = ("download", "prepare", "pretrain", "train", "evaluate", "report")
+
+
+def _dvc() -> str:
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
+
+
+@task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
+def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = False) -> None:
+    """Run one DVC stage in ``project_dir``; its output goes to the Prefect log.
+
+    Raises:
+        RuntimeError: the stage exited non-zero (Prefect retries the task).
+    """
+    logger = get_run_logger()
+    env = {**os.environ, "HUESCALE_PARENT_RUN_ID": parent_run_id,
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    cmd = [_dvc(), "repro", "--single-item", stage] + (["--force"] if force else [])
+    logger.info("running %s in %s", " ".join(cmd), project_dir)
+    proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        text = line.rstrip("\n").split("\r")[-1].strip()  # progress bars redraw with \r: keep the last state
+        if text:
+            logger.info(text)
+            tail = (tail + [text])[-20:]
+    if proc.wait() != 0:
+        raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
+
+
+@task
+def promote_champion(project_dir: str, name: str = "huescale-colorizer") -> dict:
+    """Make the new colorizer the MLflow ``champion`` if it beats the current one on validation L1.
+
+    Both models are scored on the current validation split (tier 64) of the
+    project's pair store, so the comparison is fair when the data changed.
+
+    Returns:
+        ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``.
+    """
+    import tempfile
+
+    from mlflow.tracking import MlflowClient
+
+    from huescale import checkpoint, tracking
+    from huescale.data.dataset import PairDataset
+    from huescale.data.store import PairStore
+    from huescale.stages import COLORIZER, PAIRS
+    from huescale.train import colorization_task, mean_l1
+
+    root = Path(project_dir)
+    val = PairDataset(PairStore(root / PAIRS), "val", "64")
+    new_model, _ = checkpoint.load_model(root / COLORIZER)
+    new_l1 = mean_l1(new_model, colorization_task, val)
+    current = tracking.champion(name)
+    champ_l1 = None
+    if current is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = MlflowClient().download_artifacts(current.run_id, "champion", tmp)
+            files = sorted(Path(local).glob("*.pt"))
+            champ_model, _ = checkpoint.load_model(files[0])
+            champ_l1 = mean_l1(champ_model, colorization_task, val)
+    result = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
+    if champ_l1 is None or new_l1 < champ_l1:
+        run_id = os.environ["HUESCALE_PARENT_RUN_ID"]
+        result.update(promoted=True, version=tracking.register_champion(root / COLORIZER, run_id, new_l1, name))
+    get_run_logger().info("champion decision: %s", result)
+    return result
+
+
+def metrics_markdown(metrics: dict) -> str:
+    """The headline metrics of ``metrics.json`` as a Markdown table."""
+    rows = ["| section | method | MAE | eps-acc % | PSNR | SSIM |", "|---|---|---|---|---|---|"]
+    for section in ("colorization_64", "two_step_256"):
+        for method, m in metrics.get(section, {}).items():
+            rows.append(f"| {section} | {method} | {m.get('mae', 0):.2f} | {m.get('epsilon_accuracy', 0):.2f} | "
+                        f"{m.get('psnr', 0):.2f} | {m.get('ssim', 0):.3f} |")
+    for method, m in metrics.get("sr_x4", {}).items():
+        rows.append(f"| sr_x4 (Y) | {method} | | | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |")
+    return "\n".join(rows)
+
+
+@flow(name="huescale-retrain", log_prints=True)
+def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool = False,
+            promote: bool = True) -> dict:
+    """Retrain huescale: run the DVC stages, publish metrics and report, decide the champion.
+
+    Args:
+        project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``).
+        stages: stages to run, in pipeline order (default: all six).
+        force: re-run stages even when DVC finds them up to date.
+        promote: run the champion decision after the stages.
+
+    Returns:
+        ``{"parent_run_id", "metrics", "report", "champion"}``.
+
+    Raises:
+        ValueError: unknown stage names.
+    """
+    from huescale import tracking
+    from huescale.config import load_config
+    from huescale.stages import EVAL_METRICS, REPORT
+
+    root = Path(project_dir).resolve()
+    stages = list(stages or STAGE_ORDER)
+    unknown = set(stages) - set(STAGE_ORDER)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGE_ORDER)}")
+    cfg = load_config(root / "params.yaml")
+    parent = tracking.start_parent_run(cfg, root, tags={"orchestrator": "prefect"})
+    for stage in sorted(stages, key=STAGE_ORDER.index):
+        dvc_stage(stage, str(root), parent, force)
+    out: dict = {"parent_run_id": parent, "metrics": None, "report": None, "champion": None}
+    if (root / EVAL_METRICS).is_file():
+        out["metrics"] = json.loads((root / EVAL_METRICS).read_text())
+        create_markdown_artifact(metrics_markdown(out["metrics"]), key="huescale-metrics",
+                                 description="test-split metrics of this retraining run")
+    if (root / REPORT).is_file():
+        out["report"] = str(root / REPORT)
+        create_link_artifact((root / REPORT).as_uri(), link_text="huescale report", key="huescale-report")
+    create_link_artifact(f"{tracking.resolve_uri(cfg.tracking.uri, root)}#runs/{parent}",
+                         link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
+    if promote:
+        os.environ["HUESCALE_PARENT_RUN_ID"] = parent
+        try:
+            out["champion"] = promote_champion(str(root))
+        finally:
+            os.environ.pop("HUESCALE_PARENT_RUN_ID", None)
+    return out
