@@ -49,6 +49,7 @@ class DataConfig:
 
     @property
     def lr_size(self) -> int:
+        """The LR side in pixels: ``hr_size // scale`` (64 for 256 and x4)."""
         return self.hr_size // self.scale
 
 

@@ -33,9 +33,11 @@ class Source(Protocol):
 
     name: str
 
-    def fetch(self) -> None: ...
+    def fetch(self) -> None:
+        """Make the images available locally (download, verify, extract); idempotent."""
 
-    def iter_files(self) -> Iterator[tuple[str, Path]]: ...
+    def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """Yield ``(stable key, local path)`` for every image file, in a deterministic order."""
 
 
 def _walk_images(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
@@ -66,6 +68,7 @@ class FolderSource:
                 raise FileNotFoundError(f"data.folders: {f} is not a directory; fix the path in params.yaml")
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """Image files under each folder; keys are ``<folder name>/<relative path>``."""
         for f in self.folders:
             yield from _walk_images(f.resolve(), f.resolve().name)
 
@@ -92,6 +95,7 @@ class ImagenetteSource:
         marker.write_text(self.md5)
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """Image files of the extracted archive; keys are ``imagenette/<split>/<wnid>/<file>``."""
         top = self.root / self.root.name  # the archive's own top folder, e.g. imagenette2-320/
         yield from _walk_images(top if top.is_dir() else self.root, "imagenette")
 

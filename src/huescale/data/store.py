@@ -111,6 +111,7 @@ class _ShardWriter:
         return pos
 
     def flush(self) -> None:
+        """Write the buffered arrays as the next shard (no-op when empty)."""
         if not self.buf:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -208,6 +209,7 @@ class _InlinePool:
         return False
 
     def imap(self, fn, it, chunksize=1) -> Iterator:
+        """Lazy ``map`` in this process."""
         return map(fn, it)
 
 
