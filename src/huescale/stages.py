@@ -198,7 +198,8 @@ def report(cfg: Config) -> dict:
         ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
         ("pretrain_upscaler", "upscaler pre-training (L1)", ["loss_G_L1", "val_l1"]),
         ("train", "adversarial: discriminator", ["loss_D", "loss_D_real", "loss_D_fake"]),
-        ("train", "adversarial: generator", ["loss_G_GAN", "loss_G_L1", "val_l1"]),
+        ("train", "adversarial: generator GAN loss", ["loss_G_GAN"]),
+        ("train", "adversarial: L1 (train, validation)", ["loss_G_L1", "val_l1"]),
     ):
         h = read_history(METRICS / f"{name}.csv")
         if h:
