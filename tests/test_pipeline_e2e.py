@@ -169,6 +169,7 @@ def test_colorize_command_on_benchmark_photos(project, shared_data, tmp_path):
 def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
     """The Prefect flow on the trained copy: stages as tasks, artifacts, champion promoted once only."""
     from mlflow.tracking import MlflowClient
+    from prefect.testing.utilities import prefect_test_harness
 
     from huescale.orchestration import retrain
 
@@ -176,8 +177,9 @@ def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
     old = dict(os.environ)
     os.environ.update({k: env[k] for k in ("PATH", "TORCH_HOME")})
     try:
-        first = retrain(project_dir=str(work), stages=["evaluate", "report"])
-        second = retrain(project_dir=str(work), stages=["evaluate", "report"])
+        with prefect_test_harness(server_startup_timeout=120):  # a local server, stopped before pytest exits
+            first = retrain(project_dir=str(work), stages=["evaluate", "report"])
+            second = retrain(project_dir=str(work), stages=["evaluate", "report"])
     finally:
         os.environ.clear()
         os.environ.update(old)
