@@ -83,3 +83,93 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     p.write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoint.CheckpointError, match="bad.pt"):
         checkpoint.load(p)
+
+
+KILL_SCRIPT = """
+import sys, time, torch
+from huescale import models
+from huescale.data.dataset import PairDataset
+from huescale.data.store import PairStore
+from huescale.train import PhaseConfig, Trainer, colorization_task
+store, out = PairStore(sys.argv[1]), sys.argv[2]
+torch.manual_seed(0)
+cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", checkpoint_every=2)
+t = Trainer(models.build("unet", base_channels=8), colorization_task, cfg, out + "/state.pt", out + "/best.pt",
+            ("unet", {"base_channels": 8}), netD=models.build("patchgan", base_channels=8), progress=False)
+step = t.train_step
+def slow_step(x, y):
+    time.sleep(float(sys.argv[3]))
+    return step(x, y)
+t.train_step = slow_step
+t.fit(PairDataset(store, "train", "64"), PairDataset(store, "val", "64"))
+torch.save({"netG": t.netG.state_dict(), "step": t.step, "epoch": t.epoch}, out + "/final.pt")
+"""
+
+
+def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path):
+    """A SIGKILL mid-epoch loses nothing: the resumed run ends with the same step count and weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    ref.mkdir()
+    killed.mkdir()
+    subprocess.run([sys.executable, str(script), str(store.root), str(ref), "0"], check=True, timeout=600)
+    proc = subprocess.Popen([sys.executable, str(script), str(store.root), str(killed), "0.3"])
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for a mid-epoch checkpoint (step 2 of epoch 1), then SIGKILL
+        st = killed / "state.pt"
+        if st.is_file():
+            try:
+                s = checkpoint.load(st)
+            except checkpoint.CheckpointError:
+                continue
+            if s["batch_in_epoch"] > 0:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (killed / "final.pt").exists(), "the run finished before it could be killed"
+    subprocess.run([sys.executable, str(script), str(store.root), str(killed), "0"], check=True, timeout=600)
+    a, b = torch.load(ref / "final.pt"), torch.load(killed / "final.pt")
+    assert (a["step"], a["epoch"]) == (b["step"], b["epoch"])
+    for k in a["netG"]:
+        assert torch.equal(a["netG"][k], b["netG"][k]), k
+
+
+def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), checkpoint_every=2, max_batches=3)
+    _trainer(tmp_path, cfg).fit(train, val)
+    state = tmp_path / "run_state.pt"
+    assert checkpoint.previous(state).is_file()
+    state.write_bytes(state.read_bytes()[:100])  # truncated, as by a crash of the disk
+    t = _trainer(tmp_path, dataclasses.replace(cfg, epochs=3))
+    assert t._try_resume() == 0 and t.epoch >= 1  # resumed from run_state.prev.pt, not from scratch
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path):
+    from huescale.train import TrainingDiverged
+
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
+    t = _trainer(tmp_path, cfg)
+    t.fit(train, val)
+    good = (tmp_path / "run_state.pt").read_bytes()
+    t2 = _trainer(tmp_path, dataclasses.replace(cfg, epochs=3))
+    t2.task = lambda b: tuple(v * float("nan") for v in colorization_task(b))  # corrupt data -> NaN loss
+    with pytest.raises(TrainingDiverged, match="loss_G_L1 became nan"):
+        t2.fit(train, val)
+    assert (tmp_path / "run_state.pt").read_bytes() == good  # the last good checkpoint is kept as it was
+
+
+def test_same_seed_same_data_gives_identical_metrics(store, tmp_path):
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=4)
+    h1 = _trainer(tmp_path, cfg, adversarial=True, name="a").fit(train, val)
+    h2 = _trainer(tmp_path, cfg, adversarial=True, name="b").fit(train, val)
+    assert h1[-1].values == h2[-1].values

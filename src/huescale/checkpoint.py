@@ -16,10 +16,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt or not a huescale checkpoint; names the file."""
 
 
-def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
+def previous(path: str | Path) -> Path:
+    """Where :func:`save_atomic` keeps the previous version of ``path`` (``keep_previous=True``)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = False) -> None:
     """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``.
 
     A reader never sees a half-written file, even if the process is killed.
+    With ``keep_previous`` the file being replaced is kept as :func:`previous`,
+    a fallback should the new one ever be unreadable.
+
+    Raises:
+        CheckpointError: the file cannot be written (disk full, read-only folder); names
+            the file, and the previous checkpoint is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,10 +41,30 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, previous(path))
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}; free disk space or fix permissions") from None
+
+
+def load_with_fallback(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
+    """Load ``path``, or its :func:`previous` version when ``path`` is missing or corrupt.
+
+    Returns:
+        ``(checkpoint dict, the file it came from)``.
+
+    Raises:
+        CheckpointError: neither file is a readable checkpoint (the message names both).
+    """
+    errors = []
+    for p in (Path(path), previous(path)):
+        try:
+            return load(p, map_location), p
+        except CheckpointError as exc:
+            errors.append(str(exc))
+    raise CheckpointError("; ".join(errors))
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

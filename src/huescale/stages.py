@@ -84,7 +84,7 @@ def _phase(cfg: Config, opt, **extra):
 
 def _fit(name: str, trainer_kwargs: dict, train_set, val_set, history_csv: Path) -> dict:
     """Run one Trainer phase with per-epoch MLflow logging; drop its resume state on success."""
-    from huescale import tracking
+    from huescale import checkpoint, tracking
     from huescale.train import Trainer, write_history_csv
 
     def on_epoch(rec) -> None:
@@ -95,6 +95,7 @@ def _fit(name: str, trainer_kwargs: dict, train_set, val_set, history_csv: Path)
     history = trainer.fit(train_set, val_set)
     write_history_csv(history, history_csv)
     trainer.state_path.unlink(missing_ok=True)
+    checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
     out = {f"{name}_best_val_l1": trainer.best_val, f"{name}_epochs": trainer.epoch, f"{name}_steps": trainer.step}
     if trainer.adversarial:
         out[f"{name}_d_collapse"] = bool(history and history[-1].values.get("d_collapse", 0))

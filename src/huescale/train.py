@@ -101,8 +101,12 @@ class PhaseConfig:
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
     def fingerprint(self, *parts: object) -> str:
-        """A hash of the settings that a resumed run must share with the killed one."""
-        blob = json.dumps([self.__dict__, [str(p) for p in parts]], sort_keys=True, default=str)
+        """A hash of the settings that a resumed run must share with the killed one.
+
+        ``epochs`` is left out, so a finished run can be extended by raising it.
+        """
+        settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
+        blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -171,13 +175,15 @@ class Trainer:
 
     def _try_resume(self) -> int:
         """Load the resumable state if it exists and matches; returns the batch to start the epoch at."""
-        if not (self.resume and self.state_path.is_file()):
+        if not (self.resume and (self.state_path.is_file() or checkpoint.previous(self.state_path).is_file())):
             return 0
         try:
-            st = checkpoint.load(self.state_path, self.device)
+            st, src = checkpoint.load_with_fallback(self.state_path, self.device)
         except checkpoint.CheckpointError as exc:
             log.warning("%s; starting from scratch", exc)
             return 0
+        if src != self.state_path:
+            log.warning("%s is unreadable; resuming from the previous good checkpoint %s", self.state_path, src)
         if st.get("fingerprint") != self.fingerprint:
             log.warning("%s was made with other settings; starting from scratch", self.state_path)
             return 0
@@ -190,7 +196,7 @@ class Trainer:
         self.epoch, self.step, self.best_val = st["epoch"], st["step"], st["best_val"]
         self.history = [EpochRecord(e, s, v) for e, s, v in st["history"]]
         self.collapse_run = st.get("collapse_run", 0)
-        log.info("resumed %s at epoch %d, step %d", self.state_path, self.epoch, self.step)
+        log.info("resumed %s at epoch %d, step %d", src, self.epoch, self.step)
         return st["batch_in_epoch"]
 
     # -- data order ------------------------------------------------------------
@@ -293,7 +299,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("loss_D", "loss_G", "loss_G_L1")})
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and i + 1 < len(batches):
-                    checkpoint.save_atomic(self._state(i + 1), self.state_path)
+                    checkpoint.save_atomic(self._state(i + 1), self.state_path, keep_previous=True)
             bar.close()
             start_batch = 0
             val = self.validate(val_set)
@@ -311,7 +317,7 @@ class Trainer:
             if val < self.best_val:
                 self.best_val = val
                 checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
-            checkpoint.save_atomic(self._state(0), self.state_path)
+            checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
             if self.on_epoch:
                 self.on_epoch(rec)
             log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
