@@ -131,6 +131,8 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0
     threads: int = 0  # torch CPU threads, 0 = torch default
+    channels_last: bool = False  # NHWC tensors for the conv nets (faster on GPUs)
+    compile: bool = False  # torch.compile the training forward passes
 
 
 @dataclass

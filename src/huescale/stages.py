@@ -79,7 +79,8 @@ def _phase(cfg: Config, opt, **extra):
     from huescale.train import PhaseConfig
 
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
-                       seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers, **extra)
+                       seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
+                       channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile, **extra)
 
 
 def _fit(name: str, trainer_kwargs: dict, train_set, val_set, history_csv: Path) -> dict:

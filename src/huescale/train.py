@@ -97,6 +97,8 @@ class PhaseConfig:
     collapse_threshold: float = 1e-3
     checkpoint_every: int = 50
     num_workers: int = 0
+    channels_last: bool = False  # NHWC memory format for the conv nets
+    compile: bool = False  # torch.compile the forward passes
     flip: bool = True
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
@@ -145,6 +147,13 @@ class Trainer:
         self.task, self.cfg = task, cfg
         self.state_path, self.best_path = Path(state_path), Path(best_path)
         self.model_spec, self.on_epoch, self.resume, self.progress = model_spec, on_epoch, resume, progress
+        if cfg.channels_last:
+            self.netG = self.netG.to(memory_format=torch.channels_last)
+            if self.netD is not None:
+                self.netD = self.netD.to(memory_format=torch.channels_last)
+        # forward callables; the modules themselves (and their state_dicts) stay uncompiled
+        self.G = torch.compile(self.netG) if cfg.compile else self.netG
+        self.D = (torch.compile(self.netD) if cfg.compile else self.netD) if self.netD is not None else None
         self.adversarial = cfg.gan_loss is not None
         if self.adversarial and self.netD is None:
             raise ValueError("adversarial training needs a discriminator (netD)")
@@ -215,7 +224,10 @@ class Trainer:
             g = torch.Generator().manual_seed(hash((self.cfg.seed, epoch, index)) & 0x7FFFFFFF)
             mask = (torch.rand(batch[0].shape[0], generator=g) < 0.5).to(self.device).view(-1, 1, 1, 1)
             batch = tuple(torch.where(mask, b.flip(-1), b) for b in batch)
-        return self.task(batch)
+        x, y = self.task(batch)
+        if self.cfg.channels_last:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        return x, y
 
     # -- the steps -------------------------------------------------------------
     def _autocast(self):
@@ -232,18 +244,18 @@ class Trainer:
         """One optimisation step on a batch; returns the named losses as floats."""
         if not self.adversarial:
             with self._autocast():
-                loss_G_L1 = l1_loss(self.netG(x), y)
+                loss_G_L1 = l1_loss(self.G(x), y)
             self._check({"loss_G_L1": loss_G_L1})
             self.optG.zero_grad(set_to_none=True)
             loss_G_L1.backward()
             self.optG.step()
             return {"loss_G_L1": loss_G_L1.item()}
         with self._autocast():
-            fake = self.netG(x)  # forward
+            fake = self.G(x)  # forward
         # backward_D: real (x, y) vs fake (x, G(x)), fake detached
         with self._autocast():
-            loss_D_fake = self.criterionGAN(self.netD(torch.cat([x, fake.detach()], 1)), False)
-            loss_D_real = self.criterionGAN(self.netD(torch.cat([x, y], 1)), True)
+            loss_D_fake = self.criterionGAN(self.D(torch.cat([x, fake.detach()], 1)), False)
+            loss_D_real = self.criterionGAN(self.D(torch.cat([x, y], 1)), True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         self._check({"loss_D": loss_D})
         self.optD.zero_grad(set_to_none=True)
@@ -251,7 +263,7 @@ class Trainer:
         self.optD.step()
         # backward_G: fool D, stay close to the target in L1
         with self._autocast():
-            loss_G_GAN = self.criterionGAN(self.netD(torch.cat([x, fake], 1)), True, for_discriminator=False)
+            loss_G_GAN = self.criterionGAN(self.D(torch.cat([x, fake], 1)), True, for_discriminator=False)
             loss_G_L1 = l1_loss(fake, y)
             loss_G = loss_G_GAN + self.cfg.lambda_l1 * loss_G_L1
         self._check({"loss_G": loss_G})

@@ -1,0 +1,121 @@
+"""Training throughput: eager fp32 vs the tuned path, in the same run. Prints JSON.
+
+    python benchmarks/train.py [--device auto] [--steps 20] [--batch 16] [--compile]
+
+Measures images/s of (1) the U-Net 64 adversarial step (U-Net + PatchGAN,
+LSGAN + lambda_L1 L1, Adam, seeds 002/004) and (2) the two-step 256 pipeline's
+upscaler step (ESPCN 64 -> 256, L1), each for eager fp32 and for the tuned
+path (channels_last; bf16 autocast and fused Adam on CUDA; torch.compile with
+--compile), plus the training loader's delivery rate from a real pair store
+built from ../shared/data/coco128 and its ratio to what the step consumes.
+Peak memory: CUDA max allocated, or the process's peak RSS on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from huescale import models
+from huescale.train import PhaseConfig, Trainer, colorization_task, resolve_device, upscaling_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: int, compile_: bool) -> float:
+    """Images per second of one training step kind after 3 warm-up steps."""
+    torch.manual_seed(0)
+    cfg = PhaseConfig(epochs=1, batch_size=batch, lr=2e-4, betas=(0.5, 0.999),
+                      gan_loss="lsgan" if kind == "unet64_adversarial" else None,
+                      channels_last=tuned, compile=tuned and compile_)
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "unet64_adversarial":
+            G, D, spec = models.build("unet", base_channels=32), models.build("patchgan", base_channels=32), "unet"
+            data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),)
+            task = colorization_task
+        else:
+            G, D, spec = models.build("espcn", scale=4), None, "espcn"
+            data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),
+                    torch.randint(0, 256, (batch, 3, 256, 256), dtype=torch.uint8))
+            task = upscaling_task
+        t = Trainer(G, task, cfg, Path(tmp) / "s.pt", Path(tmp) / "b.pt", (spec, {}), netD=D, device=device,
+                    progress=False)
+        if not tuned:  # eager fp32 reference: no autocast even on CUDA
+            t.amp = False
+        for i in range(3 + steps):
+            if i == 3:
+                _sync(device)
+                t0 = time.perf_counter()
+            x, y = t._prepare(data, 0, i, train=True)
+            t.train_step(x, y)
+        _sync(device)
+        return batch * steps / (time.perf_counter() - t0)
+
+
+def loader_rate(batch: int, seconds: float = 5.0) -> float:
+    """Images per second the pair-store DataLoader delivers (uint8 batches, tier 64)."""
+    from torch.utils.data import DataLoader
+
+    from huescale.config import DataConfig
+    from huescale.data.dataset import PairDataset
+    from huescale.data.sources import FolderSource, list_images
+    from huescale.data.store import PairStore, build_pair_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        refs = list_images(FolderSource([ROOT.parent / "shared" / "data" / "coco128" / "train2017"]))
+        build_pair_store(refs, DataConfig(source="folder", folders=["x"], n_images=128, workers=2), Path(tmp) / "p",
+                         progress=False)
+        ds = PairDataset(PairStore(Path(tmp) / "p"), "train", "64")
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for (b,) in DataLoader(ds, batch_size=batch, shuffle=True):
+                n += b.shape[0]
+        return n / (time.perf_counter() - t0)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA allocation, or peak RSS of this process, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--compile", action="store_true")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+                 "torch": torch.__version__, "batch": args.batch, "steps": args.steps,
+                 "tuned": "channels_last" + (" + bf16 autocast + fused Adam" if device.type == "cuda" else "")
+                 + (" + torch.compile" if args.compile else "")}
+    for kind in ("unet64_adversarial", "espcn_two_step_256"):
+        eager = step_rate(kind, False, device, args.batch, args.steps, args.compile)
+        tuned = step_rate(kind, True, device, args.batch, args.steps, args.compile)
+        out[kind] = {"eager_fp32_img_s": round(eager, 1), "tuned_img_s": round(tuned, 1),
+                     "speedup": round(tuned / eager, 2)}
+    out["loader_img_s"] = round(loader_rate(args.batch), 1)
+    consumed = max(out["unet64_adversarial"]["tuned_img_s"], out["unet64_adversarial"]["eager_fp32_img_s"])
+    out["loader_over_unet64_step"] = round(out["loader_img_s"] / consumed, 2)
+    out["peak_memory_mib"] = round(peak_memory_mb(device), 1)
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
