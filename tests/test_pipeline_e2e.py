@@ -190,3 +190,70 @@ def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     mv = client.get_model_version_by_alias("huescale-colorizer", "champion")
     assert mv.version == first["champion"]["version"] and mv.run_id == first["parent_run_id"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def test_served_deployment_runs_when_triggered(project, tmp_path):
+    """`flows/retrain.py serve` against a real Prefect server on 127.0.0.1; one triggered run completes."""
+    import time
+    import urllib.request
+
+    work, env, _ = project
+    bindir = Path(sys.executable).parent
+    port = _free_port()
+    penv = {**env, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    server = subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=penv, stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    serve = None
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, (logs / "server.log").read_text()[-2000:]
+                time.sleep(1)
+        serve = subprocess.Popen([sys.executable, str(ROOT / "flows" / "retrain.py"), "serve", "--project", str(work),
+                                  "--stages", "report", "--name", "e2e", "--cron", "0 3 * * *"],
+                                 env=penv, cwd=work, stdout=open(logs / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        deadline = time.time() + 120
+        while True:  # the deployment exists once `serve` has registered it
+            res = subprocess.run([str(bindir / "prefect"), "deployment", "inspect", "huescale-retrain/e2e"],
+                                 env=penv, capture_output=True, text=True, timeout=60)
+            if res.returncode == 0:
+                break
+            assert time.time() < deadline and serve.poll() is None, (logs / "serve.log").read_text()[-2000:]
+            time.sleep(2)
+        assert "0 3 * * *" in res.stdout  # the cron schedule is attached
+        run = subprocess.run([str(bindir / "prefect"), "deployment", "run", "huescale-retrain/e2e", "--watch",
+                              "--watch-timeout", "300"], env=penv, capture_output=True, text=True, timeout=360)
+        assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-2000:] + (logs / "serve.log").read_text()[-3000:]
+    finally:
+        if serve is not None:
+            _stop(serve)  # the serving process first, then the server (ENVIRONMENT.md)
+        _stop(server)
