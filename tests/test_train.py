@@ -175,3 +175,66 @@ def test_same_seed_same_data_gives_identical_metrics(store, tmp_path):
     h1 = _trainer(tmp_path, cfg, adversarial=True, name="a").fit(train, val)
     h2 = _trainer(tmp_path, cfg, adversarial=True, name="b").fit(train, val)
     assert h1[-1].values == h2[-1].values
+
+
+DDP_SCRIPT = """
+import sys, torch
+from huescale import distributed, models
+from huescale.data.dataset import PairDataset
+from huescale.data.store import PairStore
+from huescale.train import PhaseConfig, Trainer, colorization_task, upscaling_task
+device = distributed.init_from_env(torch.device("cpu"))
+torch.set_num_threads(1)
+store, out, kind = PairStore(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.manual_seed(0)
+if kind == "espcn":  # no BatchNorm: DDP must reproduce one process up to float summation order
+    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=4)
+    t = Trainer(models.build("espcn"), upscaling_task, cfg, out + "/state.pt", out + "/best.pt", ("espcn", {}),
+                progress=False)
+    tier = "256"
+else:
+    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=4)
+    t = Trainer(models.build("unet", base_channels=8), colorization_task, cfg, out + "/state.pt", out + "/best.pt",
+                ("unet", {"base_channels": 8}), netD=models.build("patchgan", base_channels=8), progress=False)
+    tier = "64"
+hist = t.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
+rank, world = distributed.world()
+torch.save({"netG": t.netG.state_dict(), "val_l1": hist[-1].values["val_l1"], "step": t.step},
+           f"{out}/final_{world}_{rank}.pt")
+"""
+
+
+@pytest.mark.parametrize("kind", ["espcn", "gan"])
+def test_ddp_two_gloo_processes_follow_one_process(store, tmp_path, kind):
+    """torchrun with 2 CPU processes (gloo) at global batch 8 = 1 process at batch 8.
+
+    Each rank takes half of every global batch and DDP averages the gradients.
+    Without BatchNorm (ESPCN) the weights match one process to float precision;
+    with it (U-Net + PatchGAN GAN step) each rank normalises its 4 images on
+    their own, so only the validation loss is compared, within 5 %.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    single, multi = tmp_path / "single", tmp_path / "multi"  # separate folders: no resuming from each other
+    single.mkdir()
+    multi.mkdir()
+    subprocess.run([sys.executable, str(script), str(store.root), str(single), kind], check=True, timeout=300)
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(script), str(store.root), str(multi), kind],
+                   check=True, timeout=300)
+    one = torch.load(single / "final_1_0.pt")
+    r0, r1 = torch.load(multi / "final_2_0.pt"), torch.load(multi / "final_2_1.pt")
+    assert one["step"] == r0["step"] == r1["step"] == 4
+    for k in r0["netG"]:  # the ranks hold identical weights (BN running stats are per rank; rank 0's are saved)
+        if "running_" not in k and "num_batches" not in k:
+            assert torch.equal(r0["netG"][k], r1["netG"][k]), k
+    if kind == "espcn":
+        for k in one["netG"]:
+            assert torch.allclose(one["netG"][k], r0["netG"][k], atol=1e-5, rtol=1e-4), k
+        assert r0["val_l1"] == pytest.approx(one["val_l1"], rel=1e-4)
+    else:
+        assert r0["val_l1"] == pytest.approx(one["val_l1"], rel=0.05)

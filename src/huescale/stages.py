@@ -47,9 +47,11 @@ def _device(cfg: Config):
 
     from huescale.train import resolve_device
 
+    from huescale.distributed import init_from_env
+
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
-    return resolve_device(cfg.runtime.device)
+    return init_from_env(resolve_device(cfg.runtime.device))  # joins the torchrun group, if any
 
 
 def download(cfg: Config) -> dict:
@@ -129,7 +131,7 @@ def pretrain(cfg: Config) -> dict:
 
 def train(cfg: Config) -> dict:
     """Adversarial training of the colorizer from its pre-trained weights (seeds 002/004)."""
-    from huescale import checkpoint, models, tracking
+    from huescale import checkpoint, distributed, models, tracking
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
     from huescale.train import colorization_task, seed_everything
@@ -145,7 +147,8 @@ def train(cfg: Config) -> dict:
                              best_path=COLORIZER, model_spec=(ck["model"], ck["kwargs"]), device=device,
                              resume=t.resume),
                PairDataset(store, "train", "64"), PairDataset(store, "val", "64"), METRICS / "train.csv")
-    checkpoint.save_model(netD, dspec.name, dspec.kwargs, DISCRIMINATOR)
+    if distributed.is_main():
+        checkpoint.save_model(netD, dspec.name, dspec.kwargs, DISCRIMINATOR)
     if out.get("train_d_collapse"):
         tracking.set_tags({"warning": "discriminator collapse (loss_D ~ 0)"})
     tracking.log_artifact(COLORIZER, "checkpoints")
@@ -246,15 +249,22 @@ def run_stage(name: str, params: str | Path = "params.yaml") -> dict:
     """
     from huescale import tracking
 
+    import contextlib
+
+    from huescale.distributed import is_main
+
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = load_config(params)
     t0 = time.perf_counter()
-    with tracking.stage_run(name, cfg, params):
+    main_process = is_main()  # under torchrun only rank 0 tracks and writes
+    with tracking.stage_run(name, cfg, params) if main_process else contextlib.nullcontext():
         out = STAGES[name](cfg)
         out["wall_s"] = round(time.perf_counter() - t0, 2)
         tracking.log_metrics({k: v for k, v in out.items() if not isinstance(v, bool)})
+    if not main_process:
+        return out
     if name != "report":
         _write_json(out, METRICS / f"{name}.json")
     log.info("stage %s done in %.1f s: %s", name, out["wall_s"], out)

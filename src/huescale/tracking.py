@@ -151,7 +151,7 @@ def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str 
 
     clean = {f"{prefix}{k}": float(v) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    if clean:
+    if clean and mlflow.active_run() is not None:  # no run (e.g. a torchrun rank > 0): nothing to log
         mlflow.log_metrics(clean, step=step)
 
 
@@ -160,6 +160,8 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     import mlflow
 
     p = Path(path)
+    if mlflow.active_run() is None:
+        return
     if p.is_dir():
         mlflow.log_artifacts(str(p), artifact_path)
     elif p.is_file():
@@ -170,7 +172,8 @@ def set_tags(tags: dict[str, Any]) -> None:
     """Tag the active run."""
     import mlflow
 
-    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    if mlflow.active_run() is not None:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
 def active_run_info() -> dict[str, str]:

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from huescale import checkpoint
+from huescale import checkpoint, distributed
 from huescale.color import uint8_to_lab_normalized
 from huescale.losses import GANLoss, l1_loss
 
@@ -151,9 +151,19 @@ class Trainer:
             self.netG = self.netG.to(memory_format=torch.channels_last)
             if self.netD is not None:
                 self.netD = self.netD.to(memory_format=torch.channels_last)
-        # forward callables; the modules themselves (and their state_dicts) stay uncompiled
-        self.G = torch.compile(self.netG) if cfg.compile else self.netG
-        self.D = (torch.compile(self.netD) if cfg.compile else self.netD) if self.netD is not None else None
+        # forward callables (DDP- and/or compile-wrapped); the modules and their state_dicts stay plain
+        self.rank, self.world = distributed.world()
+        self.G, self.D = self.netG, self.netD
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G = DDP(self.netG, device_ids=ids)
+            self.D = DDP(self.netD, device_ids=ids) if self.netD is not None else None
+        if cfg.compile:
+            self.G = torch.compile(self.G)
+            self.D = torch.compile(self.D) if self.D is not None else None
+        self.progress = progress and self.rank == 0
         self.adversarial = cfg.gan_loss is not None
         if self.adversarial and self.netD is None:
             raise ValueError("adversarial training needs a discriminator (netD)")
@@ -218,11 +228,13 @@ class Trainer:
             batches = batches[: self.cfg.max_batches]
         return batches
 
-    def _prepare(self, batch: Batch, epoch: int, index: int, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prepare(self, batch: Batch, epoch: int, index: int, train: bool,
+                 global_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
-        if train and self.cfg.flip:  # horizontal flip of half the batch, from (seed, epoch, batch) only
+        if train and self.cfg.flip:  # horizontal flip of half the global batch, from (seed, epoch, batch) only
             g = torch.Generator().manual_seed(hash((self.cfg.seed, epoch, index)) & 0x7FFFFFFF)
-            mask = (torch.rand(batch[0].shape[0], generator=g) < 0.5).to(self.device).view(-1, 1, 1, 1)
+            coins = torch.rand(global_size or batch[0].shape[0], generator=g)[self.rank::self.world]
+            mask = (coins < 0.5).to(self.device).view(-1, 1, 1, 1)
             batch = tuple(torch.where(mask, b.flip(-1), b) for b in batch)
         x, y = self.task(batch)
         if self.cfg.channels_last:
@@ -296,21 +308,25 @@ class Trainer:
         pin = self.device.type == "cuda"
         while self.epoch < self.cfg.epochs:
             batches = self._batches(len(train_set), self.epoch)
-            loader = DataLoader(train_set, batch_sampler=batches[start_batch:], num_workers=self.cfg.num_workers,
+            if self.world > 1 and len(batches[0]) % self.world:
+                raise ValueError(f"batch size {len(batches[0])} is not divisible by the {self.world} processes")
+            local = [b[self.rank::self.world] for b in batches[start_batch:]]  # this rank's slice of each batch
+            loader = DataLoader(train_set, batch_sampler=local, num_workers=self.cfg.num_workers,
                                 pin_memory=pin, persistent_workers=False)
             sums: dict[str, float] = {}
             n = 0
             bar = tqdm(loader, total=len(batches), initial=start_batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                        unit="batch", disable=not self.progress, leave=False)
             for i, batch in enumerate(bar, start=start_batch):
-                x, y = self._prepare(batch, self.epoch, i, train=True)
+                x, y = self._prepare(batch, self.epoch, i, train=True, global_size=len(batches[i]))
                 losses = self.train_step(x, y)
                 self.step += 1
                 n += 1
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("loss_D", "loss_G", "loss_G_L1")})
-                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and i + 1 < len(batches):
+                if (self.rank == 0 and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
+                        and i + 1 < len(batches)):
                     checkpoint.save_atomic(self._state(i + 1), self.state_path, keep_previous=True)
             bar.close()
             start_batch = 0
@@ -326,14 +342,16 @@ class Trainer:
             self.epoch += 1
             rec = EpochRecord(self.epoch, self.step, values)
             self.history.append(rec)
-            if val < self.best_val:
-                self.best_val = val
-                checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
-            checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
-            if self.on_epoch:
-                self.on_epoch(rec)
+            improved = val < self.best_val  # every rank validates the same weights: same decision
+            self.best_val = min(val, self.best_val)
+            if self.rank == 0:
+                if improved:
+                    checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
+                checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
+                if self.on_epoch:
+                    self.on_epoch(rec)
             log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
-        if not self.best_path.is_file():  # resumed after the last epoch but before saving: keep contract
+        if self.rank == 0 and not self.best_path.is_file():  # resumed after the last epoch but before saving
             checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=self.best_val)
         return self.history
 

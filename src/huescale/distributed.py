@@ -1,0 +1,46 @@
+"""Data-parallel training with ``torchrun`` (DistributedDataParallel).
+
+``torchrun --nproc_per_node=N stages/train.py`` starts N processes with
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set; :func:`init_from_env` joins them
+into one process group (NCCL on CUDA, gloo on CPU). The Trainer then wraps its
+networks in DDP and gives each rank an equal slice of every global batch, so
+N processes at global batch B follow one process at batch B (up to BatchNorm,
+whose statistics are per rank).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process; ``(0, 1)`` outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    """Whether this process is rank 0 (the one that writes files and logs)."""
+    return int(os.environ.get("RANK", "0")) == 0 and world()[0] == 0
+
+
+def init_from_env(device: torch.device) -> torch.device:
+    """Join the ``torchrun`` process group if ``WORLD_SIZE > 1``; returns this rank's device.
+
+    Args:
+        device: the configured device; on CUDA each rank takes ``cuda:LOCAL_RANK``.
+
+    Returns:
+        The device this rank should use.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
