@@ -13,33 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
 
 from huescale import models
+from huescale.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
 from huescale.train import resolve_device
-
-
-@torch.no_grad()
-def rate(pipe: torch.nn.Module, batch: int, device: torch.device, tuned: bool, iters: int) -> float:
-    """Images per second of ``pipe`` on ``batch`` x 1 x 64 x 64 inputs."""
-    x = torch.rand(batch, 1, 64, 64, device=device) * 2 - 1
-    if tuned:
-        x = x.contiguous(memory_format=torch.channels_last)
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tuned and device.type == "cuda")
-    with ctx:
-        for _ in range(3):
-            pipe(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            pipe(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return batch * iters / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -56,7 +36,8 @@ def main() -> None:
             pipe = pipe.to(memory_format=torch.channels_last)
         key = "tuned" if tuned else "eager_fp32"
         for b in (1, 64):
-            out[f"{key}_batch{b}_img_s"] = round(rate(pipe, b, device, tuned, max(2, args.iters // (8 if b == 64 else 1))), 1)
+            iters = max(2, args.iters // (8 if b == 64 else 1))
+            out[f"{key}_batch{b}_img_s"] = round(measure_fps(pipe, (1, 64, 64), device, b, 3, iters, tuned), 1)
     json.dump(out, sys.stdout, indent=2)
     print()
 

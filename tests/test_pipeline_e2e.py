@@ -253,6 +253,15 @@ def test_served_deployment_runs_when_triggered(project, tmp_path):
         run = subprocess.run([str(bindir / "prefect"), "deployment", "run", "huescale-retrain/e2e", "--watch",
                               "--watch-timeout", "300"], env=penv, capture_output=True, text=True, timeout=360)
         assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-2000:] + (logs / "serve.log").read_text()[-3000:]
+        # a deployment to a GPU work pool (a process pool here): registered with its pool and schedule
+        subprocess.run([str(bindir / "prefect"), "work-pool", "create", "gpu", "--type", "process"], env=penv,
+                       check=True, capture_output=True, timeout=60)
+        subprocess.run([sys.executable, str(ROOT / "flows" / "retrain.py"), "deploy", "--pool", "gpu", "--project",
+                        str(work), "--name", "nightly-gpu"], env=penv, cwd=work, check=True, capture_output=True,
+                       timeout=120)
+        res = subprocess.run([str(bindir / "prefect"), "deployment", "inspect", "huescale-retrain/nightly-gpu"],
+                             env=penv, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "'work_pool_name': 'gpu'" in res.stdout, res.stdout[-2000:]
     finally:
         if serve is not None:
             _stop(serve)  # the serving process first, then the server (ENVIRONMENT.md)

@@ -238,3 +238,19 @@ def test_ddp_two_gloo_processes_follow_one_process(store, tmp_path, kind):
         assert r0["val_l1"] == pytest.approx(one["val_l1"], rel=1e-4)
     else:
         assert r0["val_l1"] == pytest.approx(one["val_l1"], rel=0.05)
+
+
+def test_read_only_output_gives_a_clear_error_and_keeps_inputs(store, tmp_path):
+    """/proc is a real read-only file system: the checkpoint writer names the file and what to do."""
+    before = (store.root / "manifest.json").read_bytes()
+    with pytest.raises(checkpoint.CheckpointError, match="cannot write checkpoint /proc/huescale/state.pt"):
+        checkpoint.save_atomic({"x": torch.zeros(1)}, "/proc/huescale/state.pt")
+    assert (store.root / "manifest.json").read_bytes() == before
+
+
+def test_persistent_loader_workers_give_the_same_run(store, tmp_path):
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
+    h0 = _trainer(tmp_path, cfg, name="w0").fit(train, val)
+    h2 = _trainer(tmp_path, dataclasses.replace(cfg, num_workers=2), name="w2").fit(train, val)
+    assert [r.values for r in h0] == [r.values for r in h2]

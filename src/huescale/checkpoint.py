@@ -34,9 +34,9 @@ def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = Fal
             the file, and the previous checkpoint is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()

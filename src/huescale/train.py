@@ -44,6 +44,19 @@ Batch = tuple[torch.Tensor, ...]
 Task = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
 
 
+class _BatchList:
+    """A batch sampler whose list of index batches the Trainer replaces every epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class TrainingDiverged(RuntimeError):
     """A non-finite loss; the last good checkpoint is kept."""
 
@@ -306,13 +319,14 @@ class Trainer:
         if self.netD is not None:
             self.netD.train()
         pin = self.device.type == "cuda"
+        order = _BatchList()  # the loader is made once (persistent workers); its batches change per epoch
+        loader = DataLoader(train_set, batch_sampler=order, num_workers=self.cfg.num_workers, pin_memory=pin,
+                            persistent_workers=self.cfg.num_workers > 0)
         while self.epoch < self.cfg.epochs:
             batches = self._batches(len(train_set), self.epoch)
             if self.world > 1 and len(batches[0]) % self.world:
                 raise ValueError(f"batch size {len(batches[0])} is not divisible by the {self.world} processes")
-            local = [b[self.rank::self.world] for b in batches[start_batch:]]  # this rank's slice of each batch
-            loader = DataLoader(train_set, batch_sampler=local, num_workers=self.cfg.num_workers,
-                                pin_memory=pin, persistent_workers=False)
+            order.batches = [b[self.rank::self.world] for b in batches[start_batch:]]  # this rank's slices
             sums: dict[str, float] = {}
             n = 0
             bar = tqdm(loader, total=len(batches), initial=start_batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
