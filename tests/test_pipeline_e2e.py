@@ -183,6 +183,7 @@ def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
     finally:
         os.environ.clear()
         os.environ.update(old)
+    assert first["tasks"] == {"evaluate": "Completed", "report": "Completed"}
     assert first["champion"]["promoted"] is True and first["champion"]["champion_val_l1"] is None
     assert second["champion"]["promoted"] is False  # same model: not strictly better than the champion
     assert second["champion"]["champion_val_l1"] == pytest.approx(second["champion"]["new_val_l1"])

@@ -254,3 +254,13 @@ def test_persistent_loader_workers_give_the_same_run(store, tmp_path):
     h0 = _trainer(tmp_path, cfg, name="w0").fit(train, val)
     h2 = _trainer(tmp_path, dataclasses.replace(cfg, num_workers=2), name="w2").fit(train, val)
     assert [r.values for r in h0] == [r.values for r in h2]
+
+
+def test_discriminator_collapse_is_flagged(store, tmp_path):
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=3,
+                      collapse_steps=2, collapse_threshold=1e9)  # any loss_D counts as collapsed here
+    hist = _trainer(tmp_path, cfg, adversarial=True).fit(train, val)
+    assert hist[-1].values["d_collapse"] == 1.0
+    normal = dataclasses.replace(cfg, collapse_threshold=1e-3)
+    assert _trainer(tmp_path, normal, adversarial=True, name="n").fit(train, val)[-1].values["d_collapse"] == 0.0

@@ -121,7 +121,7 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
         promote: run the champion decision after the stages.
 
     Returns:
-        ``{"parent_run_id", "metrics", "report", "champion"}``.
+        ``{"parent_run_id", "tasks" (stage -> final task state name), "metrics", "report", "champion"}``.
 
     Raises:
         ValueError: unknown stage names.
@@ -137,9 +137,12 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
         raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGE_ORDER)}")
     cfg = load_config(root / "params.yaml")
     parent = tracking.start_parent_run(cfg, root, tags={"orchestrator": "prefect"})
+    out: dict = {"parent_run_id": parent, "tasks": {}, "metrics": None, "report": None, "champion": None}
     for stage in sorted(stages, key=STAGE_ORDER.index):
-        dvc_stage(stage, str(root), parent, force)
-    out: dict = {"parent_run_id": parent, "metrics": None, "report": None, "champion": None}
+        state = dvc_stage(stage, str(root), parent, force, return_state=True)
+        out["tasks"][stage] = state.name
+        if not state.is_completed():
+            state.result()  # re-raises the task's error after its retries: the flow run fails
     if (root / EVAL_METRICS).is_file():
         out["metrics"] = json.loads((root / EVAL_METRICS).read_text())
         create_markdown_artifact(metrics_markdown(out["metrics"]), key="huescale-metrics",

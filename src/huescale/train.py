@@ -44,6 +44,11 @@ Batch = tuple[torch.Tensor, ...]
 Task = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
 
 
+def _worker_context(num_workers: int) -> str | None:
+    """Loader workers start by forkserver: forking a process with running thread pools can hang or crash."""
+    return "forkserver" if num_workers > 0 and os.name != "nt" else None
+
+
 class _BatchList:
     """A batch sampler whose list of index batches the Trainer replaces every epoch."""
 
@@ -321,7 +326,8 @@ class Trainer:
         pin = self.device.type == "cuda"
         order = _BatchList()  # the loader is made once (persistent workers); its batches change per epoch
         loader = DataLoader(train_set, batch_sampler=order, num_workers=self.cfg.num_workers, pin_memory=pin,
-                            persistent_workers=self.cfg.num_workers > 0)
+                            persistent_workers=self.cfg.num_workers > 0, multiprocessing_context=_worker_context(
+                                self.cfg.num_workers))
         while self.epoch < self.cfg.epochs:
             batches = self._batches(len(train_set), self.epoch)
             if self.world > 1 and len(batches[0]) % self.world:
@@ -380,7 +386,8 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
     device = torch.device(device)
     net = net.to(device).eval()
     total, count = 0.0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            multiprocessing_context=_worker_context(num_workers)):
         x, y = task(tuple(b.to(device) for b in batch))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             pred = net(x)

@@ -26,8 +26,10 @@ class PairDataset(Dataset):
         if tier not in TIER_ARRAYS:
             raise ValueError(f"unknown tier {tier!r}; use '64' or '256'")
         self.names = TIER_ARRAYS[tier]
-        self.shards = [store.arrays(split, n) for n in self.names]
-        sizes = [len(a) for a in self.shards[0]]
+        self.root, self.split = store.root, split
+        self.files = [[store.root / split / fn for fn in store.manifest["shards"][split][n]] for n in self.names]
+        self._shards: list[list[np.ndarray]] | None = None  # opened lazily in each process (workers pickle paths)
+        sizes = [len(a) for a in store.arrays(split, self.names[0])]
         self.offsets = list(np.cumsum([0] + sizes))
         if self.offsets[-1] == 0:
             raise ValueError(f"{store.root}: split {split!r} has no images of tier {tier}; "
@@ -39,6 +41,11 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if not 0 <= i < len(self):
             raise IndexError(i)
+        if self._shards is None:
+            self._shards = [[np.load(f, mmap_mode="r") for f in files] for files in self.files]
         k = bisect.bisect_right(self.offsets, i) - 1
         j = i - self.offsets[k]
-        return tuple(torch.from_numpy(np.array(s[k][j])).permute(2, 0, 1) for s in self.shards)
+        return tuple(torch.from_numpy(np.array(s[k][j])).permute(2, 0, 1) for s in self._shards)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_shards": None}
