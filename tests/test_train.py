@@ -139,6 +139,23 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path)
     assert (a["step"], a["epoch"]) == (b["step"], b["epoch"])
     for k in a["netG"]:
         assert torch.equal(a["netG"][k], b["netG"][k]), k
+    best_a, best_b = checkpoint.load(ref / "best.pt"), checkpoint.load(killed / "best.pt")
+    assert best_a["val_l1"] == best_b["val_l1"]
+
+
+def test_resume_after_outputs_were_removed_writes_the_best_weights(store, tmp_path):
+    """DVC deletes a stage's outs before re-running it: the best weights come back from the state."""
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
+    t = _trainer(tmp_path, cfg)
+    t.fit(train, val)
+    best = checkpoint.load(tmp_path / "run_best.pt")
+    (tmp_path / "run_best.pt").unlink()
+    _trainer(tmp_path, cfg).fit(train, val)  # nothing left to train: resumes at the end
+    again = checkpoint.load(tmp_path / "run_best.pt")
+    assert again["val_l1"] == best["val_l1"]
+    for k in best["state_dict"]:
+        assert torch.equal(best["state_dict"][k], again["state_dict"][k]), k
 
 
 def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):

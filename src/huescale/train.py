@@ -16,6 +16,7 @@ state written every ``checkpoint_every`` steps and at each epoch end.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
@@ -192,6 +193,7 @@ class Trainer:
         self.criterionGAN = GANLoss(cfg.gan_loss) if self.adversarial else None
         self.amp = self.device.type == "cuda"
         self.epoch, self.step, self.best_val = 0, 0, math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None  # best-validation weights, also kept in the state
         self.history: list[EpochRecord] = []
         self.collapse_run = 0
         self.collapse_warned = False
@@ -206,6 +208,7 @@ class Trainer:
             "netD": self.netD.state_dict() if self.netD is not None else {},
             "optD": self.optD.state_dict() if self.optD is not None else {},
             "rng_torch": torch.get_rng_state(),
+            "best_netG": self.best_state or {},
             "history": [[r.epoch, r.step, r.values] for r in self.history],
             "collapse_run": self.collapse_run,
         }
@@ -233,6 +236,7 @@ class Trainer:
         self.epoch, self.step, self.best_val = st["epoch"], st["step"], st["best_val"]
         self.history = [EpochRecord(e, s, v) for e, s, v in st["history"]]
         self.collapse_run = st.get("collapse_run", 0)
+        self.best_state = st.get("best_netG") or None
         log.info("resumed %s at epoch %d, step %d", src, self.epoch, self.step)
         return st["batch_in_epoch"]
 
@@ -364,6 +368,8 @@ class Trainer:
             self.history.append(rec)
             improved = val < self.best_val  # every rank validates the same weights: same decision
             self.best_val = min(val, self.best_val)
+            if improved:
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.netG.state_dict().items()}
             if self.rank == 0:
                 if improved:
                     checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
@@ -371,8 +377,11 @@ class Trainer:
                 if self.on_epoch:
                     self.on_epoch(rec)
             log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
-        if self.rank == 0 and not self.best_path.is_file():  # resumed after the last epoch but before saving
-            checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=self.best_val)
+        if self.rank == 0 and not self.best_path.is_file() and self.best_state is not None:
+            # resumed after DVC removed the stage's outputs: write the best weights kept in the state
+            best = copy.deepcopy(self.netG).cpu()
+            best.load_state_dict(self.best_state)
+            checkpoint.save_model(best, *self.model_spec, self.best_path, val_l1=self.best_val)
         return self.history
 
 
