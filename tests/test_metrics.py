@@ -9,6 +9,20 @@ from huescale import metrics
 def test_identical_images(real_batch):
     m = metrics.image_metrics(real_batch, real_batch)
     assert m["mae"] == 0 and m["epsilon_accuracy"] == 100.0 and m["ssim"] == 1.0 and m["psnr"] == float("inf")
+    assert m["delta_e2000"] == 0.0 and m["colorfulness"] > 5
+
+
+def test_colorfulness_and_delta_e_known_values(real_batch):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    gray = np.repeat(real_batch.mean(axis=-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    assert metrics.colorfulness(gray) == 0.0
+    red = np.zeros((1, 8, 8, 3), np.uint8)
+    red[..., 0] = 200  # rg = 200, yb = 100, no spread: M = 0.3 * sqrt(200^2 + 100^2)
+    assert abs(metrics.colorfulness(red) - 0.3 * np.hypot(200, 100)) < 1e-9
+    one = metrics.delta_e2000(gray[:1], real_batch[:1])
+    ref = deltaE_ciede2000(rgb2lab(real_batch[0] / 255.0), rgb2lab(gray[0] / 255.0)).mean()
+    assert one > 2.3 and abs(one - ref) < 1e-9
 
 
 def test_constant_shift_of_13_levels(real_batch):

@@ -111,6 +111,35 @@ def test_report_has_tables_images_and_curves(project):
     assert not re.search(r'(src|href)="https?://(?!127\.0\.0\.1)', html)  # self-contained: nothing fetched
 
 
+def test_per_image_scores_and_escaped_file_names(project):
+    """Per-image CSV of every test image; a hostile file name is shown escaped in the report."""
+    import csv
+
+    work, env, _ = project
+    m = json.loads((work / "metrics.json").read_text())
+    with open(work / "eval/per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == m["n_test"]["tier_64"] + m["n_test"]["tier_256"]
+    col = [float(r["mae"]) for r in rows if r["method"] == "colorizer_64"]
+    assert col == sorted(col, reverse=True)  # worst first
+    index = work / "eval/samples/index.json"
+    original = index.read_text()
+    samples = json.loads(original)
+    samples["rows"][0]["key"] = "<script>alert(1)</script>.jpg"
+    index.write_text(json.dumps(samples))
+    report = work / "reports/index.html"
+    before = report.read_text()
+    try:
+        res = subprocess.run([str(Path(sys.executable).parent / "huescale"), "stage", "report"], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        html = report.read_text()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html and "<script>alert(1)" not in html
+    finally:
+        index.write_text(original)
+        report.write_text(before)
+
+
 def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     work, _, _ = project
     import mlflow

@@ -136,8 +136,42 @@ def finite_or_none(d):
     return d
 
 
-def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int) -> list[dict]:
-    """Save the first ``rows`` test images of tier 256 as PNG triplets (input, two-step, ground truth)."""
+def write_per_image_csv(images: dict[str, np.ndarray], store: PairStore, path: str | Path,
+                        epsilon: float = 0.05) -> int:
+    """Per-image scores of the colorizer (64 px) and the two-step pipeline (256 px) as CSV, worst first.
+
+    Columns: ``method, key, path, mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness``;
+    rows sorted by MAE, highest first, so the worst cases lead. Returns the number of rows.
+    """
+    import csv
+    import os
+
+    rows = []
+    for method, pred, gt, tier in (("colorizer_64", "color_64", "gt_64", "64"),
+                                   ("two_step_256", "two_step_256", "gt_256", "256")):
+        recs = store.records("test", tier)
+        for rec, m in zip(recs, metrics.per_image_metrics(images[pred], images[gt], epsilon)):
+            rows.append({"method": method, "key": rec["key"], "path": rec["path"], **m})
+    rows.sort(key=lambda r: (r["method"], -r["mae"]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        fields = ["method", "key", "path", "mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000", "colorfulness"]
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int,
+                 keys: list[str] | None = None) -> list[dict]:
+    """Save the first ``rows`` test images of tier 256 as PNGs (input, two-step, gray bicubic, ground truth).
+
+    Returns one dict per row: panel name -> file name, plus ``key`` (the image's source key).
+    """
     from PIL import Image
 
     folder = Path(folder)
@@ -152,5 +186,6 @@ def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int) -
             fn = f"{i:03d}_{name}.png"
             Image.fromarray(arr).save(folder / fn)
             row[name] = fn
+        row["key"] = keys[i] if keys else f"test image {i}"
         out.append(row)
     return out

@@ -31,6 +31,7 @@ METRICS = Path("metrics")
 STATE = Path(".huescale/state")
 EVAL_METRICS = Path("metrics.json")
 SAMPLES = Path("eval/samples")
+PER_IMAGE = Path("eval/per_image.csv")
 REPORT = Path("reports/index.html")
 TEMPLATES = Path("reports/templates")
 
@@ -163,7 +164,8 @@ def evaluate(cfg: Config) -> dict:
     device = _device(cfg)
     colorizer, _ = checkpoint.load_model(COLORIZER, device)
     upscaler, _ = checkpoint.load_model(UPSCALER, device)
-    images = ev.run_models(PairStore(PAIRS), colorizer, upscaler, device, cfg.data.scale, cfg.evaluate.batch_size)
+    store = PairStore(PAIRS)
+    images = ev.run_models(store, colorizer, upscaler, device, cfg.data.scale, cfg.evaluate.batch_size)
     fid, reason = None, None
     if not cfg.evaluate.fid:
         reason = "disabled by evaluate.fid=false"
@@ -179,7 +181,8 @@ def evaluate(cfg: Config) -> dict:
                      "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), device, 1)}
     result = ev.finite_or_none(result)
     _write_json(result, EVAL_METRICS)
-    samples = ev.save_samples(images, SAMPLES, cfg.evaluate.grid_rows)
+    ev.write_per_image_csv(images, store, PER_IMAGE, cfg.evaluate.epsilon)
+    samples = ev.save_samples(images, SAMPLES, cfg.evaluate.grid_rows, [r["key"] for r in store.records("test", "256")])
     _write_json({"rows": samples}, SAMPLES / "index.json")
     flat = {k: v for k, v in to_flat_dict(result).items() if isinstance(v, (int, float)) and v is not None}
     tracking.log_metrics(flat)
@@ -197,7 +200,7 @@ def report(cfg: Config) -> dict:
     metrics_ = json.loads(EVAL_METRICS.read_text())
     manifest = json.loads((PAIRS / "manifest.json").read_text())
     rows = json.loads((SAMPLES / "index.json").read_text())["rows"]
-    samples = [{k: data_uri(SAMPLES / v) for k, v in r.items()} for r in rows]
+    samples = [{k: (v if k == "key" else data_uri(SAMPLES / v)) for k, v in r.items()} for r in rows]
     charts, warnings = [], []
     for name, title, keys in (
         ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
