@@ -73,13 +73,21 @@ def run_models(store: PairStore, colorizer: nn.Module, upscaler: nn.Module, devi
 
 
 def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metrics.FID | None,
-          fid_reason: str | None) -> dict:
+          fid_reason: str | None) -> tuple[dict, dict[str, list[dict[str, float]]]]:
     """Metrics of every method against its ground truth (see the module docstring).
 
+    Each image is scored once: the set metrics are the means of the per-image ones
+    (the same values, as all images of a tier have the same size).
     FID is ``None`` with ``fid_reason`` when ``fid`` is None, never a made-up number.
+
+    Returns:
+        ``(metrics dict, per-image metrics by prediction name)``.
     """
+    per_image: dict[str, list[dict[str, float]]] = {}
+
     def colour(pred: str, gt: str) -> dict:
-        m = metrics.image_metrics(images[pred], images[gt], epsilon) if len(images[gt]) else {}
+        per = per_image[pred] = metrics.per_image_metrics(images[pred], images[gt], epsilon)
+        m = {k: float(np.mean([p[k] for p in per])) for k in per[0]} if per else {}
         if fid is not None and len(images[gt]) >= 2:
             m["fid"] = fid(images[pred], images[gt])
         else:
@@ -100,7 +108,7 @@ def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metric
         "n_test": {"tier_64": int(len(images["gt_64"])), "tier_256": int(len(images["gt_256"]))},
         "fid_note": fid_reason,
     }
-    return result
+    return result, per_image
 
 
 @torch.no_grad()
@@ -136,9 +144,10 @@ def finite_or_none(d):
     return d
 
 
-def write_per_image_csv(images: dict[str, np.ndarray], store: PairStore, path: str | Path,
-                        epsilon: float = 0.05) -> int:
+def write_per_image_csv(per_image: dict[str, list[dict[str, float]]], store: PairStore, path: str | Path) -> int:
     """Per-image scores of the colorizer (64 px) and the two-step pipeline (256 px) as CSV, worst first.
+
+    ``per_image`` is the second value returned by :func:`score`.
 
     Columns: ``method, key, path, mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness``;
     rows sorted by MAE, highest first, so the worst cases lead. Returns the number of rows.
@@ -147,10 +156,8 @@ def write_per_image_csv(images: dict[str, np.ndarray], store: PairStore, path: s
     import os
 
     rows = []
-    for method, pred, gt, tier in (("colorizer_64", "color_64", "gt_64", "64"),
-                                   ("two_step_256", "two_step_256", "gt_256", "256")):
-        recs = store.records("test", tier)
-        for rec, m in zip(recs, metrics.per_image_metrics(images[pred], images[gt], epsilon)):
+    for method, pred, tier in (("colorizer_64", "color_64", "64"), ("two_step_256", "two_step_256", "256")):
+        for rec, m in zip(store.records("test", tier), per_image[pred]):
             rows.append({"method": method, "key": rec["key"], "path": rec["path"], **m})
     rows.sort(key=lambda r: (r["method"], -r["mae"]))
     path = Path(path)

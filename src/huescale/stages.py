@@ -173,7 +173,7 @@ def evaluate(cfg: Config) -> dict:
         reason = metrics.FID.missing_reason()
     else:
         fid = metrics.FID(str(device), cfg.evaluate.fid_batch_size)
-    result = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason)
+    result, per_image = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason)
     lr = cfg.data.lr_size
     result["fps"] = {"device": device.type,
                      "colorizer_batch1": ev.measure_fps(colorizer, (1, lr, lr), device, 1),
@@ -181,7 +181,7 @@ def evaluate(cfg: Config) -> dict:
                      "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), device, 1)}
     result = ev.finite_or_none(result)
     _write_json(result, EVAL_METRICS)
-    ev.write_per_image_csv(images, store, PER_IMAGE, cfg.evaluate.epsilon)
+    ev.write_per_image_csv(per_image, store, PER_IMAGE)
     samples = ev.save_samples(images, SAMPLES, cfg.evaluate.grid_rows, [r["key"] for r in store.records("test", "256")])
     _write_json({"rows": samples}, SAMPLES / "index.json")
     flat = {k: v for k, v in to_flat_dict(result).items() if isinstance(v, (int, float)) and v is not None}

@@ -165,7 +165,7 @@ class Trainer:
         self.netD = netD.to(self.device) if netD is not None else None
         self.task, self.cfg = task, cfg
         self.state_path, self.best_path = Path(state_path), Path(best_path)
-        self.model_spec, self.on_epoch, self.resume, self.progress = model_spec, on_epoch, resume, progress
+        self.model_spec, self.on_epoch, self.resume = model_spec, on_epoch, resume
         if cfg.channels_last:
             self.netG = self.netG.to(memory_format=torch.channels_last)
             if self.netD is not None:
