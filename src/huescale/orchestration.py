@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 import shutil
 import subprocess
 import sys
@@ -47,19 +48,21 @@ def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = Fa
     proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     assert proc.stdout is not None
-    tail: list[str] = []
+    tail: deque[str] = deque(maxlen=20)
     for line in proc.stdout:
         text = line.rstrip("\n").split("\r")[-1].strip()  # progress bars redraw with \r: keep the last state
         if text:
             logger.info(text)
-            tail = (tail + [text])[-20:]
+            tail.append(text)
     if proc.wait() != 0:
         raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
 
 
 @task
-def promote_champion(project_dir: str, name: str = "huescale-colorizer") -> dict:
+def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colorizer") -> dict:
     """Make the new colorizer the MLflow ``champion`` if it beats the current one on validation L1.
+
+    The new version is registered from (and its checkpoint logged to) MLflow run ``run_id``.
 
     Both models are scored on the current validation split (tier 64) of the
     project's pair store, so the comparison is fair when the data changed.
@@ -91,7 +94,6 @@ def promote_champion(project_dir: str, name: str = "huescale-colorizer") -> dict
             champ_l1 = mean_l1(champ_model, colorization_task, val)
     result = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
     if champ_l1 is None or new_l1 < champ_l1:
-        run_id = os.environ["HUESCALE_PARENT_RUN_ID"]
         result.update(promoted=True, version=tracking.register_champion(root / COLORIZER, run_id, new_l1, name))
     get_run_logger().info("champion decision: %s", result)
     return result
@@ -153,9 +155,5 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     create_link_artifact(f"{tracking.resolve_uri(cfg.tracking.uri, root)}#runs/{parent}",
                          link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
     if promote:
-        os.environ["HUESCALE_PARENT_RUN_ID"] = parent
-        try:
-            out["champion"] = promote_champion(str(root))
-        finally:
-            os.environ.pop("HUESCALE_PARENT_RUN_ID", None)
+        out["champion"] = promote_champion(str(root), parent)
     return out

@@ -25,11 +25,9 @@ class PairDataset(Dataset):
     def __init__(self, store: PairStore, split: str, tier: str):
         if tier not in TIER_ARRAYS:
             raise ValueError(f"unknown tier {tier!r}; use '64' or '256'")
-        self.names = TIER_ARRAYS[tier]
-        self.root, self.split = store.root, split
-        self.files = [[store.root / split / fn for fn in store.manifest["shards"][split][n]] for n in self.names]
+        self.files = [store.shard_paths(split, n) for n in TIER_ARRAYS[tier]]
         self._shards: list[list[np.ndarray]] | None = None  # opened lazily in each process (workers pickle paths)
-        sizes = [len(a) for a in store.arrays(split, self.names[0])]
+        sizes = [len(a) for a in store.arrays(split, TIER_ARRAYS[tier][0])]
         self.offsets = list(np.cumsum([0] + sizes))
         if self.offsets[-1] == 0:
             raise ValueError(f"{store.root}: split {split!r} has no images of tier {tier}; "

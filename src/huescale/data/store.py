@@ -227,9 +227,13 @@ class PairStore:
             raise FileNotFoundError(f"{mf}: pair store not found; run the prepare stage first (dvc repro prepare)")
         self.manifest = json.loads(mf.read_text())
 
+    def shard_paths(self, split: str, name: str) -> list[Path]:
+        """The shard files of array ``name`` (``lr64``, ``lr256``, ``hr256``) in ``split``, in order."""
+        return [self.root / split / fn for fn in self.manifest["shards"][split][name]]
+
     def arrays(self, split: str, name: str) -> list[np.ndarray]:
         """The memory-mapped shards (``N_k x H x W x 3`` uint8) of ``name`` in ``split``."""
-        return [np.load(self.root / split / fn, mmap_mode="r") for fn in self.manifest["shards"][split][name]]
+        return [np.load(p, mmap_mode="r") for p in self.shard_paths(split, name)]
 
     def count(self, split: str, tier: str) -> int:
         """Number of images of ``tier`` (``"64"`` or ``"256"``) in ``split``."""
