@@ -2,6 +2,7 @@
 # Set up huescale on a fresh machine: a virtual environment in .venv with the
 # package (editable) and its pinned dependencies. Idempotent: re-running it
 # only installs what is missing. Needs Python >= 3.11 as python3 (or $PYTHON).
+# Also installs Debian's chromium (root/sudo only) unless HUESCALE_NO_BROWSER=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,5 +14,15 @@ PY=${PYTHON:-python3}
 if [ -d .dvc ]; then
   .venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
   .venv/bin/dvc config --local core.check_update false >/dev/null 2>&1 || true
+fi
+# Headless Chromium for the report tests (Debian's package; Playwright drives the system browser).
+if [ -z "${HUESCALE_NO_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if $SUDO true 2>/dev/null; then
+    echo "huescale: installing chromium (apt) for the report browser tests"
+    $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  else
+    echo "huescale: note: chromium is not installed and apt needs root; the browser tests will be skipped"
+  fi
 fi
 echo "huescale: environment ready in .venv"

@@ -81,3 +81,49 @@ def save_random_fid_weights(torch_home: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
     return path
+
+
+def browser_check(html: Path, screenshot: Path, width: int = 1300) -> dict:
+    """Open a report in headless Chromium (Playwright + the system browser) and inspect it.
+
+    Returns ``{"images": n, "broken": [alt or src of images that did not load], "errors": [console
+    errors and page exceptions], "svgs": n, "height": page height in px}`` and writes a full-page
+    screenshot. ``HUESCALE_SCREENSHOTS=<dir>`` also keeps a copy there (to look at them).
+    Skips when Chromium is absent, except under CI, where `.ci/run` installs it: there it fails.
+    """
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        msg = "Chromium not installed (apt-get install -y chromium; .ci/run does it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url[:80]}"))
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            info = page.evaluate("""() => ({
+                images: document.images.length,
+                broken: Array.from(document.images)
+                    .filter(i => !i.complete || i.naturalWidth === 0)
+                    .map(i => i.alt || i.src.slice(0, 60)),
+                svgs: document.querySelectorAll('svg').length,
+                height: document.documentElement.scrollHeight,
+            })""")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    keep = os.environ.get("HUESCALE_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, Path(keep) / screenshot.name)
+    return {**info, "errors": errors}

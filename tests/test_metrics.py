@@ -64,3 +64,23 @@ def test_bicubic_x4_reproduces_published_sr_tables(shared_data):
         want_psnr, want_ssim = BICUBIC_X4[name]
         assert abs(r["psnr_y"] - want_psnr) <= tol_psnr, (name, r)
         assert abs(r["ssim_y"] - want_ssim) <= 0.005, (name, r)
+
+
+def test_fid_real_statistics_cached_by_content_and_weights_from_a_path(real_batch, tmp_path):
+    """The real pytorch-fid path with random weights given by path; the real set is embedded once."""
+    from conftest import save_random_fid_weights
+
+    weights = save_random_fid_weights(tmp_path / "th")
+    assert metrics.FID.available(weights) and not metrics.FID.available(tmp_path / "none.pth")
+    assert "evaluate.fid_weights" in metrics.FID.missing_reason(tmp_path / "none.pth")
+    fid = metrics.FID("cpu", batch_size=8, weights=weights, cache_dir=tmp_path / "cache")
+    real, fake = real_batch[:6], real_batch[6:12]
+    first = fid(fake, real)
+    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 1 and fid.cache_hits == 0
+    second = fid(fake, real)
+    assert fid.cache_hits == 1 and second == first  # read back from the cache, same value
+    assert fid(real, real) < 1e-6 < first  # identical sets: 0 (up to sqrtm noise)
+    changed = real.copy()
+    changed[0, 0, 0, 0] ^= 1  # one bit of one pixel: another content hash
+    fid(fake, changed)
+    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 2

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, save_random_fid_weights
+from conftest import ROOT, browser_check, save_random_fid_weights
 
 N_IMAGES = 240
 EPOCHS = {"colorizer": 2, "upscaler": 2, "train": 2}
@@ -54,7 +54,10 @@ def project(tmp_path_factory, shared_data):
     params["pretrain"]["colorizer"].update(epochs=EPOCHS["colorizer"], max_batches=6)
     params["pretrain"]["upscaler"].update(epochs=EPOCHS["upscaler"], max_batches=6)
     params["train"].update(epochs=EPOCHS["train"], max_batches=6)
-    params["evaluate"].update(fid_batch_size=16)
+    params["evaluate"].update(fid_batch_size=16, fid_cache=str(work.parent / "fid_cache"))
+    bench = shared_data / "benchmarks"
+    params["benchmark"] = {"sets": {"Set5": str(bench / "Set5/GTmod12"), "Set14": str(bench / "Set14/GTmod12")},
+                           "lr_check": {"Set5": str(bench / "Set5/LRbicx4")}, "samples": 1}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     torch_home = work.parent / "torch_home"
     save_random_fid_weights(torch_home)
@@ -72,11 +75,12 @@ def project(tmp_path_factory, shared_data):
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     work, _, log = project
-    for stage in ("download", "prepare", "pretrain", "train", "evaluate", "report"):
+    for stage in ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"):
         assert f"Running stage '{stage}'" in log
     for p in ("data/raw.json", "data/pairs/manifest.json", "models/colorizer_pretrained.pt", "models/upscaler.pt",
               "models/colorizer.pt", "models/discriminator.pt", "metrics.json", "reports/index.html",
-              "metrics/pretrain_colorizer.csv", "metrics/train.csv", "dvc.lock"):
+              "metrics/pretrain_colorizer.csv", "metrics/train.csv", "dvc.lock", "metrics/benchmark.json",
+              "eval/benchmark/result.json", "eval/benchmark_per_image.csv", "reports/benchmark.html"):
         assert (work / p).is_file(), p
     manifest = json.loads((work / "data/pairs/manifest.json").read_text())
     assert manifest["usable"] == N_IMAGES
@@ -109,6 +113,20 @@ def test_report_has_tables_images_and_curves(project):
     assert len(imgs) >= 8 * 4
     assert html.count("<svg") >= 3 and "<polyline" in html
     assert not re.search(r'(src|href)="https?://(?!127\.0\.0\.1)', html)  # self-contained: nothing fetched
+
+
+def test_reports_render_in_a_real_browser(project, tmp_path):
+    """Run and benchmark reports in headless Chromium: every image loads, no console errors."""
+    work, _, _ = project
+    run = browser_check(work / "reports/index.html", tmp_path / "run_report.png")
+    assert not run["broken"] and not run["errors"], run
+    assert run["images"] >= 8 * 6 and run["svgs"] >= 5 and run["height"] > 2000
+    bench = browser_check(work / "reports/benchmark.html", tmp_path / "benchmark_report.png")
+    assert not bench["broken"] and not bench["errors"], bench
+    assert bench["images"] == 2 * 5  # Set5 and Set14: one image each, full + LR + 2 methods + HR
+    result = json.loads((work / "eval/benchmark/result.json").read_text())
+    assert set(result["sets"]) == {"Set5", "Set14"} and result["lr_check"]["Set5"]["max_abs_diff"] <= 1
+    assert result["sets"]["Set5"]["bicubic"]["psnr_y"] == pytest.approx(28.42, abs=0.05)  # published bicubic
 
 
 def test_per_image_scores_and_escaped_file_names(project):
@@ -151,7 +169,7 @@ def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     parents = [r for r in runs if r.data.tags.get("huescale.kind") == "pipeline"]
     assert len(parents) == 1
     stages = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert set(stages) == {"download", "prepare", "pretrain", "train", "evaluate", "report"}
+    assert set(stages) == {"download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"}
     assert all(r.info.status == "FINISHED" for r in stages.values())
     hist = client.get_metric_history(stages["train"].info.run_id, "train/val_l1")
     assert [h.step for h in hist] == list(range(1, EPOCHS["train"] + 1))
@@ -159,7 +177,7 @@ def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     assert len(hist) == EPOCHS["colorizer"]
     assert stages["train"].data.params["train.lambda_l1"] == "100.0"
     arts = [a.path for a in client.list_artifacts(stages["report"].info.run_id, "report")]
-    assert "report/index.html" in arts
+    assert {"report/index.html", "report/benchmark.html"} <= set(arts)
     del mlflow
 
 
@@ -167,7 +185,7 @@ def test_second_repro_reruns_nothing_and_dvc_reads_metrics(project):
     work, env, _ = project
     bindir = str(Path(sys.executable).parent)
     log = _run([f"{bindir}/dvc", "repro"], work, env)
-    for stage in ("prepare", "pretrain", "train", "evaluate", "report"):
+    for stage in ("prepare", "pretrain", "train", "evaluate", "benchmark", "report"):
         assert f"Stage '{stage}' didn't change, skipping" in log
     shown = _run([f"{bindir}/dvc", "metrics", "show", "--json"], work, env)
     assert "psnr_y" in shown

@@ -112,8 +112,34 @@ class EvaluateConfig:
     epsilon: float = 0.05
     fid: bool = True
     fid_batch_size: int = 32
+    fid_weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; "" = the torch hub cache
+    fid_cache: str = "~/.cache/huescale/fid"  # real-set statistics cached by content hash; "" = off
     grid_rows: int = 8
     batch_size: int = 32
+
+
+def _benchmark_sets() -> dict[str, str]:
+    root = "../shared/data/benchmarks"
+    return {"Set5": f"{root}/Set5/GTmod12", "Set14": f"{root}/Set14/GTmod12", "BSD100": f"{root}/BSD100"}
+
+
+def _benchmark_lr() -> dict[str, str]:
+    root = "../shared/data/benchmarks"
+    return {"Set5": f"{root}/Set5/LRbicx4", "Set14": f"{root}/Set14/LRbicx4"}
+
+
+@dataclass
+class BenchmarkConfig:
+    """``benchmark:`` section: the x4 SR benchmark (Set5/Set14/BSD100 protocol, any HR folder).
+
+    ``sets`` maps a set name to a folder of HR images; a missing folder is skipped
+    and reported. ``lr_check`` maps a set name to its provided MATLAB-bicubic LR
+    images, which our bicubic must reproduce within one gray level.
+    """
+
+    sets: dict[str, str] = field(default_factory=_benchmark_sets)
+    lr_check: dict[str, str] = field(default_factory=_benchmark_lr)
+    samples: int = 2  # images per set shown as zoomed crops in reports/benchmark.html
 
 
 @dataclass
@@ -145,6 +171,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -208,6 +235,8 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
             raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 and lr > 0")
     if not 0 < cfg.evaluate.epsilon < 1:
         raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
+    if cfg.benchmark.samples < 0:
+        raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
     if cfg.runtime.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
     return cfg

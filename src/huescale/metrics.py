@@ -170,50 +170,89 @@ def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, floa
     return {"psnr_y": float(np.mean(ps)), "ssim_y": float(np.mean(ss)), "images": len(ps)}
 
 
-def fid_weights_path() -> Path:
-    """Where pytorch-fid looks for its Inception weights: ``<torch hub dir>/checkpoints/``."""
+def fid_weights_path(weights: str | Path | None = None) -> Path:
+    """The Inception weights file for FID: ``weights`` if given, else where pytorch-fid looks for it
+    (``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``, i.e. under ``$TORCH_HOME``)."""
+    if weights:
+        return Path(weights).expanduser()
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+
+
+def images_digest(images: np.ndarray) -> str:
+    """SHA-256 of a uint8 image array's shape and bytes: the content key of cached statistics."""
+    import hashlib
+
+    a = np.ascontiguousarray(images)
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
 
 
 class FID:
     """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; seed 004, eq. 8).
 
     Inception-v3 pool3 features (2048-d) of images resized to 299 inside the
-    network. Weights come from the torch hub cache (``fid_weights_path()``);
-    nothing is downloaded here, so check :meth:`available` first.
+    network. Weights come from ``weights`` (a path param) or the torch hub cache
+    (``fid_weights_path()``); nothing is downloaded here, so check :meth:`available`
+    first. The statistics (mean, covariance) of a real image set are cached in
+    ``cache_dir`` under the SHA-256 of the images' bytes and of the weights file's
+    size and modification time, so a test set is embedded once across methods,
+    stages and runs.
 
     Args:
         device: torch device for the Inception network.
         batch_size: images per forward pass.
+        weights: path of the weights file, or None for the torch hub cache.
+        cache_dir: folder of cached real-set statistics (``.npz``), or None for no cache.
 
     Raises:
         FileNotFoundError: at construction, when the weights file is absent (names it).
     """
 
-    def __init__(self, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, device: str = "cpu", batch_size: int = 32, weights: str | Path | None = None,
+                 cache_dir: str | Path | None = None):
+        import tempfile
+
         import torch
         from pytorch_fid.inception import InceptionV3
 
-        path = fid_weights_path()
+        path = fid_weights_path(weights)
         if not path.is_file():
-            raise FileNotFoundError(self.missing_reason())
+            raise FileNotFoundError(self.missing_reason(weights))
         self.torch = torch
         self.device, self.batch_size = torch.device(device), batch_size
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        st = path.stat()
+        self.weights_id = f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
         block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
-        self.model = InceptionV3([block]).to(self.device).eval()
+        if weights:  # pytorch-fid loads from the hub cache: point a private hub dir at the file
+            previous = torch.hub.get_dir()
+            with tempfile.TemporaryDirectory(prefix="huescale-fid-") as hub:
+                (Path(hub) / "checkpoints").mkdir()
+                (Path(hub) / "checkpoints" / FID_WEIGHTS_FILE).symlink_to(path.resolve())
+                torch.hub.set_dir(hub)
+                try:
+                    self.model = InceptionV3([block])
+                finally:
+                    torch.hub.set_dir(previous)
+        else:
+            self.model = InceptionV3([block])
+        self.model = self.model.to(self.device).eval()
+        self.cache_hits = 0
 
     @staticmethod
-    def missing_reason() -> str:
+    def missing_reason(weights: str | Path | None = None) -> str:
         """Why FID cannot be computed on this machine, and what to do."""
-        return (f"Inception weights for FID not found at {fid_weights_path()} (no download here); "
-                f"place {FID_WEIGHTS_FILE} from the pytorch-fid release there or set TORCH_HOME")
+        return (f"Inception weights for FID not found at {fid_weights_path(weights)} (no download here); "
+                f"place {FID_WEIGHTS_FILE} from the pytorch-fid release there, set TORCH_HOME, "
+                f"or set evaluate.fid_weights")
 
     @classmethod
-    def available(cls) -> bool:
+    def available(cls, weights: str | Path | None = None) -> bool:
         """Whether the weights file is present."""
-        return fid_weights_path().is_file()
+        return fid_weights_path(weights).is_file()
 
     def activations(self, images: np.ndarray) -> np.ndarray:
         """Pool3 features ``N x 2048`` float64 of ``N x H x W x 3`` uint8 images."""
@@ -226,10 +265,39 @@ class FID:
                 feats.append(self.model(x)[0].squeeze(-1).squeeze(-1).double().cpu().numpy())
         return np.concatenate(feats)
 
+    def statistics(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``2048`` and covariance ``2048 x 2048`` (float64) of the pool3 features of uint8 images."""
+        a = self.activations(images)
+        return a.mean(0), np.cov(a, rowvar=False)
+
+    def real_statistics(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`statistics` of a real set, read from / written to the content-hash cache."""
+        if self.cache_dir is None:
+            return self.statistics(images)
+        import hashlib
+        import os
+
+        key = hashlib.sha256(f"{images_digest(images)}|{self.weights_id}".encode()).hexdigest()[:32]
+        path = self.cache_dir / f"fid_real_{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    self.cache_hits += 1
+                    return z["mu"], z["sigma"]
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        mu, sigma = self.statistics(images)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, mu=mu, sigma=sigma)
+        os.replace(tmp, path)
+        return mu, sigma
+
     def __call__(self, generated: np.ndarray, real: np.ndarray) -> float:
-        """FID between two sets of uint8 images (at least 2 each; small sets are biased high)."""
+        """FID between generated and real uint8 image sets (at least 2 each; small sets are biased high)."""
         from pytorch_fid.fid_score import calculate_frechet_distance
 
-        a, b = self.activations(generated), self.activations(real)
-        value = calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        mu_g, s_g = self.statistics(generated)
+        mu_r, s_r = self.real_statistics(real)
+        value = calculate_frechet_distance(mu_g, s_g, mu_r, s_r)
         return float(value) if math.isfinite(value) else float("nan")

@@ -25,7 +25,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-STAGE_ORDER = ("download", "prepare", "pretrain", "train", "evaluate", "report")
+STAGE_ORDER = ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report")
 
 
 def _dvc() -> str:

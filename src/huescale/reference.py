@@ -40,3 +40,17 @@ BICUBIC_X4 = {
     "source": "bicubic x4 rows of published SR tables (e.g. VDSR, Kim et al. 2016, Table 2)",
     "Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675),
 }
+
+# Published x4 results of the SR networks seed 002 uses (Ledig et al. 2017, "Photo-Realistic Single
+# Image Super-Resolution Using a GAN", Table 2: PSNR-Y dB / SSIM-Y, border 4): full-size ImageNet
+# training (350k images, 10^6 updates), so far above what a CPU-sized run reaches.
+SR_PUBLISHED_X4 = {
+    "source": "Ledig et al. 2017 (SRGAN), Table 2",
+    "rows": {
+        "SRResNet (MSE)": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
+        "SRGAN (VGG54)": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
+    },
+}
+
+# Tolerances of the protocol check (issue 6): the bicubic row must match the published one.
+BICUBIC_TOLERANCE = {"Set5": (0.05, 0.005), "Set14": (0.1, 0.005), "BSD100": (0.05, 0.005)}

@@ -25,6 +25,68 @@ def data_uri(path: str | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def png_uri(rgb) -> str:
+    """A PNG data URI of a uint8 ``H x W x 3`` (or ``H x W``) NumPy array."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def zoomed_crops(paths: dict[str, str | Path], reference: str, size: int = 64) -> dict[str, str]:
+    """Data URIs of the same ``size`` x ``size`` region of same-sized PNGs, chosen on ``reference``.
+
+    The region is the most detailed one of the reference image (see
+    :func:`huescale.benchmark.zoom_box`), so every crop shows the same edges.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from huescale.benchmark import zoom_box
+
+    arrays = {k: np.asarray(Image.open(p).convert("RGB")) for k, p in paths.items()}
+    t, l, b, r = zoom_box(arrays[reference], size)
+    return {k: png_uri(a[t:b, l:r]) for k, a in arrays.items()}
+
+
+def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
+    """Template variables of ``benchmark.html.j2`` from the SR benchmark result (``benchmark.run``).
+
+    Returns ``protocol`` (bicubic vs published rows with tolerances and verdicts),
+    ``samples`` (crops as data URIs), ``published`` (published SR networks) and ``reference``.
+    """
+    from huescale import reference as ref
+
+    protocol = []
+    for name, s in result.get("sets", {}).items():
+        if name not in ref.BICUBIC_X4 or "bicubic" not in s:
+            continue
+        want_p, want_s = ref.BICUBIC_X4[name]
+        tol_p, tol_s = ref.BICUBIC_TOLERANCE[name]
+        got_p, got_s = s["bicubic"]["psnr_y"], s["bicubic"]["ssim_y"]
+        protocol.append({"set": name, "images": s["bicubic"]["images"], "psnr": got_p, "ref_psnr": want_p,
+                         "d_psnr": got_p - want_p, "ssim": got_s, "ref_ssim": want_s, "d_ssim": got_s - want_s,
+                         "tol_psnr": tol_p, "tol_ssim": tol_s,
+                         "ok": abs(got_p - want_p) <= tol_p and abs(got_s - want_s) <= tol_s})
+    samples_dir = Path(samples_dir)
+    samples = []
+    for e in result.get("samples", []):
+        folder = samples_dir / e["set"]
+        crops = []
+        for label, fn in e["crops"].items():
+            score = e.get("psnr_y", {}).get(label)
+            crops.append((f"{label} ({score:.2f} dB)" if score is not None else label, data_uri(folder / fn)))
+        samples.append({"set": e["set"], "image": e["image"], "full": data_uri(folder / e["full"]),
+                        "caption": f"{e['image']}: HR, zoomed box at rows {e['box'][0]}-{e['box'][2]}, "
+                                   f"columns {e['box'][1]}-{e['box'][3]}", "crops": crops})
+    return {"protocol": protocol, "samples": samples, "published": ref.SR_PUBLISHED_X4["rows"],
+            "reference": {"source": f"{ref.BICUBIC_X4['source']}; networks: {ref.SR_PUBLISHED_X4['source']}"}}
+
+
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """A history CSV written by :func:`huescale.train.write_history_csv` -> column -> values."""
     p = Path(path)

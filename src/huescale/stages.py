@@ -33,6 +33,10 @@ EVAL_METRICS = Path("metrics.json")
 SAMPLES = Path("eval/samples")
 PER_IMAGE = Path("eval/per_image.csv")
 REPORT = Path("reports/index.html")
+BENCH_SAMPLES = Path("eval/benchmark")
+BENCH_METRICS = BENCH_SAMPLES / "result.json"  # the full result; metrics/benchmark.json has the flat figures
+BENCH_CSV = Path("eval/benchmark_per_image.csv")
+BENCH_REPORT = Path("reports/benchmark.html")
 TEMPLATES = Path("reports/templates")
 
 
@@ -158,6 +162,8 @@ def train(cfg: Config) -> dict:
 
 def evaluate(cfg: Config) -> dict:
     """Score the colorizer, the two-step pipeline, the upscaler and baselines on the test split."""
+    import torch
+
     from huescale import checkpoint, evaluate as ev, metrics, tracking
     from huescale.data.store import PairStore
 
@@ -169,13 +175,15 @@ def evaluate(cfg: Config) -> dict:
     fid, reason = None, None
     if not cfg.evaluate.fid:
         reason = "disabled by evaluate.fid=false"
-    elif not metrics.FID.available():
-        reason = metrics.FID.missing_reason()
+    elif not metrics.FID.available(cfg.evaluate.fid_weights or None):
+        reason = metrics.FID.missing_reason(cfg.evaluate.fid_weights or None)
     else:
-        fid = metrics.FID(str(device), cfg.evaluate.fid_batch_size)
+        fid = metrics.FID(str(device), cfg.evaluate.fid_batch_size, cfg.evaluate.fid_weights or None,
+                          cfg.evaluate.fid_cache or None)
     result, per_image = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason)
     lr = cfg.data.lr_size
-    result["fps"] = {"device": device.type,
+    result["fps"] = {"device": device.type, "dtype": "float32", "batch_sizes": [1, 64],
+                     "threads": torch.get_num_threads(),
                      "colorizer_batch1": ev.measure_fps(colorizer, (1, lr, lr), device, 1),
                      "colorizer_batch64": ev.measure_fps(colorizer, (1, lr, lr), device, 64, 1, 2),
                      "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), device, 1)}
@@ -190,17 +198,62 @@ def evaluate(cfg: Config) -> dict:
     return {}
 
 
+def benchmark(cfg: Config) -> dict:
+    """The x4 SR benchmark (Set5/Set14/BSD100 protocol) of bicubic and the trained upscaler.
+
+    Writes the full result (``eval/benchmark/result.json``), per-image scores and zoomed
+    crops for ``reports/benchmark.html``; returns flat ``<set>_<method>_psnr_y`` / ``_ssim_y``
+    values, which :func:`run_stage` writes to ``metrics/benchmark.json`` (DVC metrics).
+    """
+    from huescale import benchmark as bm, checkpoint, tracking
+
+    device = _device(cfg)
+    upscaler, ck = checkpoint.load_model(UPSCALER, device)
+    b = cfg.benchmark
+    result, rows = bm.run(b.sets, {ck["model"]: upscaler}, cfg.data.scale, b.lr_check, BENCH_SAMPLES, b.samples, device)
+    result["upscaler"] = {"name": ck["model"], "kwargs": ck.get("kwargs", {}), "checkpoint": str(UPSCALER)}
+    _write_json(result, BENCH_METRICS)
+    bm.write_per_image_csv(rows, BENCH_CSV)
+    tracking.log_artifact(BENCH_METRICS)
+    flat = {f"{s}_{m}_{k}": v[k] for s, methods in result["sets"].items() for m, v in methods.items()
+            for k in ("psnr_y", "ssim_y")}
+    flat.update({f"{s}_lr_max_abs_diff": c["max_abs_diff"] for s, c in result["lr_check"].items()})
+    return flat
+
+
+def _report_meta(cfg: Config, device: str) -> dict:
+    """Run metadata shown by every report: time, git commit, device, MLflow run, stage wall times."""
+    from huescale import tracking
+
+    wall = {}
+    for stage in ("download", "prepare", "pretrain", "train", "evaluate", "benchmark"):
+        p = METRICS / f"{stage}.json"
+        if p.is_file():
+            wall[stage] = json.loads(p.read_text()).get("wall_s", 0.0)
+    info = tracking.active_run_info()
+    if info.get("parent_run_id"):
+        info["url"] = f"http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs/{info['parent_run_id']}"
+    return {"generated": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": tracking.git_commit(),
+            "device": device, "mlflow": info, "wall_times": wall}
+
+
 def report(cfg: Config) -> dict:
-    """Render ``reports/index.html`` (Jinja2): metrics vs seeds, image grid, loss curves, run metadata."""
+    """Render ``reports/index.html`` (run) and ``reports/benchmark.html`` (SR benchmark) with Jinja2."""
     from huescale import reference, tracking
-    from huescale.report import data_uri, read_history, render, svg_line_chart
+    from huescale.report import benchmark_context, data_uri, read_history, render, svg_line_chart, zoomed_crops
 
     if not EVAL_METRICS.is_file():
         raise FileNotFoundError(f"{EVAL_METRICS}: not found; run the evaluate stage first (dvc repro evaluate)")
     metrics_ = json.loads(EVAL_METRICS.read_text())
     manifest = json.loads((PAIRS / "manifest.json").read_text())
     rows = json.loads((SAMPLES / "index.json").read_text())["rows"]
-    samples = [{k: (v if k == "key" else data_uri(SAMPLES / v)) for k, v in r.items()} for r in rows]
+    samples = []
+    for r in rows:
+        row = {k: (v if k == "key" else data_uri(SAMPLES / v)) for k, v in r.items()}
+        zoom = zoomed_crops({"two_step": SAMPLES / r["two_step"], "ground_truth": SAMPLES / r["ground_truth"]},
+                            reference="ground_truth")
+        row.update({f"zoom_{k}": v for k, v in zoom.items()})
+        samples.append(row)
     charts, warnings = [], []
     for name, title, keys in (
         ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
@@ -214,33 +267,32 @@ def report(cfg: Config) -> dict:
             charts.append(svg_line_chart({k: h[k] for k in keys if k in h}, h["epoch"], title))
             if name == "train" and any(h.get("d_collapse", [])):
                 warnings.append("discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
-    wall = {}
-    for stage in ("download", "prepare", "pretrain", "train", "evaluate"):
-        p = METRICS / f"{stage}.json"
-        if p.is_file():
-            wall[stage] = json.loads(p.read_text()).get("wall_s", 0.0)
-    info = tracking.active_run_info()
-    if info.get("parent_run_id"):
-        info["url"] = f"http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs/{info['parent_run_id']}"
     m = cfg.model
-    meta = {
-        "generated": dt.datetime.now().isoformat(timespec="seconds"),
-        "git_commit": tracking.git_commit(), "device": metrics_.get("fps", {}).get("device", "?"),
+    meta = _report_meta(cfg, metrics_.get("fps", {}).get("device", "?"))
+    meta.update({
         "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}", "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
         "data_name": cfg.data.source if cfg.data.source != "folder" else ", ".join(Path(f).name for f in cfg.data.folders),
-        "mlflow": info, "wall_times": wall,
-    }
+    })
     params = sorted(to_flat_dict(cfg).items())
-    render(TEMPLATES, "index.html.j2", REPORT, metrics=metrics_, manifest=manifest, samples=samples, charts=charts,
-           warnings=warnings, meta=meta, params=params, reference=reference.SEED004_TABLE7,
-           seed002=reference.SEED002_SSIM_EXAMPLES)
+    render(TEMPLATES, "index.html.j2", REPORT, page="index.html", metrics=metrics_, manifest=manifest,
+           samples=samples, charts=charts, warnings=warnings, meta=meta, params=params,
+           reference=reference.SEED004_TABLE7, seed002=reference.SEED002_SSIM_EXAMPLES)
     tracking.log_artifact(REPORT, "report")
+    if BENCH_METRICS.is_file():
+        result = json.loads(BENCH_METRICS.read_text())
+        up = result.get("upscaler", {})
+        labels = {up.get("name", "model"): f"{up.get('name')} {up.get('kwargs', {})} (this run, on L; ab bicubic)",
+                  "bicubic": "bicubic (MATLAB-compatible)"}
+        render(TEMPLATES, "benchmark.html.j2", BENCH_REPORT, page="benchmark.html", result=result, meta=meta,
+               params=[], method_labels=labels, per_image_csv=str(BENCH_CSV),
+               **benchmark_context(result, BENCH_SAMPLES))
+        tracking.log_artifact(BENCH_REPORT, "report")
     return {}
 
 
 STAGES: dict[str, Callable[[Config], dict]] = {
     "download": download, "prepare": prepare, "pretrain": pretrain,
-    "train": train, "evaluate": evaluate, "report": report,
+    "train": train, "evaluate": evaluate, "benchmark": benchmark, "report": report,
 }
 
 
