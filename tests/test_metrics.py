@@ -74,13 +74,31 @@ def test_fid_real_statistics_cached_by_content_and_weights_from_a_path(real_batc
     assert metrics.FID.available(weights) and not metrics.FID.available(tmp_path / "none.pth")
     assert "evaluate.fid_weights" in metrics.FID.missing_reason(tmp_path / "none.pth")
     fid = metrics.FID("cpu", batch_size=8, weights=weights, cache_dir=tmp_path / "cache")
-    real, fake = real_batch[:6], real_batch[6:12]
-    first = fid(fake, real)
-    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 1 and fid.cache_hits == 0
-    second = fid(fake, real)
-    assert fid.cache_hits == 1 and second == first  # read back from the cache, same value
-    assert fid(real, real) < 1e-6 < first  # identical sets: 0 (up to sqrtm noise)
+    real, fake = real_batch[:3], real_batch[3:6]
+    mu, sigma = fid.real_statistics(real)
+    assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and fid.cache_hits == 0
+    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 1
+    mu2, sigma2 = fid.real_statistics(real)
+    assert fid.cache_hits == 1 and np.array_equal(mu, mu2) and np.array_equal(sigma, sigma2)
     changed = real.copy()
     changed[0, 0, 0, 0] ^= 1  # one bit of one pixel: another content hash
-    fid(fake, changed)
-    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 2
+    fid.real_statistics(changed)
+    assert len(list((tmp_path / "cache").glob("fid_real_*.npz"))) == 2 and fid.cache_hits == 1
+    value = fid(fake, real)  # the real set's statistics come from the cache
+    assert fid.cache_hits == 2 and np.isfinite(value) and value > 0
+
+
+def test_frechet_distance_equals_pytorch_fid(real_batch):
+    """Our eigendecomposition form gives pytorch-fid's value (full-rank and singular covariances)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    x = real_batch.reshape(16, -1)[:, :48].astype(np.float64)  # real pixel features, 48-d
+    rng = np.random.default_rng(0)
+    for n in (200, 12):  # 200 samples: full rank; 12 samples: rank 11 < 48
+        a = x[rng.integers(0, 16, n)] + rng.normal(0, 3, (n, 48))
+        b = 0.8 * x[rng.integers(0, 16, n)] + rng.normal(5, 6, (n, 48))
+        args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        ref = calculate_frechet_distance(*args)
+        assert abs(metrics.frechet_distance(*args) - ref) <= 1e-6 * abs(ref), n
+    s = np.cov(x[:, :8], rowvar=False)
+    assert abs(metrics.frechet_distance(np.zeros(8), s, np.zeros(8), s)) < 1e-9 * np.trace(s)  # same Gaussian: 0

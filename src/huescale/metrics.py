@@ -190,6 +190,33 @@ def images_digest(images: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Frechet distance of two Gaussians: ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
+
+    The formula of FID (Heusel et al. 2017). ``tr((S1 S2)^(1/2))`` is the sum of the square
+    roots of the eigenvalues of ``S1 S2``, which equal those of the symmetric ``A S2 A`` with
+    ``A = S1^(1/2)`` (``AB`` and ``BA`` share their non-zero eigenvalues), so two symmetric
+    eigendecompositions replace the Schur-based ``scipy.linalg.sqrtm`` of pytorch-fid's
+    ``calculate_frechet_distance``: the same value (tested against it) in a second instead of a
+    minute for 2048 x 2048 covariances on 2 CPU cores, and exact for the singular covariances
+    of sets smaller than 2048 images (where pytorch-fid adds an offset and calls sqrtm again).
+
+    Args:
+        mu1, mu2: feature means, shape ``D``, float64.
+        sigma1, sigma2: feature covariances, ``D x D``, symmetric positive semi-definite.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape:
+        raise ValueError(f"Gaussians of different dimensions: {mu1.shape} / {mu2.shape}, {s1.shape} / {s2.shape}")
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = root @ s2 @ root
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
 class FID:
     """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; seed 004, eq. 8).
 
@@ -295,9 +322,7 @@ class FID:
 
     def __call__(self, generated: np.ndarray, real: np.ndarray) -> float:
         """FID between generated and real uint8 image sets (at least 2 each; small sets are biased high)."""
-        from pytorch_fid.fid_score import calculate_frechet_distance
-
         mu_g, s_g = self.statistics(generated)
         mu_r, s_r = self.real_statistics(real)
-        value = calculate_frechet_distance(mu_g, s_g, mu_r, s_r)
+        value = frechet_distance(mu_g, s_g, mu_r, s_r)
         return float(value) if math.isfinite(value) else float("nan")
