@@ -196,3 +196,76 @@ def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int,
         row["key"] = keys[i] if keys else f"test image {i}"
         out.append(row)
     return out
+
+
+def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: int = 512,
+                 progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Colorization on any folder of colour photographs: make each gray, colorize it, score it.
+
+    Each photograph is read with :func:`huescale.data.images.read_image` (EXIF, CMYK,
+    16-bit, RGBA handled), shrunk so its longer side is at most ``max_side`` (MATLAB
+    bicubic; 0 keeps the full size), and its L channel is all the colorizer sees
+    (``colorize`` takes the RGB image and uses only its L). The output is scored
+    against the photograph with :func:`huescale.metrics.image_metrics`.
+
+    Args:
+        files: image paths.
+        colorize: ``uint8 H x W x 3 -> uint8 H x W x 3`` (e.g. :class:`huescale.infer.Colorizer`, scale 1).
+        epsilon: epsilon-accuracy threshold, a fraction of 255 (seed 004: 0.05).
+        max_side: longest side scored, in pixels.
+
+    Returns:
+        ``(rows, skipped)``: one row per scored image (``file, height, width, mae,
+        epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness, colorfulness_truth``),
+        worst (highest MAE) first; and ``{"file", "reason"}`` for every image not scored
+        (unreadable: the reader's message; gray: it has no colour to compare with).
+    """
+    from huescale.data.images import ImageError, is_grayscale, read_image
+
+    rows, skipped = [], []
+    for f in tqdm(files, desc="score folder", unit="img", disable=not progress):
+        try:
+            rgb = read_image(f)
+        except ImageError as exc:
+            skipped.append({"file": str(f), "reason": str(exc)})
+            continue
+        if is_grayscale(rgb):
+            skipped.append({"file": str(f), "reason": "grayscale: no colour to score against"})
+            continue
+        h, w = rgb.shape[:2]
+        if max_side and max(h, w) > max_side:
+            k = max_side / max(h, w)
+            rgb = imresize(rgb, (max(round(h * k), 1), max(round(w * k), 1)))
+        pred = colorize(rgb)
+        if pred.shape != rgb.shape:
+            raise ValueError(f"{f}: the colorizer returned {pred.shape} for {rgb.shape}")
+        m = metrics.image_metrics(pred[None], rgb[None], epsilon)
+        rows.append({"file": str(f), "height": rgb.shape[0], "width": rgb.shape[1], **m,
+                     "colorfulness_truth": metrics.colorfulness(rgb[None])})
+    rows.sort(key=lambda r: -r["mae"])
+    return rows, skipped
+
+
+def summarize_rows(rows: list[dict]) -> dict[str, float]:
+    """Means of the numeric columns of :func:`score_folder` rows (``images``: how many)."""
+    keys = ["mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000", "colorfulness", "colorfulness_truth"]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys} if rows else {}
+    out["images"] = len(rows)
+    return finite_or_none(out)
+
+
+def write_rows_csv(rows: list[dict], path: str | Path) -> None:
+    """Write dict rows as CSV atomically (columns from the first row; floats with 4 decimals)."""
+    import csv
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
