@@ -59,3 +59,32 @@ def test_benchmark_run_report_and_browser(shared_data, tmp_path):
     assert "matches" in html and "Set5" in html and "Nowhere" in html
     page = browser_check(out, tmp_path / "benchmark.png")
     assert page["images"] == 2 * (1 + 4) and not page["broken"] and not page["errors"], page
+
+
+def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path):
+    """`huescale benchmark-sr`: any HR folders + an upscaler checkpoint -> JSON, CSV and HTML report."""
+    import csv
+
+    import torch
+
+    from huescale import checkpoint, models
+    from huescale.cli import main
+
+    torch.manual_seed(0)
+    ck = tmp_path / "espcn.pt"
+    checkpoint.save_model(models.build("espcn", scale=4, residual=True), "espcn", {"scale": 4, "residual": True}, ck)
+    out = tmp_path / "bench"
+    with pytest.raises(SystemExit) as done:
+        main(["benchmark-sr", str(shared_data / "benchmarks/Set5/GTmod12"), "--lr",
+              str(shared_data / "benchmarks/Set5/LRbicx4"), "--upscaler", str(ck), "--samples", "1",
+              "--out", str(out), "--device", "cpu"])
+    assert done.value.code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["sets"]) == {"Set5"} and set(result["sets"]["Set5"]) == {"bicubic", "espcn:espcn"}
+    assert result["sets"]["Set5"]["bicubic"]["psnr_y"] == pytest.approx(28.42, abs=0.05)
+    with open(out / "per_image.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 10
+    assert "matches" in (out / "benchmark.html").read_text()
+    with pytest.raises(SystemExit) as failed:
+        main(["benchmark-sr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert "not found" in str(failed.value.code)
