@@ -187,9 +187,13 @@ def zoom_box(hr: np.ndarray, size: int = 64) -> tuple[int, int, int, int]:
     return t, l, t + size, l + size
 
 
-def outline(rgb: np.ndarray, box: tuple[int, int, int, int], width: int = 2) -> np.ndarray:
-    """A copy of uint8 ``H x W x 3`` with a red rectangle drawn around ``box`` (top, left, bottom, right)."""
+def outline(rgb: np.ndarray, box: tuple[int, int, int, int], width: int = 0) -> np.ndarray:
+    """A copy of uint8 ``H x W x 3`` with a red rectangle drawn around ``box`` (top, left, bottom, right).
+
+    ``width`` 0 picks 1 % of the longer side (at least 2 px), visible on a thumbnail.
+    """
     out = rgb.copy()
+    width = width or max(2, max(out.shape[:2]) // 100)
     t, l, b, r = box
     h, w = out.shape[:2]
     t0, l0, b1, r1 = max(t - width, 0), max(l - width, 0), min(b + width, h), min(r + width, w)
