@@ -146,7 +146,8 @@ def test_per_image_scores_and_escaped_file_names(project):
     samples["rows"][0]["key"] = "<script>alert(1)</script>.jpg"
     index.write_text(json.dumps(samples))
     report = work / "reports/index.html"
-    before = report.read_text()
+    outs = [report, work / "reports/benchmark.html"]  # the report stage rewrites both: restored below
+    before = [p.read_text() for p in outs]
     try:
         res = subprocess.run([str(Path(sys.executable).parent / "huescale"), "stage", "report"], cwd=work, env=env,
                              capture_output=True, text=True, timeout=300)
@@ -155,7 +156,8 @@ def test_per_image_scores_and_escaped_file_names(project):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in html and "<script>alert(1)" not in html
     finally:
         index.write_text(original)
-        report.write_text(before)
+        for p, text in zip(outs, before):
+            p.write_text(text)
 
 
 def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
