@@ -250,8 +250,7 @@ def test_export_onnx_matches_pytorch_on_real_photos(ckpts, shared_data, tmp_path
         main(["export-onnx", "--checkpoint", str(ckpts["colorizer"]), "--upscaler", str(ckpts["upscaler"]),
               "--out", str(tmp_path), "--images", str(shared_data / "benchmarks/Set5/LRbicx4"),
               str(shared_data / "benchmarks/Set14/LRbicx4/zebra.png")])
-    out = capsys.readouterr().out
-    report = json.loads(out[out.index("{"):])
+    report = json.loads(capsys.readouterr().out)  # stdout is the JSON report only
     assert exc.value.code == 0 and report["ok"]
     for name in ("colorizer", "upscaler"):
         assert (tmp_path / f"{name}.onnx").is_file()

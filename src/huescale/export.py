@@ -103,11 +103,14 @@ class ExportableUpscaler(nn.Module):
 def _export(model: nn.Module, example: torch.Tensor, path: Path, in_name: str, out_name: str, multiple: int,
             min_side: int, dynamo: bool) -> None:
     """Export ``model`` to ``path`` atomically, batch and spatial axes dynamic (sides a multiple of ``multiple``)."""
+    import contextlib
     import os
+    import sys
     import warnings
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
-    with warnings.catch_warnings():
+    # the dynamo exporter prints its progress on stdout: keep stdout for the JSON report
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         if dynamo:
             from torch.export import Dim
