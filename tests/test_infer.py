@@ -137,6 +137,8 @@ def test_colorize_scale_4_bad_files_among_good(ckpts, shared_data, tmp_path, cap
         ref = imresize(_lab_L(a), b.shape[:2])
         assert np.corrcoef(ref.ravel(), _lab_L(b).ravel())[0, 1] > 0.9
     assert sorted(p.name for p in out.iterdir()) == sorted(f.stem + ".jpg" for f in good)
+    code, err = _cli(capsys, "colorize", *good, "--out", tmp_path / "one.png", "--checkpoint", ckpts["colorizer"])
+    assert code == 1 and "names one file but 3 images" in err and not (tmp_path / "one.png").exists()
 
 
 def test_tiled_equals_untiled_on_a_real_photo(ckpts, shared_data, tmp_path):

@@ -79,7 +79,9 @@ def _colorize(args: argparse.Namespace) -> int:
             print(f"huescale colorize: failed: {exc}", file=sys.stderr)
             failed += 1
     out = Path(args.out)
-    single_file = len(plan) == 1 and out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
+    single_file = out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
+    if single_file and len(plan) > 1:
+        raise ValueError(f"--out {out} names one file but {len(plan)} images were given; pass a folder")
     with tempfile.TemporaryDirectory(prefix="huescale-model-") as tmp:
         model, upscaler = _load_models(args, device, tmp)
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,

@@ -17,7 +17,6 @@ rounding (tested), and size-independent.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any

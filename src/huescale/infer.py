@@ -96,6 +96,19 @@ def l_normalized(rgb: np.ndarray, band: int = 256) -> torch.Tensor:
     return out
 
 
+def _matrix(n_in: int, n_out: int) -> np.ndarray:
+    """:func:`huescale.resize.resize_matrix` without its cache: photo-sized matrices (up to
+    ``16000 x 64`` float64, 8 MB) of a folder of many sizes would otherwise pile up in it."""
+    return resize_matrix.__wrapped__(n_in, n_out, True)
+
+
+def _resize_uncached(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """:func:`huescale.resize.imresize` of a float tensor ``... x H x W`` with uncached matrices."""
+    wh = torch.tensor(_matrix(x.shape[-2], size[0]), dtype=x.dtype)
+    ww = torch.tensor(_matrix(x.shape[-1], size[1]), dtype=x.dtype)
+    return wh @ x @ ww.T
+
+
 class Colorizer:
     """Colorize (and upscale) one photograph: ``H x W x 3`` uint8 -> ``(s*H) x (s*W) x 3`` uint8.
 
@@ -144,7 +157,7 @@ class Colorizer:
     def _ab_small(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predicted normalised ab at the model's output size, and the joint model's L when usable."""
         m = self.model_size
-        small = imresize(L, (m, m)).clamp(-1, 1).to(self.device)
+        small = _resize_uncached(L, (m, m)).clamp(-1, 1).to(self.device)
         if not self.joint:
             return self.colorizer(small).float().cpu(), None
         out = self.colorizer(small).float().cpu()
@@ -182,8 +195,8 @@ class Colorizer:
         ab_small, L_joint = self._ab_small(L)
         oh, ow = h * s, w * s
         # ab = Wh @ ab_small @ Ww.T, taken a block of rows/columns at a time (float32, as imresize)
-        wh = torch.tensor(resize_matrix(ab_small.shape[-2], oh), dtype=torch.float32)
-        ww = torch.tensor(resize_matrix(ab_small.shape[-1], ow), dtype=torch.float32)
+        wh = torch.tensor(_matrix(ab_small.shape[-2], oh), dtype=torch.float32)
+        ww = torch.tensor(_matrix(ab_small.shape[-1], ow), dtype=torch.float32)
         t = self.tile if s > 1 else 4 * self.tile
         m = self.margin
         if L_joint is not None or m < 0:
