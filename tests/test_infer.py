@@ -237,6 +237,11 @@ def test_joint_pipeline_contract(ckpts, shared_data, tmp_path, capsys):
         assert code == 0, err
         a, b = read_image(big), np.asarray(Image.open(tmp_path / f"c{scale}.png"))
         assert b.shape == (a.shape[0] * int(scale), a.shape[1] * int(scale), 3)
+    code, err = _cli(capsys, "colorize", big, "--out", tmp_path / "u4.png", "--pipeline", "joint", "--scale", "4",
+                     "--checkpoint", ckpts["joint"], "--upscaler", ckpts["upscaler"])  # L from the upscaler
+    assert code == 0, err
+    u4, c4 = np.asarray(Image.open(tmp_path / "u4.png")), np.asarray(Image.open(tmp_path / "c4.png"))
+    assert u4.shape == c4.shape and not np.array_equal(u4, c4)
     code, err = _cli(capsys, "colorize", big, "--out", tmp_path / "bad.png", "--pipeline", "joint",
                      "--checkpoint", ckpts["colorizer"])
     assert code == 1 and "not a joint generator" in err
