@@ -1,43 +1,136 @@
 """Inference throughput of 64 gray -> 256 colour (two-step: U-Net colorizer + ESPCN). Prints JSON.
 
-    python benchmarks/infer.py [--device auto] [--iters 20]
+    python benchmarks/infer.py [--device auto] [--iters 20] [--no-onnx] [--memory-photo PHOTO]
 
 Batch 1 and 64, after warm-up; eager fp32 vs the tuned path (channels_last,
-bf16 autocast on CUDA), measured in the same run. Untrained weights: speed
-does not depend on them. Target (issue 6/7): >= 20 img/s on 2 CPU cores,
->= 1,000 img/s at batch 64 on an H100 (seed 004 reports 28 FPS).
+bf16 autocast on CUDA), and onnxruntime (CPU, fp32, the graph of
+``huescale.export.two_step_for_export``: the same pipeline with the MATLAB
+bicubic as a convolution), measured in the same run, with the ratio
+onnxruntime / eager. Untrained weights: speed does not depend on them. Target
+(issue 6/7): >= 20 img/s on 2 CPU cores, >= 1,000 img/s at batch 64 on an H100
+(seed 004 reports 28 FPS).
+
+``--memory-photo`` also resizes that photo to 4000 x 3000 (in a temp folder) and
+runs ``huescale colorize`` on it at ``--scale 1`` and ``--scale 4`` (16000 x
+12000 PNG) in child processes, recording each one's peak RSS and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from huescale import models
+from huescale import checkpoint, models
 from huescale.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
 from huescale.train import resolve_device
+
+_PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.stderr.write(r.stderr[-2000:])")
+
+
+def onnx_fps(colorizer: torch.nn.Module, upscaler: torch.nn.Module, batches: tuple[int, ...], iters: int) -> dict:
+    """img/s of the two-step pipeline exported to ONNX, run by onnxruntime on the CPU (fp32)."""
+    import onnxruntime as ort
+
+    from huescale.export import two_step_for_export
+
+    model = two_step_for_export(colorizer, upscaler).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "two_step.onnx"
+        n = torch.export.Dim("batch", min=1, max=4096)
+        torch.onnx.export(model, (torch.rand(2, 1, 64, 64) * 2 - 1,), dynamo=True, input_names=["L"],
+                          output_names=["Lab"], dynamic_shapes={"x": {0: n}}, verbose=False).save(str(path))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out = {}
+    for b in batches:
+        x = (np.random.default_rng(0).random((b, 1, 64, 64), dtype=np.float32) * 2 - 1)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        out["max_abs_diff_vs_torch"] = max(out.get("max_abs_diff_vs_torch", 0.0),
+                                           float(np.abs(sess.run(None, {"L": x})[0] - ref).max()))
+        n_it = max(2, iters // (8 if b == 64 else 1))
+        for _ in range(3):
+            sess.run(None, {"L": x})
+        t = time.perf_counter()
+        for _ in range(n_it):
+            sess.run(None, {"L": x})
+        out[f"onnxruntime_batch{b}_img_s"] = round(b * n_it / (time.perf_counter() - t), 1)
+    return out
+
+
+def memory(photo: str, colorizer: torch.nn.Module, upscaler: torch.nn.Module) -> dict:
+    """Peak RSS (MB) and seconds of `huescale colorize` on ``photo`` resized to 4000 x 3000, x1 and x4."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the x4 output (192 MP) is ours, not a decompression bomb
+    out: dict = {"photo": str(photo), "input": "4000x3000"}
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "big.jpg"
+        Image.open(photo).convert("RGB").resize((4000, 3000), Image.BICUBIC).save(big, quality=92)
+        checkpoint.save_model(colorizer, "unet", {"base_channels": 32}, Path(tmp) / "c.pt")
+        checkpoint.save_model(upscaler, "espcn", {"scale": 4}, Path(tmp) / "u.pt")
+        exe = str(Path(sys.executable).parent / "huescale")
+        for scale in (1, 4):
+            dest = Path(tmp) / f"out{scale}.png"
+            cmd = [exe, "colorize", str(big), "--out", str(dest), "--scale", str(scale), "--checkpoint",
+                   str(Path(tmp) / "c.pt"), "--upscaler", str(Path(tmp) / "u.pt"), "--device", "cpu"]
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", _PEAK, *cmd], capture_output=True, text=True)
+            rc, kb = r.stdout.split()
+            with Image.open(dest) if rc == "0" else open(os.devnull) as im:
+                size = "x".join(map(str, im.size)) if rc == "0" else r.stderr[-300:]
+            out[f"scale{scale}"] = {"rc": int(rc), "peak_rss_mb": round(int(kb) / 1024), "s": round(time.perf_counter() - t, 1),
+                                    "output": size, "output_mb_on_disk": round(dest.stat().st_size / 2**20) if dest.exists() else None}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime measurement")
+    ap.add_argument("--memory-photo", default=None, help="measure peak RSS of colorize on this photo at 4000x3000")
     args = ap.parse_args()
     device = resolve_device(args.device)
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+                 "dtype": "float32 (tuned: bfloat16 autocast on CUDA)", "torch": torch.__version__,
                  "pipeline": "two-step: unet(depth 3, base 32) at 64 + espcn x4 on L + bicubic ab -> 256"}
+    torch.manual_seed(0)
+    colorizer, upscaler = models.build("unet", base_channels=32).eval(), models.build("espcn", scale=4).eval()
     for tuned in (False, True):
-        pipe = TwoStepPipeline(models.build("unet", base_channels=32), models.build("espcn", scale=4)).to(device).eval()
+        pipe = copy.deepcopy(TwoStepPipeline(colorizer, upscaler)).to(device).eval()
         if tuned:
             pipe = pipe.to(memory_format=torch.channels_last)
         key = "tuned" if tuned else "eager_fp32"
         for b in (1, 64):
             iters = max(2, args.iters // (8 if b == 64 else 1))
             out[f"{key}_batch{b}_img_s"] = round(measure_fps(pipe, (1, 64, 64), device, b, 3, iters, tuned), 1)
+    if not args.no_onnx:
+        import onnxruntime
+
+        out["onnxruntime"] = {"version": onnxruntime.__version__, "provider": "CPUExecutionProvider", "dtype": "float32",
+                              "threads": torch.get_num_threads(),
+                              **onnx_fps(colorizer, upscaler, (1, 64), args.iters)}
+        if device.type == "cpu":
+            for b in (1, 64):
+                out["onnxruntime"][f"ratio_vs_eager_batch{b}"] = round(
+                    out["onnxruntime"][f"onnxruntime_batch{b}_img_s"] / out[f"eager_fp32_batch{b}_img_s"], 2)
+    if args.memory_photo:
+        out["memory_4000x3000"] = memory(args.memory_photo, colorizer, upscaler)
     json.dump(out, sys.stdout, indent=2)
     print()
 

@@ -1,8 +1,11 @@
 """The ``huescale`` command: run a pipeline stage, or colorize your own photographs.
 
     huescale stage NAME [--params params.yaml]
-    huescale colorize INPUT... --out DIR [--scale 1|4] [--colorizer models/colorizer.pt]
-                                          [--upscaler models/upscaler.pt] [--device auto]
+    huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
+                     [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
+                     [--format png] [--tile 256] [--device auto]
+    huescale export-onnx --checkpoint models/colorizer.pt --upscaler models/upscaler.pt --out DIR
+                         [--images PHOTO...] [--tolerance 1e-4]
 """
 
 from __future__ import annotations
@@ -13,34 +16,98 @@ import sys
 from pathlib import Path
 
 
+def _load_models(args: argparse.Namespace, device, tmp: str):
+    """(colour model, upscaler or None) from --checkpoint/--model champion and --upscaler."""
+    from huescale import checkpoint
+    from huescale.infer import load_champion
+
+    if args.model == "champion":
+        uri = args.tracking_uri
+        if uri is None:
+            from huescale.config import load_config
+            from huescale.tracking import resolve_uri
+
+            params = Path(args.params)
+            if not params.is_file():
+                raise FileNotFoundError(f"{params}: params file not found (it gives tracking.uri); "
+                                        "pass --tracking-uri or --params")
+            uri = resolve_uri(load_config(params).tracking.uri, params.resolve().parent)
+        path = load_champion(uri, tmp)
+    else:
+        path = args.checkpoint
+    model, ck = checkpoint.load_model(path, device)
+    is_joint = args.pipeline == "joint"
+    if is_joint and not isinstance(getattr(model, "scale", None), int):
+        raise ValueError(f"{path}: model {ck['model']!r} is not a joint generator (no `scale`); "
+                         "use --pipeline two-step or a joint checkpoint")
+    if not is_joint and isinstance(getattr(model, "scale", None), int):
+        raise ValueError(f"{path}: model {ck['model']!r} looks like an upscaler or a joint model, not a "
+                         "colorizer; pass the colorizer checkpoint (or --pipeline joint)")
+    need_upscaler = args.scale > 1 and (not is_joint or args.upscaler_given)
+    upscaler = checkpoint.load_model(args.upscaler, device)[0] if need_upscaler else None
+    if upscaler is not None and getattr(upscaler, "scale", args.scale) != args.scale:
+        raise ValueError(f"{args.upscaler}: upscaler scale factor {upscaler.scale} != --scale {args.scale}")
+    if is_joint and args.scale not in (1, model.scale):
+        raise ValueError(f"--scale {args.scale}: the joint model's scale factor is {model.scale}")
+    return model, upscaler
+
+
 def _colorize(args: argparse.Namespace) -> int:
-    from PIL import Image
+    import tempfile
+
     from tqdm.auto import tqdm
 
-    from huescale import checkpoint
     from huescale.data.images import ImageError, read_image
-    from huescale.infer import Colorizer, iter_inputs
+    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, plan_inputs
     from huescale.train import resolve_device
 
     device = resolve_device(args.device)
-    colorizer, _ = checkpoint.load_model(args.colorizer, device)
-    upscaler = checkpoint.load_model(args.upscaler, device)[0] if args.scale > 1 else None
-    run = Colorizer(colorizer, upscaler, scale=args.scale, device=device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for f in tqdm(iter_inputs(args.inputs), desc="colorize", unit="img"):
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    fmt = None
+    if args.format:
+        fmt = "." + args.format.lower().lstrip(".")
+        if fmt not in WRITABLE_FORMATS:
+            raise ValueError(f"--format {args.format}: use one of {', '.join(sorted(WRITABLE_FORMATS))}")
+    plan, failed, written, seen = [], 0, 0, set()
+    for item in args.inputs:  # an input that matches nothing is reported; the others go on
         try:
-            result = run(read_image(f))
-        except ImageError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
+            plan += [pair for pair in plan_inputs([item]) if pair[0] not in seen and not seen.add(pair[0])]
+        except FileNotFoundError as exc:
+            print(f"huescale colorize: failed: {exc}", file=sys.stderr)
             failed += 1
-            continue
-        keep = f.suffix.lower() if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") else ".png"
-        dest = out / (f.stem + (args.format or keep))
-        tmp = dest.with_name("." + dest.name + ".tmp" + dest.suffix)
-        Image.fromarray(result).save(tmp)
-        os.replace(tmp, dest)
+    out = Path(args.out)
+    single_file = out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
+    if single_file and len(plan) > 1:
+        raise ValueError(f"--out {out} names one file but {len(plan)} images were given; pass a folder")
+    with tempfile.TemporaryDirectory(prefix="huescale-model-") as tmp:
+        model, upscaler = _load_models(args, device, tmp)
+    run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
+                    tile=args.tile, margin=args.margin, joint=args.pipeline == "joint")
+    bar = tqdm(plan, desc="colorize", unit="img")
+    for f, rel in bar:
+        bar.set_postfix_str(f.name)
+        if single_file:
+            dest = out
+        else:
+            keep = rel.suffix.lower() if rel.suffix.lower() in WRITABLE_FORMATS else ".png"
+            dest = out / rel.with_suffix(fmt or keep)
+        try:
+            rgb = read_image(f, max_pixels=args.max_pixels)
+            n = run.n_tiles(*rgb.shape[:2])
+            with tqdm(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
+                colorize_to_file(run, rgb, dest, tiles.update)
+            del rgb
+            written += 1
+        except (ImageError, ValueError, OSError, RuntimeError, MemoryError) as exc:
+            msg = str(exc) if str(f) in str(exc) else f"{f}: {type(exc).__name__}: {exc}"
+            tqdm.write(f"huescale colorize: failed: {msg}", file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"huescale colorize: {failed} input(s) failed (named above); {written} written",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -123,6 +190,19 @@ def _add_evaluation_commands(sub) -> None:
     sf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def _export_onnx(args: argparse.Namespace) -> int:
+    import json
+
+    from huescale.export import export_models
+
+    report = export_models(args.checkpoint, args.upscaler, args.out, images=args.images,
+                           tolerance=args.tolerance, dynamo=not args.legacy)
+    print(json.dumps(report, indent=2))
+    if not report["ok"]:
+        print(f"huescale export-onnx: max abs diff above the tolerance {args.tolerance}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``huescale`` console script."""
     ap = argparse.ArgumentParser(prog="huescale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,12 +212,33 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--params", default="params.yaml")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
-    co.add_argument("--out", required=True, help="output folder")
+    co.add_argument("--out", required=True, help="output folder, or an output file for a single input")
     co.add_argument("--scale", type=int, default=1, choices=[1, 4], help="output size factor (4 uses the upscaler)")
-    co.add_argument("--colorizer", default="models/colorizer.pt")
-    co.add_argument("--upscaler", default="models/upscaler.pt")
-    co.add_argument("--format", default=None, help="output extension, e.g. .png (default: keep the input's)")
+    co.add_argument("--pipeline", default="two-step", choices=["two-step", "joint"],
+                    help="two-step: colorizer + upscaler; joint: one 64 L -> 256 Lab generator")
+    co.add_argument("--checkpoint", "--colorizer", dest="checkpoint", default="models/colorizer.pt",
+                    help="colour model checkpoint (colorizer, or the joint generator)")
+    co.add_argument("--model", choices=["champion"], default=None,
+                    help="load the MLflow model huescale-colorizer@champion instead of --checkpoint")
+    co.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: tracking.uri of --params)")
+    co.add_argument("--params", default="params.yaml", help="params file giving tracking.uri for --model")
+    co.add_argument("--upscaler", default=None, help="upscaler checkpoint (default models/upscaler.pt)")
+    co.add_argument("--format", default=None, help="output extension, e.g. png (default: the input's, or png)")
+    co.add_argument("--tile", type=int, default=256, help="tile side in input pixels (memory bound)")
+    co.add_argument("--margin", type=int, default=None,
+                    help="tile overlap in input pixels (default: upscaler receptive field + 4)")
+    co.add_argument("--model-size", type=int, default=64, help="the colour model's input side (its training size)")
+    co.add_argument("--max-pixels", type=int, default=64_000_000, help="largest input accepted, in pixels")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    co.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ex = sub.add_parser("export-onnx", help="export the colorizer and upscaler to ONNX, checked with onnxruntime")
+    ex.add_argument("--checkpoint", "--colorizer", dest="checkpoint", default="models/colorizer.pt")
+    ex.add_argument("--upscaler", default="models/upscaler.pt")
+    ex.add_argument("--out", required=True, help="output folder for colorizer.onnx and upscaler.onnx")
+    ex.add_argument("--images", nargs="*", default=None,
+                    help="photos (files, folders, globs) to compare onnxruntime with PyTorch on")
+    ex.add_argument("--tolerance", type=float, default=1e-4, help="largest max abs diff accepted")
+    ex.add_argument("--legacy", action="store_true", help="TorchScript exporter instead of dynamo")
     _add_evaluation_commands(sub)
     args = ap.parse_args(argv)
     handlers = {"benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
@@ -154,7 +255,14 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as exc:  # noqa: BLE001
             sys.exit(f"huescale {args.name}: error: {exc}")
         return
+    if args.cmd == "export-onnx":
+        try:
+            sys.exit(_export_onnx(args))
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            sys.exit(f"huescale export-onnx: error: {exc}")
+    args.upscaler_given = args.upscaler is not None
+    args.upscaler = args.upscaler or "models/upscaler.pt"
     try:
         sys.exit(_colorize(args))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, LookupError, ValueError, RuntimeError) as exc:
         sys.exit(f"huescale colorize: error: {exc}")
