@@ -67,3 +67,20 @@ def test_grayscale_detection(photo, real_batch):
     gray = np.asarray(photo.convert("L").convert("RGB"))
     assert is_grayscale(gray)
     assert not any(is_grayscale(im) for im in real_batch)
+
+
+def test_conversions_are_reported(tmp_path, photo):
+    """read_image names what it fixed (the manifest counts these): palette, alpha, CMYK, EXIF, wrong extension."""
+    cases = {
+        "palette.png": (lambda p: photo.quantize(32).save(p), ["palette"]),
+        "rgba.png": (lambda p: photo.convert("RGBA").save(p), ["alpha_composited"]),
+        "cmyk.jpg": (lambda p: photo.convert("CMYK").save(p), ["cmyk"]),
+        "png.jpg": (lambda p: photo.save(p, format="PNG"), ["wrong_extension"]),
+        "plain.jpg": (lambda p: photo.save(p), []),
+    }
+    for name, (make, expected) in cases.items():
+        make(tmp_path / name)
+        notes: list[str] = []
+        a = read_image(tmp_path / name, notes=notes)
+        assert notes == expected, name
+        assert a.shape == np.asarray(photo).shape

@@ -51,8 +51,9 @@ def _notes_of(im: Image.Image, path: Path) -> list[str]:
     notes = []
     if im.mode == "CMYK":
         notes.append("cmyk")
-    rawmode = im.tile[0].args[0] if im.tile and isinstance(im.tile[0].args, tuple) and im.tile[0].args else ""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") or (isinstance(rawmode, str) and ";16" in rawmode):
+    args = im.tile[0].args if im.tile else ""
+    rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") or ";16" in rawmode:  # e.g. 16-bit RGB PNG: RGB;16B
         notes.append("high_bit_depth")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         notes.append("alpha_composited")
