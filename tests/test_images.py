@@ -84,3 +84,13 @@ def test_conversions_are_reported(tmp_path, photo):
         a = read_image(tmp_path / name, notes=notes)
         assert notes == expected, name
         assert a.shape == np.asarray(photo).shape
+
+
+def test_grayscale_percentile_matches_numpy(photos):
+    """is_grayscale's histogram percentile equals np.percentile(spread, 99) on real photos and near-gray ones."""
+    for f in photos[:12]:
+        a = read_image(f)
+        spread = a.max(axis=2).astype(int) - a.min(axis=2)
+        assert is_grayscale(a, 4.0) == (np.percentile(spread, 99) <= 4.0)
+        p99 = float(np.percentile(spread, 99))
+        assert is_grayscale(a, p99) and not is_grayscale(a, p99 - 1e-6)

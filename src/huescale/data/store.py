@@ -30,6 +30,7 @@ import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -42,7 +43,7 @@ from huescale.config import DataConfig
 from huescale.data.images import ImageError, is_grayscale, open_rgb
 from huescale.data.sources import ImageRef
 from huescale.data.subset import SPLITS, sample_order, split_of
-from huescale.resize import imresize
+from huescale.resize import imresize, resize_matrix
 
 TIER_ARRAYS = {"64": ("lr64",), "256": ("lr256", "hr256")}
 
@@ -69,6 +70,37 @@ def _center_square(a: np.ndarray) -> np.ndarray:
     return a[top:top + s, left:left + s]
 
 
+@lru_cache(maxsize=64)
+def _taps(in_length: int, out_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero taps of :func:`huescale.resize.resize_matrix`: ``(index, weight)``, each ``out x k``."""
+    mat = resize_matrix(in_length, out_length)
+    k = int((mat != 0).sum(axis=1).max())
+    idx = np.zeros((out_length, k), dtype=np.intp)
+    w = np.zeros((out_length, k), dtype=np.float64)
+    for o in range(out_length):
+        nz = np.flatnonzero(mat[o])
+        idx[o, : len(nz)], w[o, : len(nz)] = nz, mat[o, nz]
+    return idx, w
+
+
+def matlab_downscale(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """MATLAB bicubic ``imresize`` of an ``H x W x 3`` uint8 image, computed with its sparse taps.
+
+    The same weights as :func:`huescale.resize.imresize` (float64, MATLAB's
+    antialiased a = -0.5 kernel, symmetric borders) applied as a gather +
+    weighted sum instead of dense matrices: ~10x fewer operations for 256 -> 64.
+
+    Returns:
+        ``size[0] x size[1] x 3`` uint8, rounded and clipped like ``imresize``.
+    """
+    (hi, hw), (wi, ww) = _taps(a.shape[0], size[0]), _taps(a.shape[1], size[1])
+    oh, ow, k = size[0], size[1], hi.shape[1]
+    x = np.matmul(hw[:, None, :], a[hi].reshape(oh, k, -1).astype(np.float64))[:, 0]  # oh x (W*C)
+    x = x.reshape(oh, a.shape[1], -1)[:, wi]  # oh x ow x k x C
+    x = np.matmul(ww[None, :, None, :], x)[:, :, 0]  # oh x ow x C
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
 def process_image(path: str, cfg: DataConfig) -> Prepared:
     """Read one photograph and make its tier arrays.
 
@@ -91,7 +123,7 @@ def process_image(path: str, cfg: DataConfig) -> Prepared:
     hr_img = None
     if short >= hr:
         hr_img = np.ascontiguousarray(_center_square(rgb)[:hr, :hr])
-        lr_img = imresize(hr_img, (lr, lr))
+        lr_img = matlab_downscale(hr_img, (lr, lr))
     elif short >= lr or cfg.small_images == "upscale":
         lr_img = imresize(_center_square(rgb), (lr, lr))
         if short < lr:
