@@ -8,8 +8,8 @@ Two tiers (DESIGN.md §3), per split:
   smaller images centre-cropped and downscaled): colorization pairs.
 
 Speed (issue 4): a large JPEG is decoded at reduced DCT scale when its short
-side stays >= 256 (Pillow ``draft``), and the photo -> 256 step uses Pillow's
-antialiased bicubic (same a = -0.5 kernel, 8-bit fixed point); the 256 -> 64
+side stays >= 256 (Pillow ``draft``), and the photo -> 256 step (centre square
+only) uses Pillow's antialiased bicubic (same a = -0.5 kernel, 8-bit fixed point); the 256 -> 64
 LR step that the x4 tables depend on stays MATLAB bicubic
 (:func:`huescale.resize.imresize`). Shards are streamed to disk row by row, so
 memory does not grow with the number of images.
@@ -104,10 +104,10 @@ def matlab_downscale(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def process_image(path: str, cfg: DataConfig) -> Prepared:
     """Read one photograph and make its tier arrays.
 
-    Short side >= ``hr_size``: resized (Pillow antialiased bicubic, after a
-    JPEG draft decode) to a short side of ``hr_size``, centre-cropped to
-    ``hr_size`` square (tier 256), then MATLAB-bicubic downscaled by the scale
-    factor (tier 64). Smaller images: centre square, MATLAB bicubic to ``lr_size``.
+    Short side >= ``hr_size``: the centre square is resized (Pillow antialiased
+    bicubic, after a JPEG draft decode) to ``hr_size`` square (tier 256), then
+    MATLAB-bicubic downscaled by the scale factor (tier 64); the gray test
+    looks at that square. Smaller images: centre square, MATLAB bicubic to ``lr_size``.
 
     Raises:
         ImageError: unreadable (see :func:`huescale.data.images.open_rgb`), ``grayscale`` or ``too_small``.
@@ -115,14 +115,21 @@ def process_image(path: str, cfg: DataConfig) -> Prepared:
     notes: list[str] = []
     im, (w, h) = open_rgb(path, cfg.max_pixels, notes, draft_short_side=cfg.hr_size)
     short, lr, hr = min(h, w), cfg.lr_size, cfg.hr_size
-    if short > hr:
-        im = im.resize((round(w * hr / short), round(h * hr / short)), Image.BICUBIC)
+    if short >= hr:  # centre square -> hr x hr in one Pillow pass (only the pixels kept are resampled)
+        cw, ch = im.size
+        side = min(cw, ch)
+        if side == hr:  # already the size: integer centre crop, no resampling
+            left, top = (cw - side) // 2, (ch - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+        else:
+            box = ((cw - side) / 2, (ch - side) / 2, (cw + side) / 2, (ch + side) / 2)
+            im = im.resize((hr, hr), Image.BICUBIC, box=box)
     rgb = np.asarray(im)
     if is_grayscale(rgb, cfg.gray_tolerance):
         raise ImageError(path, "grayscale", "grayscale (R~=G~=B): cannot be a colorization target")
     hr_img = None
     if short >= hr:
-        hr_img = np.ascontiguousarray(_center_square(rgb)[:hr, :hr])
+        hr_img = rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb)
         lr_img = matlab_downscale(hr_img, (lr, lr))
     elif short >= lr or cfg.small_images == "upscale":
         lr_img = imresize(_center_square(rgb), (lr, lr))
