@@ -10,7 +10,9 @@ distinct keys at the same files; nothing is copied):
    ``--workers`` processes vs a naive single-process Pillow loop (open,
    convert, centre crop, resize to 256 and 64, stack, ``np.save``), and the ratio;
 2. peak RSS of the prepare at each ``--rss`` size, each in a fresh subprocess
-   (``ru_maxrss`` of the main process, ``VmHWM`` of its largest worker);
+   (``VmHWM`` of the main process and of its largest worker), and the CPU
+   seconds per image of all its processes (a rate that other jobs on a shared
+   machine do not distort);
 3. the training loader (``PairDataset`` + ``DataLoader`` -> Lab batches, as the
    colorization task makes them) vs what a U-Net 64 adversarial training step
    consumes on CPU (U-Net + PatchGAN, LSGAN + lambda_L1, batch 16; seeds 002/004),
@@ -76,7 +78,7 @@ def naive_rate(n: int) -> dict:
     refs = repeated_refs(n)
     hr, lr = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in refs:
             im = Image.open(r.path).convert("RGB")
             w, h = im.size
@@ -87,64 +89,80 @@ def naive_rate(n: int) -> dict:
             lr.append(np.asarray(big.resize((64, 64), Image.BICUBIC)))
         np.save(Path(tmp) / "hr.npy", np.stack(hr))
         np.save(Path(tmp) / "lr.npy", np.stack(lr))
-        wall = time.perf_counter() - t0
-    return {"images": n, "wall_s": round(wall, 2), "img_s": round(n / wall, 1)}
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"images": n, "wall_s": round(wall, 2), "img_s": round(n / wall, 1), "cpu_ms_per_img": round(cpu / n * 1e3, 2),
+            "img_s_if_1_free_core": round(n / cpu, 1), "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
-def _descendant_hwm_kib(root: int) -> dict[int, int]:
-    """Peak RSS (``VmHWM``, KiB) of every live descendant of ``root`` (Linux ``/proc``)."""
-    parent, hwm = {}, {}
+def _proc_tree(root: int) -> dict[int, tuple[int, float]]:
+    """``pid -> (VmHWM KiB, CPU seconds user+sys)`` for ``root`` and every live descendant (Linux ``/proc``)."""
+    parent = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
     for pid in parent:
         p = pid
         while p in parent and p != root:
             p = parent[p]
-        if p == root and pid != root:
-            try:
-                for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        hwm[pid] = int(line.split()[1])
-            except OSError:
-                pass
-    return hwm
+        if p != root:
+            continue
+        try:
+            fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            hwm = next(int(line.split()[1]) for line in (Path("/proc") / str(pid) / "status").read_text().splitlines()
+                       if line.startswith("VmHWM:"))
+            out[pid] = (hwm, cpu)
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+    return out
 
 
-def rss_child(n: int, workers: int) -> None:
-    """(In a subprocess) prepare ``n`` images and print JSON with the peak RSS of this process and its workers.
+def child(n: int, workers: int) -> None:
+    """(In a fresh subprocess) prepare ``n`` images; print JSON with wall time, CPU time and peak RSS.
 
-    The main process: ``ru_maxrss``. Workers (children of the forkserver, so
-    not in ``RUSAGE_CHILDREN``): their ``VmHWM``, polled every 0.2 s.
+    Polls ``/proc`` every 0.25 s: the pool workers are children of the
+    forkserver (not in ``RUSAGE_CHILDREN``), and ``ru_maxrss`` would carry the
+    parent's high-water mark over ``exec``; ``VmHWM`` does not.
     """
     import threading
 
-    peak: dict[int, int] = {}
+    seen: dict[int, tuple[int, float]] = {}
     done = threading.Event()
+    me = os.getpid()
 
     def poll() -> None:
-        while not done.wait(0.2):
-            for pid, kib in _descendant_hwm_kib(os.getpid()).items():
-                peak[pid] = max(peak.get(pid, 0), kib)
+        while not done.wait(0.25):
+            for pid, (hwm, cpu) in _proc_tree(me).items():
+                old = seen.get(pid, (0, 0.0))
+                seen[pid] = (max(old[0], hwm), max(old[1], cpu))
 
     t = threading.Thread(target=poll, daemon=True)
     t.start()
+    cpu0 = _proc_tree(me)[me][1]
     out = pipeline_rate(n, workers)
     done.set()
     t.join()
-    out["peak_rss_main_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    out["peak_rss_worker_mib"] = round(max(peak.values(), default=0) / 1024, 1)
+    final = _proc_tree(me)[me]
+    others = {pid: v for pid, v in seen.items() if pid != me}
+    cpu = final[1] - cpu0 + sum(v[1] for v in others.values())  # forkserver + workers: all their CPU is ours
+    out["cpu_s"] = round(cpu, 2)
+    out["cpu_ms_per_img"] = round(cpu / out["images"] * 1e3, 2)
+    out["img_s_if_2_free_cores"] = round(2 / (cpu / out["images"]), 1)
+    out["peak_rss_main_mib"] = round(max(final[0], seen.get(me, (0, 0))[0]) / 1024, 1)
+    out["peak_rss_worker_mib"] = round(max((v[0] for v in others.values()), default=0) / 1024, 1)
     print(json.dumps(out))
 
 
-def rss_at(n: int, workers: int) -> dict:
+def run_child(n: int, workers: int) -> dict:
+    """:func:`child` in a fresh Python process (its own memory high-water mark)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    res = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--workers", str(workers)],
+    res = subprocess.run([sys.executable, __file__, "--child", str(n), "--workers", str(workers)],
                          capture_output=True, text=True, env=env, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
 def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> dict:
@@ -182,20 +200,26 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1200, help="candidates for the throughput comparison")
     ap.add_argument("--rss", type=int, nargs="*", default=[1000, 10000], help="sizes for the peak-RSS runs")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.rss_child:
-        rss_child(args.rss_child, args.workers)
+    if args.child:
+        child(args.child, args.workers)
         return
     import PIL
 
     out: dict = {"cpu_count": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2), "pillow": PIL.__version__,
                  "photos": f"{len(photos())} distinct (coco128 + bsds500), repeated"}
     naive = naive_rate(args.images)
-    pipe = pipeline_rate(args.images, args.workers)
-    out["throughput"] = {"pipeline": {**pipe, "workers": args.workers}, "naive_pillow_1proc": naive,
-                         "ratio": round(pipe["img_s"] / naive["img_s"], 2), "target_img_s": 300}
-    rss = {str(n): rss_at(n, args.workers) for n in args.rss}
+    pipe = run_child(args.images, args.workers)
+    out["throughput"] = {
+        "pipeline": {**pipe, "workers": args.workers}, "naive_pillow_1proc": naive,
+        "ratio_wall": round(pipe["img_s"] / naive["img_s"], 2),
+        "ratio_cpu_bound": round(pipe["img_s_if_2_free_cores"] / naive["img_s_if_1_free_core"], 2),
+        "target_img_s": 300,
+        "note": "wall-clock rates depend on the other jobs on the machine (see load_avg_1min); the *_if_free_core* "
+                "rates divide the images by the CPU seconds all processes of the run used",
+    }
+    rss = {str(n): run_child(n, args.workers) for n in args.rss}
     if len(args.rss) >= 2:
         a, b = rss[str(args.rss[0])], rss[str(args.rss[-1])]
         rss["growth_main"] = round(b["peak_rss_main_mib"] / a["peak_rss_main_mib"] - 1, 3)

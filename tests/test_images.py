@@ -94,3 +94,17 @@ def test_grayscale_percentile_matches_numpy(photos):
         assert is_grayscale(a, 4.0) == (np.percentile(spread, 99) <= 4.0)
         p99 = float(np.percentile(spread, 99))
         assert is_grayscale(a, p99) and not is_grayscale(a, p99 - 1e-6)
+
+
+def test_jpeg_draft_decode_keeps_the_short_side(tmp_path, photo):
+    """A large JPEG is decoded at reduced DCT scale, never below the requested short side; full size reported."""
+    from huescale.data.images import open_rgb
+
+    big = photo.resize((photo.width * 3, photo.height * 3))
+    big.save(tmp_path / "big.jpg", quality=90)
+    full, size = open_rgb(tmp_path / "big.jpg")
+    small, size2 = open_rgb(tmp_path / "big.jpg", draft_short_side=256)
+    assert size == size2 == big.size and full.size == big.size
+    assert 256 <= min(small.size) < min(big.size) and small.mode == "RGB"
+    ref = np.asarray(full.resize(small.size, Image.BICUBIC), dtype=float)
+    assert np.abs(np.asarray(small, dtype=float) - ref).mean() < 4  # same picture, 8-bit levels
