@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
@@ -141,11 +141,42 @@ def process_image(path: str, cfg: DataConfig) -> Prepared:
     return Prepared(lr64=lr_img, hr256=hr_img, width=w, height=h, converted=tuple(notes))
 
 
-def _work(args: tuple[str, DataConfig]) -> Prepared | ImageError:
+def _work(path: str, cfg: DataConfig) -> Prepared | ImageError:
     try:
-        return process_image(*args)
+        return process_image(path, cfg)
     except ImageError as exc:
         return exc
+
+
+_WORKER_CFG: DataConfig | None = None  # set once per worker process (not pickled with every image)
+
+
+def _init_worker(cfg: DataConfig) -> None:
+    global _WORKER_CFG
+    _WORKER_CFG = cfg
+
+
+def _work_chunk(paths: list[str]) -> list[Prepared | ImageError]:
+    return [_work(p, _WORKER_CFG) for p in paths]
+
+
+def _results(pool, paths: list[str], cfg: DataConfig, workers: int, chunk: int = 8) -> Iterator:
+    """Results of :func:`process_image` in input order, with at most ``4 x workers`` chunks in flight.
+
+    Unlike ``Pool.imap`` (whose result queue is unbounded), a slow consumer
+    never makes finished images pile up in memory.
+    """
+    if pool is None:
+        for p in paths:
+            yield _work(p, cfg)
+        return
+    pending: deque = deque()
+    for i in range(0, len(paths), chunk):
+        pending.append(pool.apply_async(_work_chunk, (paths[i:i + chunk],)))
+        if len(pending) >= 4 * workers:
+            yield from pending.popleft().get()
+    while pending:
+        yield from pending.popleft().get()
 
 
 class _ShardWriter:
@@ -262,9 +293,9 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
                 if not pool_refs:
                     continue
                 taken = 0
-                jobs = ((r.path, cfg) for r in pool_refs)
-                with ctx.Pool(workers) if workers > 1 else _InlinePool() as pool:
-                    for ref, res in zip(pool_refs, pool.imap(_work, jobs, chunksize=8)):
+                pool = ctx.Pool(workers, _init_worker, (cfg,)) if workers > 1 else None
+                try:
+                    for ref, res in zip(pool_refs, _results(pool, [r.path for r in pool_refs], cfg, workers)):
                         if isinstance(res, ImageError):
                             excluded.append({"key": ref.key, "path": ref.path, "reason": res.reason,
                                              "message": str(res)})
@@ -286,8 +317,10 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
                         taken += 1
                         if taken >= target:
                             break
-                    if workers > 1:
+                finally:
+                    if pool is not None:
                         pool.terminate()
+                        pool.join()
     finally:
         for w in writers.values():
             w.flush()
@@ -306,24 +339,11 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
         "images": images, "excluded_images": excluded,
     }
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    with open(tmp / "manifest.json", "w") as f:  # streamed: no 10k-record string in memory
+        json.dump(manifest, f, indent=1)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return manifest
-
-
-class _InlinePool:
-    """A one-process stand-in for ``multiprocessing.Pool`` (``data.workers: 1``)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, fn, it, chunksize=1) -> Iterator:
-        """Lazy ``map`` in this process."""
-        return map(fn, it)
 
 
 class PairStore:
