@@ -4,7 +4,8 @@ Downloads go to ``<dest>.part`` with HTTP ``Range`` resume, are verified (md5
 or sha256) and only then renamed into place, so a file at ``dest`` is always
 complete and correct. Archives are extracted into a temporary sibling folder
 that is renamed when done; members that would escape it (absolute paths,
-``..``, links) are refused.
+``..``, links) are refused. :func:`extract_members` extracts only chosen
+members (a COCO subset out of an 18 GB zip), each file atomically.
 """
 
 from __future__ import annotations
