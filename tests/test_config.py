@@ -23,6 +23,14 @@ def test_shipped_params_load():
     ({"data": {"source": "flickr"}}, "data.source"),
     ({"data": {"source": "folder"}}, "data.folders"),
     ({"data": {"splits": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "data.splits"),
+    ({"data": {"imagenette": {"variant": "640"}}}, "data.imagenette.variant"),
+    ({"data": {"coco": {"archives": ["test2017"]}}}, "data.coco.archives"),
+    ({"data": {"source": "hf"}}, "data.hf.name"),
+    ({"data": {"hf": {"streaming": "yes"}}}, "data.hf.streaming must be bool"),
+    ({"data": {"test_source": {"source": "folder"}}}, "data.test_source.folders"),
+    ({"data": {"test_source": {"sauce": "folder"}}}, "data.test_source.sauce"),
+    ({"data": {"split_map": {"coco/val2017": "holdout"}}}, "data.split_map.coco/val2017"),
+    ({"data": {"splits": {"train": 0.8, "val": 0.2, "test": 0.0}}}, "no test set is given"),
 ])
 def test_bad_params_name_the_key(tmp_path, patch, match):
     p = tmp_path / "params.yaml"

@@ -67,3 +67,44 @@ def test_grayscale_detection(photo, real_batch):
     gray = np.asarray(photo.convert("L").convert("RGB"))
     assert is_grayscale(gray)
     assert not any(is_grayscale(im) for im in real_batch)
+
+
+def test_conversions_are_reported(tmp_path, photo):
+    """read_image names what it fixed (the manifest counts these): palette, alpha, CMYK, EXIF, wrong extension."""
+    cases = {
+        "palette.png": (lambda p: photo.quantize(32).save(p), ["palette"]),
+        "rgba.png": (lambda p: photo.convert("RGBA").save(p), ["alpha_composited"]),
+        "cmyk.jpg": (lambda p: photo.convert("CMYK").save(p), ["cmyk"]),
+        "png.jpg": (lambda p: photo.save(p, format="PNG"), ["wrong_extension"]),
+        "plain.jpg": (lambda p: photo.save(p), []),
+    }
+    for name, (make, expected) in cases.items():
+        make(tmp_path / name)
+        notes: list[str] = []
+        a = read_image(tmp_path / name, notes=notes)
+        assert notes == expected, name
+        assert a.shape == np.asarray(photo).shape
+
+
+def test_grayscale_percentile_matches_numpy(photos):
+    """is_grayscale's histogram percentile equals np.percentile(spread, 99) on real photos and near-gray ones."""
+    for f in photos[:12]:
+        a = read_image(f)
+        spread = a.max(axis=2).astype(int) - a.min(axis=2)
+        assert is_grayscale(a, 4.0) == (np.percentile(spread, 99) <= 4.0)
+        p99 = float(np.percentile(spread, 99))
+        assert is_grayscale(a, p99) and not is_grayscale(a, p99 - 1e-6)
+
+
+def test_jpeg_draft_decode_keeps_the_short_side(tmp_path, photo):
+    """A large JPEG is decoded at reduced DCT scale, never below the requested short side; full size reported."""
+    from huescale.data.images import open_rgb
+
+    big = photo.resize((photo.width * 3, photo.height * 3))
+    big.save(tmp_path / "big.jpg", quality=90)
+    full, size = open_rgb(tmp_path / "big.jpg")
+    small, size2 = open_rgb(tmp_path / "big.jpg", draft_short_side=256)
+    assert size == size2 == big.size and full.size == big.size
+    assert 256 <= min(small.size) < min(big.size) and small.mode == "RGB"
+    ref = np.asarray(full.resize(small.size, Image.BICUBIC), dtype=float)
+    assert np.abs(np.asarray(small, dtype=float) - ref).mean() < 4  # same picture, 8-bit levels

@@ -32,3 +32,13 @@ def test_torch_and_numpy_agree_and_rows_sum_to_one(photos):
 def test_constant_image_stays_constant():
     x = np.full((40, 60, 3), 77, np.uint8)
     assert (imresize(x, (10, 15)) == 77).all() and (imresize(x, (160, 240)) == 77).all()
+
+
+def test_store_downscale_equals_imresize(photos):
+    """The pair store's sparse MATLAB bicubic 256 -> 64 gives exactly imresize's output (uint8)."""
+    from huescale.data.images import read_image
+    from huescale.data.store import _center_square, matlab_downscale
+
+    for f in photos[:6]:
+        a = np.ascontiguousarray(_center_square(read_image(f))[:256, :256])
+        assert np.array_equal(matlab_downscale(a, (64, 64)), imresize(a, (64, 64)))

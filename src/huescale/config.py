@@ -22,20 +22,76 @@ class ConfigError(ValueError):
 
 @dataclass
 class ImagenetteConfig:
-    """The fast.ai Imagenette archive (seed 000 trains on Imagenette)."""
+    """The fast.ai Imagenette archive (seed 000 trains on Imagenette).
 
-    url: str = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz"
-    md5: str = "3df6f0d01a2c9592104656642f5e78a3"
+    ``variant`` picks the official archive (``320``: imagenette2-320, ``full``:
+    imagenette2, ``160``: imagenette2-160; URLs and md5s in
+    ``huescale.data.sources.IMAGENETTE``); a non-empty ``url``/``md5`` overrides it
+    (a mirror, or the loopback server of the tests).
+    """
+
+    variant: str = "320"  # 320 | full | 160
+    url: str = ""  # "" = the official fast.ai URL of the variant
+    md5: str = ""  # "" = the official md5 of the variant
+
+
+@dataclass
+class CocoConfig:
+    """MS-COCO 2017 image zips (seeds 002, 004 sample 10k images from train2017)."""
+
+    archives: list[str] = field(default_factory=lambda: ["train2017"])  # train2017 | val2017
+    base_url: str = "http://images.cocodataset.org/zips"
+    md5: dict[str, str] = field(default_factory=dict)  # per archive; empty = the official md5s
+
+
+@dataclass
+class VocConfig:
+    """PASCAL VOC 2012 trainval tar (seed 002); images under ``VOCdevkit/VOC2012/JPEGImages/``."""
+
+    url: str = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+    md5: str = "6cd6e144f989b92b3379bac3b3de84fd"
+
+
+@dataclass
+class HfConfig:
+    """A Hugging Face data set: ``datasets.load_dataset(name, config, split=..., streaming=...)``."""
+
+    name: str = ""  # hub name, or a builder: parquet | imagefolder (local data)
+    config: str = ""  # the data set's configuration name, "" = default
+    data_files: list[str] = field(default_factory=list)  # for name=parquet
+    data_dir: str = ""  # for name=imagefolder
+    split: str = "train"
+    image_column: str = "image"
+    streaming: bool = False  # stream and take only the first candidates (large sets)
+
+
+@dataclass
+class HoldoutSourceConfig:
+    """``data.test_source``: an explicit test set from another source (e.g. ImageNet-val-style folder).
+
+    Its images all go to the test split; the main source then feeds train/val
+    (set ``data.splits.test: 0``). Non-folder sources reuse ``data.<source>``.
+    """
+
+    source: str = "none"  # none | folder | imagenette | coco | voc | hf
+    folders: list[str] = field(default_factory=list)
+    n_images: int = 0  # usable test images to take, 0 = all
 
 
 @dataclass
 class DataConfig:
     """``data:`` section: where images come from and how the pair store is made (DESIGN.md §3-4)."""
 
-    source: str = "imagenette"  # imagenette | folder
+    source: str = "imagenette"  # imagenette | coco | voc | hf | folder
     folders: list[str] = field(default_factory=list)
     imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
-    cache_dir: str = "~/.cache/huescale"
+    coco: CocoConfig = field(default_factory=CocoConfig)
+    voc: VocConfig = field(default_factory=VocConfig)
+    hf: HfConfig = field(default_factory=HfConfig)
+    test_source: HoldoutSourceConfig = field(default_factory=HoldoutSourceConfig)
+    split_map: dict[str, str] = field(default_factory=dict)  # key prefix -> fixed split, e.g. {coco/val2017: test}
+    fetch_margin: float = 0.1  # coco/hf: fetch n_images * (1 + margin) candidates (room for exclusions)
+    cache_dir: str = "~/.cache/huescale"  # env HUESCALE_CACHE overrides
     n_images: int = 1500
     min_images: int = 16
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
@@ -215,10 +271,11 @@ def _from_dict(cls: type, d: dict, prefix: str, src: str):
 def validate(cfg: Config, src: str = "params.yaml") -> Config:
     """Check values that types cannot; raises :class:`ConfigError` naming the key."""
     d = cfg.data
-    if d.source not in ("imagenette", "folder"):
-        raise ConfigError(f"{src}: data.source must be 'imagenette' or 'folder', got {d.source!r}")
+    if d.source not in SOURCES:
+        raise ConfigError(f"{src}: data.source must be one of {', '.join(SOURCES)}, got {d.source!r}")
     if d.source == "folder" and not d.folders:
         raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
+    _validate_sources(d, src)
     if set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6 or min(d.splits.values()) < 0:
         raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
     if d.hr_size % d.scale or d.scale < 2:
@@ -240,6 +297,34 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
     if cfg.runtime.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
     return cfg
+
+
+SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
+
+
+def _validate_sources(d: DataConfig, src: str) -> None:
+    """Checks of the source sub-sections, the test source and the split map (issue 4)."""
+    if d.imagenette.variant not in ("320", "full", "160"):
+        raise ConfigError(f"{src}: data.imagenette.variant must be 320, full or 160, got {d.imagenette.variant!r}")
+    bad = [a for a in d.coco.archives if a not in ("train2017", "val2017")]
+    if bad or not d.coco.archives:
+        raise ConfigError(f"{src}: data.coco.archives must list train2017 and/or val2017, got {d.coco.archives}")
+    for name, h in (("data", d), ("data.test_source", d.test_source)):
+        if h.source == "hf" and not d.hf.name:
+            raise ConfigError(f"{src}: {name}.source=hf needs data.hf.name (a hub name, parquet or imagefolder)")
+    t = d.test_source
+    if t.source != "none" and t.source not in SOURCES:
+        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, got {t.source!r}")
+    if t.source == "folder" and not t.folders:
+        raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
+    if t.n_images < 0 or d.fetch_margin < 0:
+        raise ConfigError(f"{src}: data.test_source.n_images and data.fetch_margin must be >= 0")
+    for prefix, split in d.split_map.items():
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"{src}: data.split_map.{prefix} must be train, val or test, got {split!r}")
+    if d.splits.get("test", 0) == 0 and t.source == "none" and "test" not in d.split_map.values():
+        raise ConfigError(f"{src}: data.splits.test is 0 but no test set is given: set data.test_source "
+                          "or map a key prefix to test in data.split_map")
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:

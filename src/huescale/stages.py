@@ -61,13 +61,20 @@ def _device(cfg: Config):
 
 def download(cfg: Config) -> dict:
     """Fetch the source (download/verify/extract or check folders) and write the image listing."""
-    from huescale.data.sources import list_images, make_source, write_listing
+    from huescale.data.sources import list_images, make_source, make_test_source, write_listing
 
-    refs = list_images(make_source(cfg.data))
+    refs = list_images(make_source(cfg.data, seed=cfg.seed))
     if not refs:
         raise FileNotFoundError(f"data.source={cfg.data.source}: no image files found; check data.folders")
-    write_listing(refs, cfg.data.source, LISTING)
-    return {"images_listed": len(refs), "bytes": sum(r.size for r in refs)}
+    test_source = make_test_source(cfg.data, seed=cfg.seed)
+    test_refs = list_images(test_source, split="test") if test_source is not None else []
+    if test_source is not None and not test_refs:
+        raise FileNotFoundError(f"data.test_source={cfg.data.test_source.source}: no image files found")
+    write_listing(refs + test_refs, cfg.data.source, LISTING)
+    out = {"images_listed": len(refs), "bytes": sum(r.size for r in refs)}
+    if test_refs:
+        out["test_images_listed"] = len(test_refs)
+    return out
 
 
 def prepare(cfg: Config) -> dict:
@@ -78,6 +85,7 @@ def prepare(cfg: Config) -> dict:
     manifest = build_pair_store(read_listing(LISTING), cfg.data, PAIRS, seed=cfg.seed)
     out = {"usable": manifest["usable"], "candidates_seen": manifest["candidates_seen"]}
     out.update({f"excluded_{k}": v for k, v in manifest["excluded"].items()})
+    out.update({f"converted_{k}": v for k, v in manifest["converted"].items()})
     out.update({f"{s}_tier{t}": n for s, c in manifest["counts"].items() for t, n in c.items()})
     return out
 

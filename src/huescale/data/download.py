@@ -4,7 +4,8 @@ Downloads go to ``<dest>.part`` with HTTP ``Range`` resume, are verified (md5
 or sha256) and only then renamed into place, so a file at ``dest`` is always
 complete and correct. Archives are extracted into a temporary sibling folder
 that is renamed when done; members that would escape it (absolute paths,
-``..``, links) are refused.
+``..``, links) are refused. :func:`extract_members` extracts only chosen
+members (a COCO subset out of an 18 GB zip), each file atomically.
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def download(url: str, dest: str | Path, md5: str | None = None, sha256: str | N
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        if md5 is None and sha256 is None:
+        if md5 is None and sha256 is None or _verified_before(dest, md5, sha256):
             return dest
         try:
             _verify(dest, md5, sha256)
+            _mark_verified(dest, md5, sha256)
             return dest
         except DownloadError:
             pass  # corrupt copy removed by _verify: download again
@@ -113,7 +115,27 @@ def download(url: str, dest: str | Path, md5: str | None = None, sha256: str | N
         time.sleep(2**attempt)
     _verify(part, md5, sha256)
     os.replace(part, dest)
+    _mark_verified(dest, md5, sha256)
     return dest
+
+
+def _stamp(dest: Path, md5: str | None, sha256: str | None) -> str:
+    st = dest.stat()
+    return f"md5={md5} sha256={sha256} size={st.st_size} mtime_ns={st.st_mtime_ns}"
+
+
+def _mark_verified(dest: Path, md5: str | None, sha256: str | None) -> None:
+    """Record that ``dest`` (this size and mtime) matched its checksums: later runs skip re-hashing 18 GB."""
+    if md5 or sha256:
+        marker = dest.with_name(dest.name + ".verified")
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(_stamp(dest, md5, sha256))
+        os.replace(tmp, marker)
+
+
+def _verified_before(dest: Path, md5: str | None, sha256: str | None) -> bool:
+    marker = dest.with_name(dest.name + ".verified")
+    return marker.is_file() and marker.read_text() == _stamp(dest, md5, sha256)
 
 
 def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
@@ -142,6 +164,107 @@ def _check_member(root: Path, name: str, is_link: bool, archive: Path) -> None:
                             "the archive is unsafe, delete it")
 
 
+def _zip_is_link(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def archive_members(archive: str | Path) -> list[str]:
+    """Names of the regular-file members of a zip or tar archive, in archive order, all checked safe.
+
+    Raises:
+        DownloadError: any member is absolute, contains ``..`` or is a link (the
+            whole archive is refused), or the file is not a tar/zip archive.
+    """
+    archive = Path(archive)
+    root = Path("/nonexistent-huescale-root")
+    names = []
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_member(root, info.filename, _zip_is_link(info), archive)
+                if not info.is_dir():
+                    names.append(info.filename)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for m in tf.getmembers():
+                _check_member(root, m.name, m.issym() or m.islnk() or m.isdev(), archive)
+                if m.isfile():
+                    names.append(m.name)
+    else:
+        raise DownloadError(f"{archive}: not a tar or zip archive; delete it and run the stage again")
+    return names
+
+
+def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Path], progress: bool = True) -> int:
+    """Extract only the named members of a zip or tar archive (never the whole archive).
+
+    Each file is written to a temporary name and renamed into place, so a file
+    that exists is complete; members already extracted are skipped (idempotent).
+
+    Args:
+        archive: the zip/tar(.gz) file.
+        dest: the folder every output must stay inside.
+        members: archive member name -> output path (inside ``dest``).
+        progress: show a tqdm bar.
+
+    Returns:
+        The number of files written this time.
+
+    Raises:
+        DownloadError: a member escapes ``dest`` (absolute, ``..``, link), is missing
+            from the archive, or the archive format is unknown.
+    """
+    archive, dest = Path(archive), Path(dest).resolve()
+    todo = {}
+    for name, out in members.items():
+        out = Path(out)
+        _check_member(dest, name, False, archive)
+        if not out.resolve().is_relative_to(dest):
+            raise DownloadError(f"{archive}: refusing to write member {name!r} outside {dest}")
+        if not out.is_file():
+            todo[name] = out
+    if not todo:
+        return 0
+
+    def write(stream, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        with open(tmp, "wb") as f:
+            shutil.copyfileobj(stream, f, 1 << 20)
+        os.replace(tmp, out)
+
+    bar = tqdm(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
+    with bar:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for name, out in todo.items():
+                    try:
+                        info = zf.getinfo(name)
+                    except KeyError:
+                        raise DownloadError(f"{archive}: member {name!r} not found; delete the archive") from None
+                    if _zip_is_link(info):
+                        _check_member(dest, name, True, archive)
+                    with zf.open(info) as stream:
+                        write(stream, out)
+                    bar.update(1)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:  # one sequential pass (works for .tgz too)
+                left = dict(todo)
+                for m in tf:
+                    if m.name in left:
+                        _check_member(dest, m.name, not m.isfile(), archive)
+                        with tf.extractfile(m) as stream:
+                            write(stream, left.pop(m.name))
+                        bar.update(1)
+                        if not left:
+                            break
+                if left:
+                    raise DownloadError(f"{archive}: member {next(iter(left))!r} not found; delete the archive")
+        else:
+            raise DownloadError(f"{archive}: not a tar or zip archive; delete it and run the stage again")
+    return len(todo)
+
+
 def extract(archive: str | Path, dest: str | Path) -> Path:
     """Safely extract a .tar/.tgz/.tar.gz/.zip archive into ``dest`` (atomically).
 
@@ -164,8 +287,7 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
-                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                    _check_member(tmp, info.filename, is_link, archive)
+                    _check_member(tmp, info.filename, _zip_is_link(info), archive)
                 zf.extractall(tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:

@@ -42,6 +42,31 @@ class ImageError(ValueError):
         return (type(self), (self.path, self.reason, self.detail))
 
 
+# What read_image/open_rgb fixed on the way (counted in the data manifest as ``converted``).
+CONVERSIONS = ("cmyk", "high_bit_depth", "alpha_composited", "palette", "exif_rotated", "wrong_extension")
+
+
+def _notes_of(im: Image.Image, path: Path) -> list[str]:
+    """The conversions an opened (not yet loaded) image will need; see :data:`CONVERSIONS`."""
+    notes = []
+    if im.mode == "CMYK":
+        notes.append("cmyk")
+    args = im.tile[0].args if im.tile else ""
+    rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") or ";16" in rawmode:  # e.g. 16-bit RGB PNG: RGB;16B
+        notes.append("high_bit_depth")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        notes.append("alpha_composited")
+    if im.mode == "P":
+        notes.append("palette")
+    if im.getexif().get(0x0112, 1) not in (0, 1):
+        notes.append("exif_rotated")
+    ext_format = Image.registered_extensions().get(path.suffix.lower())
+    if im.format and ext_format != im.format:
+        notes.append("wrong_extension")
+    return notes
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB; transparency is composited on white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -60,8 +85,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode one image file to 8-bit sRGB.
+def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list[str] | None = None,
+             draft_short_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode one image file to an 8-bit RGB Pillow image (the pipeline's one reader).
 
     Handles JPEG/PNG/... whatever the extension says (the content decides),
     EXIF orientation (applied), CMYK, palette, 16-bit, grayscale (expanded to 3
@@ -70,9 +96,14 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     Args:
         path: the file to read.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        notes: if given, the conversions applied are appended (names in :data:`CONVERSIONS`).
+        draft_short_side: if given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale
+            (libjpeg DCT scaling, Pillow ``draft``) as long as its short side stays
+            >= this many pixels: much faster for large photos that are downscaled anyway.
 
     Returns:
-        ``H x W x 3`` uint8 array, sRGB, values 0..255.
+        ``(image, (width, height))``: the RGB image (possibly draft-reduced) and
+        the full size in pixels after EXIF rotation.
 
     Raises:
         ImageError: with ``reason`` ``missing``, ``empty``, ``not_an_image``,
@@ -95,9 +126,17 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
                         f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
                         "(decompression-bomb guard); downscale it or raise data.max_pixels",
                     )
+                found = _notes_of(im, p)
+                if draft_short_side and im.format == "JPEG" and min(w, h) > 2 * draft_short_side:
+                    k = min(w, h) / draft_short_side  # largest reduction keeping the short side >= target
+                    im.draft("RGB", (int(w / k) + 1, int(h / k) + 1))
+                swaps = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # transposing orientations
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
+                full = (h, w) if swaps else (w, h)
+                if notes is not None:
+                    notes.extend(found)
+                return _to_rgb(im), full
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -106,6 +145,25 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise ImageError(p, "too_large", f"{exc}; downscale it or raise data.max_pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(p, "truncated", f"corrupt or truncated image ({exc}); re-download or remove it") from None
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list[str] | None = None) -> np.ndarray:
+    """Decode one image file to 8-bit sRGB (see :func:`open_rgb` for what is handled).
+
+    Args:
+        path: the file to read.
+        max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        notes: if given, the conversions applied are appended (names in :data:`CONVERSIONS`).
+
+    Returns:
+        ``H x W x 3`` uint8 array, sRGB, values 0..255.
+
+    Raises:
+        ImageError: with ``reason`` ``missing``, ``empty``, ``not_an_image``,
+            ``truncated`` or ``too_large``; the message names the file.
+    """
+    im, _ = open_rgb(path, max_pixels, notes)
+    return np.asarray(im, dtype=np.uint8).copy()
 
 
 def is_grayscale(rgb: np.ndarray, tolerance: float = 4.0) -> bool:
@@ -119,5 +177,12 @@ def is_grayscale(rgb: np.ndarray, tolerance: float = 4.0) -> bool:
     Returns:
         True when 99 % of the pixels have a channel spread <= ``tolerance``.
     """
-    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
-    return float(np.percentile(spread, 99)) <= tolerance
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # per-channel views: ~10x faster than reducing axis 2
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, never negative
+    # np.percentile(spread, 99) (linear interpolation), from the histogram: O(n), no sort
+    cum = np.cumsum(np.bincount(spread.ravel(), minlength=256))
+    pos = 0.99 * (cum[-1] - 1)
+    k = int(pos)
+    lo = int(np.searchsorted(cum, k, side="right"))
+    hi = int(np.searchsorted(cum, min(k + 1, cum[-1] - 1), side="right"))
+    return lo + (pos - k) * (hi - lo) <= tolerance

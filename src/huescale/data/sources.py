@@ -3,19 +3,43 @@
 A source lists :class:`ImageRef` records: a stable ``key`` (source name +
 relative path; the split and the subset depend on it alone) and the local
 ``path``. ``list_images`` writes this listing for the ``download`` stage.
+
+Sources (issue 4): ``folder`` (local trees), ``imagenette`` (fast.ai archive,
+variant 320 / full / 160), ``coco`` (train2017/val2017 zips: when a subset is
+asked for, only the sampled members are extracted), ``voc`` (VOC2012 trainval
+tar, ``JPEGImages/``) and ``hf`` (``datasets.load_dataset``, images written
+once into the cache). Downloads and extracted files live in one cache
+directory shared by all runs: ``data.cache_dir``, or ``$HUESCALE_CACHE``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import dataclasses
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from huescale.config import DataConfig
-from huescale.data.download import download, extract, file_digest
+from huescale.data.download import archive_members, download, extract_members, file_digest
 from huescale.data.images import IMAGE_EXTENSIONS
+from huescale.data.subset import sample_order
+
+# Official archives (ENVIRONMENT.md table; fast.ai, cocodataset.org, PASCAL VOC).
+IMAGENETTE = {
+    "320": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz", "3df6f0d01a2c9592104656642f5e78a3"),
+    "full": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz", "fe2fc210e6bb7c5664d602c3cd71e612"),
+    "160": ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "e793b78cc4c9e9a4ccc0c1155377a412"),
+}
+COCO_MD5 = {"train2017": "cced6f7f71b7629ddf16f17bbcfab6b2", "val2017": "442b8da7639aecaf257c1dceb8ba8c80"}
+VOC_IMAGES = "VOCdevkit/VOC2012/JPEGImages/"
+
+
+def cache_root(cfg: DataConfig) -> Path:
+    """The cache directory of downloads and extracted images: ``$HUESCALE_CACHE`` or ``data.cache_dir``."""
+    return Path(os.environ.get("HUESCALE_CACHE") or cfg.cache_dir).expanduser()
 
 
 @dataclass(frozen=True)
@@ -26,6 +50,7 @@ class ImageRef:
     path: str
     size: int
     sha256: str
+    split: str | None = None  # a fixed split (images of data.test_source), else decided in prepare
 
 
 class Source(Protocol):
@@ -73,46 +98,279 @@ class FolderSource:
             yield from _walk_images(f.resolve(), f.resolve().name)
 
 
-class ImagenetteSource:
-    """fast.ai Imagenette (seed 000): official archive, md5-verified, resumable, extracted once."""
+def _is_image(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+class ArchiveSource:
+    """An image archive (zip or tar/tgz) downloaded once into the cache; only image members are extracted.
+
+    Members are selected by ``member_prefix``; their keys are ``key_prefix`` +
+    the member path after ``strip``. With ``limit``, only the first ``limit``
+    keys in the seeded stable order of :func:`huescale.data.subset.sample_order`
+    (the order ``prepare`` takes them in) are extracted, so a subset never
+    extracts the whole archive and a larger subset extracts a superset.
+    Unsafe archives (absolute, ``..`` or link members) are refused.
+    """
+
+    name = "archive"
+
+    def __init__(self, url: str, md5: str | None, cache_dir: str | Path, member_prefix: str = "",
+                 strip: str = "", key_prefix: str = "", limit: int | None = None, seed: int = 0,
+                 progress: bool = True):
+        self.url, self.md5 = url, md5 or None
+        self.cache = Path(cache_dir).expanduser()
+        self.archive = self.cache / "downloads" / Path(url).name
+        self.root = self.cache / "extracted" / re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", Path(url).name)
+        self.member_prefix, self.strip, self.key_prefix = member_prefix, strip, key_prefix
+        self.limit, self.seed, self.progress = limit, seed, progress
+        self._files: list[tuple[str, Path]] = []
+
+    def _members(self) -> list[str]:
+        """Member names of the archive, cached next to it (listing an 18 GB zip once is enough)."""
+        index = self.archive.with_name(self.archive.name + ".members.json")
+        stamp = f"{self.archive.stat().st_size}:{self.archive.stat().st_mtime_ns}"
+        if index.is_file():
+            cached = json.loads(index.read_text())
+            if cached.get("stamp") == stamp:
+                return cached["members"]
+        names = archive_members(self.archive)
+        tmp = index.with_name(index.name + ".tmp")
+        tmp.write_text(json.dumps({"stamp": stamp, "members": names}))
+        os.replace(tmp, index)
+        return names
+
+    def fetch(self) -> None:
+        """Download (resuming, checksum-verified) and extract the selected image members.
+
+        Raises:
+            DownloadError: download failure, checksum mismatch, unsafe archive.
+            FileNotFoundError: the archive has no images under ``member_prefix``.
+        """
+        download(self.url, self.archive, md5=self.md5, progress=self.progress)
+        by_key = {}
+        for name in self._members():
+            if name.startswith(self.member_prefix) and _is_image(name) and not Path(name).name.startswith("."):
+                by_key[self.key_prefix + name.removeprefix(self.strip)] = name
+        if not by_key:
+            raise FileNotFoundError(f"{self.archive}: no images under {self.member_prefix!r}; "
+                                    "is it the right archive? delete it to download again")
+        keys = sample_order(list(by_key), self.seed)
+        if self.limit is not None:
+            keys = keys[: self.limit]
+        chosen = {by_key[k]: self.root / by_key[k] for k in keys}
+        extract_members(self.archive, self.root, chosen, progress=self.progress)
+        self._files = sorted((k, self.root / by_key[k]) for k in keys)
+
+    def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """The extracted images selected by the last :meth:`fetch`, sorted by key."""
+        yield from self._files
+
+
+class ImagenetteSource(ArchiveSource):
+    """fast.ai Imagenette (seed 000): official archive, md5-verified, resumable; keys ``imagenette/<split>/<wnid>/<file>``."""
 
     name = "imagenette"
 
-    def __init__(self, url: str, md5: str, cache_dir: str | Path):
-        self.url, self.md5 = url, md5
-        self.cache = Path(cache_dir).expanduser()
-        self.archive = self.cache / "downloads" / Path(url).name
-        stem = Path(url).name.removesuffix(".tgz").removesuffix(".tar.gz")
-        self.root = self.cache / "extracted" / stem
+    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True):
+        top = re.sub(r"(\.tar\.gz|\.tgz)$", "", Path(url).name)  # the archive's own top folder, e.g. imagenette2-320
+        super().__init__(url, md5, cache_dir, member_prefix=f"{top}/", strip=f"{top}/", key_prefix="imagenette/",
+                         progress=progress)
+
+
+class CocoSource:
+    """MS-COCO 2017 image zips (seeds 002, 004); keys ``coco/<train2017|val2017>/<file>``.
+
+    With ``limit`` (a subset: ``data.n_images`` x (1 + ``data.fetch_margin``)),
+    only that many members are extracted per archive, chosen by the stable hash
+    order of their keys.
+    """
+
+    name = "coco"
+
+    def __init__(self, archives: list[str], base_url: str, md5: dict[str, str], cache_dir: str | Path,
+                 limit: int | None = None, seed: int = 0, progress: bool = True):
+        self.parts = [ArchiveSource(f"{base_url.rstrip('/')}/{a}.zip", md5.get(a, COCO_MD5.get(a)), cache_dir,
+                                    member_prefix=f"{a}/", key_prefix="coco/", limit=limit, seed=seed,
+                                    progress=progress) for a in archives]
 
     def fetch(self) -> None:
-        """Download (resuming) and verify the archive, then extract it once into the cache."""
-        marker = self.root / ".huescale-extracted"
-        if marker.is_file() and marker.read_text().strip() == self.md5:
-            return
-        download(self.url, self.archive, md5=self.md5)
-        extract(self.archive, self.root)
-        marker.write_text(self.md5)
+        """Download each zip (resuming) and extract its sampled members."""
+        for part in self.parts:
+            part.fetch()
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
-        """Image files of the extracted archive; keys are ``imagenette/<split>/<wnid>/<file>``."""
-        top = self.root / self.root.name  # the archive's own top folder, e.g. imagenette2-320/
-        yield from _walk_images(top if top.is_dir() else self.root, "imagenette")
+        """The extracted images of every archive, sorted by key."""
+        for part in self.parts:
+            yield from part.iter_files()
 
 
-def make_source(cfg: DataConfig) -> Source:
-    """The source named by ``data.source``."""
+class VocSource(ArchiveSource):
+    """PASCAL VOC 2012 trainval tar (seed 002): ``VOCdevkit/VOC2012/JPEGImages/*``; keys ``voc/<file>``."""
+
+    name = "voc"
+
+    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True):
+        super().__init__(url, md5, cache_dir, member_prefix=VOC_IMAGES, strip=VOC_IMAGES, key_prefix="voc/",
+                         progress=progress)
+
+
+def _sniff_suffix(data: bytes, fallback: str) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    return fallback if fallback.lower() in IMAGE_EXTENSIONS else ".img"
+
+
+class HfSource:
+    """A Hugging Face data set with an image column; each image is written once into the cache as a file.
+
+    ``datasets.load_dataset(name, config, split=split, streaming=streaming)``
+    (``name`` may be ``parquet`` with ``data_files`` or ``imagefolder`` with
+    ``data_dir`` for local data). Keys are ``hf/<name>/<split>/<row:08d>``; the
+    original encoded bytes are stored (so bad images reach :func:`read_image`
+    as they are). With ``limit``: a streamed set takes its first ``limit`` rows
+    (reading no further); a map-style set takes the first ``limit`` row keys in
+    the stable hash order of :func:`huescale.data.subset.sample_order`.
+
+    Raises (from :meth:`fetch`):
+        ConnectionError: a hub name that cannot be reached (offline, ``HF_HUB_OFFLINE=1``),
+            with the local alternatives.
+        KeyError: ``image_column`` is not a column of the data set.
+    """
+
+    name = "hf"
+
+    def __init__(self, name: str, split: str, image_column: str, cache_dir: str | Path, config: str = "",
+                 data_files: list[str] | None = None, data_dir: str = "", streaming: bool = False,
+                 limit: int | None = None, seed: int = 0, progress: bool = True):
+        self.ds_name, self.config, self.split, self.column = name, config or None, split, image_column
+        self.data_files, self.data_dir, self.streaming = list(data_files or []), data_dir, streaming
+        self.limit, self.seed, self.progress = limit, seed, progress
+        self.cache = Path(cache_dir).expanduser()
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name + (f"_{config}" if config else ""))
+        if data_files or data_dir:  # local builders: the files identify the data set
+            import hashlib
+
+            ident = "|".join(sorted(str(Path(f).expanduser().resolve()) for f in self.data_files) + [data_dir])
+            slug += "_" + hashlib.sha256(ident.encode()).hexdigest()[:10]
+        self.slug = slug
+        self.root = self.cache / "hf" / slug / re.sub(r"[^A-Za-z0-9._-]+", "_", split)
+        self._files: list[tuple[str, Path]] = []
+
+    def _load(self):
+        import datasets
+
+        kwargs = {"split": self.split, "streaming": self.streaming, "cache_dir": str(self.cache / "hf_datasets")}
+        if self.data_files:
+            kwargs["data_files"] = [str(Path(f).expanduser()) for f in self.data_files]
+        if self.data_dir:
+            kwargs["data_dir"] = str(Path(self.data_dir).expanduser())
+        try:
+            ds = datasets.load_dataset(self.ds_name, self.config, **kwargs)
+        except ConnectionError as exc:
+            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            raise ConnectionError(
+                f"data.hf.name={self.ds_name}: cannot reach the Hugging Face hub"
+                f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''} ({exc}); use local data: "
+                "data.hf.name=parquet with data.hf.data_files, or imagefolder with data.hf.data_dir, "
+                "or data.source=folder") from None
+        if self.column not in (ds.column_names or []):
+            raise KeyError(f"data.hf.image_column={self.column!r} is not a column of {self.ds_name} "
+                           f"(columns: {ds.column_names})")
+        return ds.cast_column(self.column, datasets.Image(decode=False))
+
+    def _write(self, key: str, value: dict, existing: dict[str, Path]) -> Path:
+        """Write one image's encoded bytes under the cache once (temp file + rename); returns its path."""
+        stem = self.root / key.rsplit("/", 1)[-1]
+        if stem.name in existing:
+            return existing[stem.name]
+        data = value.get("bytes")
+        if data is None and value.get("path"):
+            data = Path(value["path"]).read_bytes()
+        data = data or b""
+        out = stem.with_suffix(_sniff_suffix(data, Path(value.get("path") or "").suffix))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+        return out
+
+    def fetch(self) -> None:
+        """Load the data set and write the selected rows' images into the cache."""
+        from tqdm.auto import tqdm
+
+        ds = self._load()
+        prefix = f"hf/{self.slug}/{self.split}/"
+        have = {p.stem: p for p in self.root.iterdir() if p.suffix != ".part"} if self.root.is_dir() else {}
+        files = []
+        if self.streaming:
+            rows = ds if self.limit is None else ds.take(self.limit)
+            for i, row in enumerate(tqdm(rows, desc=f"hf {self.ds_name}", unit="img", disable=not self.progress)):
+                key = f"{prefix}{i:08d}"
+                files.append((key, self._write(key, row[self.column], have)))
+        else:
+            keys = sample_order([f"{prefix}{i:08d}" for i in range(len(ds))], self.seed)
+            if self.limit is not None:
+                keys = keys[: self.limit]
+            col = ds.select_columns([self.column])
+            for key in tqdm(sorted(keys), desc=f"hf {self.ds_name}", unit="img", disable=not self.progress):
+                files.append((key, self._write(key, col[int(key.rsplit("/", 1)[-1])][self.column], have)))
+        self._files = sorted(files)
+
+    def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """The cached image files of the selected rows, sorted by key."""
+        yield from self._files
+
+
+def make_source(cfg: DataConfig, seed: int = 0, progress: bool = True) -> Source:
+    """The source named by ``data.source``, reading its sub-section of ``data`` and the cache directory.
+
+    ``coco`` and ``hf`` fetch only ``n_images * (1 + fetch_margin)`` candidates
+    (the subset ``prepare`` draws from, in the same seeded order).
+
+    Raises:
+        ValueError: an unknown source name.
+    """
+    cache = cache_root(cfg)
+    limit = int(cfg.n_images * (1 + cfg.fetch_margin)) + 1
     if cfg.source == "folder":
         return FolderSource(cfg.folders)
-    return ImagenetteSource(cfg.imagenette.url, cfg.imagenette.md5, cfg.cache_dir)
+    if cfg.source == "imagenette":
+        url, md5 = IMAGENETTE[cfg.imagenette.variant]
+        return ImagenetteSource(cfg.imagenette.url or url, cfg.imagenette.md5 or (None if cfg.imagenette.url else md5),
+                                cache, progress=progress)
+    if cfg.source == "coco":
+        c = cfg.coco
+        return CocoSource(c.archives, c.base_url, c.md5, cache, limit=limit, seed=seed, progress=progress)
+    if cfg.source == "voc":
+        return VocSource(cfg.voc.url, cfg.voc.md5, cache, progress=progress)
+    if cfg.source == "hf":
+        h = cfg.hf
+        return HfSource(h.name, h.split, h.image_column, cache, config=h.config, data_files=h.data_files,
+                        data_dir=h.data_dir, streaming=h.streaming, limit=limit, seed=seed, progress=progress)
+    raise ValueError(f"data.source: unknown source {cfg.source!r}")
 
 
-def list_images(source: Source) -> list[ImageRef]:
-    """Fetch the source and list its image files with their size and sha256."""
+def make_test_source(cfg: DataConfig, seed: int = 0, progress: bool = True) -> Source | None:
+    """The source of ``data.test_source`` (its images all go to the test split), or None when ``none``."""
+    t = cfg.test_source
+    if t.source == "none":
+        return None
+    n = t.n_images or 10**9
+    sub = dataclasses.replace(cfg, source=t.source, folders=t.folders or cfg.folders, n_images=n,
+                              fetch_margin=cfg.fetch_margin if t.n_images else 0.0)
+    return make_source(sub, seed=seed, progress=progress)
+
+
+def list_images(source: Source, split: str | None = None) -> list[ImageRef]:
+    """Fetch the source and list its image files with their size and sha256 (``split``: a fixed split for all)."""
     source.fetch()
     refs = []
     for key, path in source.iter_files():
-        refs.append(ImageRef(key=key, path=str(path), size=path.stat().st_size, sha256=file_digest(path, "sha256")))
+        refs.append(ImageRef(key=key, path=str(path), size=path.stat().st_size, sha256=file_digest(path, "sha256"),
+                             split=split))
     return refs
 
 

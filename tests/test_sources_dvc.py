@@ -1,0 +1,117 @@
+"""`dvc repro prepare` (download + prepare stages, the real DVC) with each data source, in a copy of the project.
+
+The archive sources download from a loopback HTTP server started by the test,
+the `hf` source reads a local parquet file built with `datasets`, the `folder`
+source a folder of ../shared/data. Each run is checked through the manifest
+and the stage metrics it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_tar
+from conftest import ROOT
+
+N = 12  # usable images asked for
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 300) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, shared_data):
+    """A git + DVC copy of the project, a loopback server with the archives, a local parquet data set."""
+    base = tmp_path_factory.mktemp("sources-dvc")
+    work = base / "huescale"
+    top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
+                 ".pytest_cache", "dvc.lock", "metrics.json", "build"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if Path(folder) == ROOT:
+            skip |= top_level & set(names)
+        return skip
+
+    shutil.copytree(ROOT, work, ignore=ignore)
+    srv = LoopbackServer()
+    coco = sorted((shared_data / "coco128" / "train2017").glob("*.jpg"))[:30]
+    urls = {
+        "coco": srv.serve("train2017.zip", coco_zip(coco)),
+        "voc": srv.serve("VOCtrainval_11-May-2012.tar", voc_tar(sorted((shared_data / "bsds500" / "train").glob("*.jpg"))[:20])),
+        "imagenette": srv.serve("imagenette2-320.tgz", imagenette_tgz(shared_data / "imagenette", per_class=3, classes=3)),
+    }
+    parquet = hf_parquet(sorted((shared_data / "imagenet_sample").glob("*.JPEG"))[:24], base / "hf" / "train.parquet")
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
+           "HUESCALE_CACHE": str(base / "cache"), "HF_HOME": str(base / "hf_home"), "HF_HUB_OFFLINE": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("HUESCALE_PARENT_RUN_ID", None)
+    _run(["git", "init", "-q"], work, env)
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-qm", "copy"], work, env)
+    yield work, env, urls, parquet, bindir
+    srv.close()
+
+
+def _params(work: Path, source: str, urls: dict, parquet: Path, shared_data: Path) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    d = params["data"]
+    d.update(source=source, n_images=N, min_images=4, workers=1)
+    if source == "coco":
+        url, md5 = urls["coco"]
+        d["coco"].update(base_url=url.rsplit("/", 1)[0], md5={"train2017": md5})
+        # mixing sources: COCO for train/val, an ImageNet-val-style folder as the explicit test set
+        d["splits"] = {"train": 0.8, "val": 0.2, "test": 0.0}
+        d["test_source"] = {"source": "folder", "folders": [str(shared_data / "bsds500" / "test")], "n_images": 4}
+    elif source == "voc":
+        d["voc"].update(url=urls["voc"][0], md5=urls["voc"][1])
+    elif source == "imagenette":
+        d["imagenette"].update(url=urls["imagenette"][0], md5=urls["imagenette"][1])
+        d["splits"] = {"train": 0.8, "val": 0.2, "test": 0.0}
+        d["split_map"] = {"imagenette/val": "test"}  # the source's own val split is the test set
+    elif source == "hf":
+        d["hf"].update(name="parquet", data_files=[str(parquet)], split="train", image_column="image")
+    else:
+        d["folders"] = [str(shared_data / "bsds500" / "test")]
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return d
+
+
+@pytest.mark.parametrize("source", ["coco", "voc", "imagenette", "hf", "folder"])
+def test_dvc_repro_prepare_with_each_source(project, shared_data, source):
+    work, env, urls, parquet, bindir = project
+    d = _params(work, source, urls, parquet, shared_data)
+    log = _run([f"{bindir}/dvc", "repro", "prepare"], work, env)
+    assert "Running stage 'download'" in log and "Running stage 'prepare'" in log
+    listing = json.loads((work / "data/raw.json").read_text())
+    manifest = json.loads((work / "data/pairs/manifest.json").read_text())
+    metrics = json.loads((work / "metrics/prepare.json").read_text())
+    prefix = {"coco": "coco/train2017/", "voc": "voc/", "imagenette": "imagenette/", "hf": "hf/parquet_",
+              "folder": "test/"}[source]
+    main = [r for r in manifest["images"] if r["key"].startswith(prefix)]
+    assert len(main) == N  # n_images usable images from the source
+    assert manifest["candidates_seen"] == manifest["usable"] + sum(manifest["excluded"].values())
+    assert metrics["usable"] == manifest["usable"]
+    assert all(metrics[f"excluded_{k}"] == v for k, v in manifest["excluded"].items())
+    assert all(Path(r["path"]).is_relative_to(env["HUESCALE_CACHE"]) for r in main) or source == "folder"
+    if source == "coco":
+        assert listing["count"] == int(N * (1 + d["fetch_margin"])) + 1 + len(list((shared_data / "bsds500" / "test").glob("*.jpg")))
+        tests = [r for r in manifest["images"] if r["split"] == "test"]
+        assert len(tests) == 4 and all(r["key"].startswith("test/") for r in tests)
+        assert {r["split"] for r in main} <= {"train", "val"}
+    elif source == "imagenette":
+        assert all((r["split"] == "test") == r["key"].startswith("imagenette/val/") for r in main)
+    else:
+        assert sum(c["64"] for c in manifest["counts"].values()) == manifest["usable"] == N
