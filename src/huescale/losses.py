@@ -123,17 +123,18 @@ class VGGContentLoss(nn.Module):
 
     def __init__(self, name: str, weights: str | os.PathLike | None = None):
         super().__init__()
-        import torchvision
+        from torchvision.models.vgg import cfgs, make_layers
 
         path = vgg_weights_path(name, weights)
         arch, _, cut, _ = VGG_LAYERS[name]
-        vgg = getattr(torchvision.models, arch)(weights=None)
+        features = make_layers(cfgs["D" if arch == "vgg16" else "E"])  # the conv part only (no 120M-weight classifier)
         try:
-            vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            features.load_state_dict({k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")})
         except Exception as exc:  # noqa: BLE001 - a wrong or corrupt file
             raise ValueError(f"content loss {name}: {path} is not a torchvision {arch} state dict ({exc})") from None
         self.name = name
-        self.features = vgg.features[:cut].eval()
+        self.features = features[:cut].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
