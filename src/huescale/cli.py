@@ -1,6 +1,7 @@
 """The ``huescale`` command: run a pipeline stage, or colorize your own photographs.
 
     huescale stage NAME [--params params.yaml]
+    huescale ablate GRID.yaml
     huescale colorize INPUT... --out DIR [--scale 1|4] [--colorizer models/colorizer.pt]
                                           [--upscaler models/upscaler.pt] [--device auto]
 """
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     st = sub.add_parser("stage", help="run one pipeline stage (as dvc repro does)")
     st.add_argument("name", choices=["download", "prepare", "pretrain", "train", "evaluate", "report"])
     st.add_argument("--params", default="params.yaml")
+    ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
+    ab.add_argument("grid", help="grid file, e.g. params/ablations.yaml")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder")
@@ -60,6 +63,20 @@ def main(argv: list[str] | None = None) -> None:
     co.add_argument("--format", default=None, help="output extension, e.g. .png (default: keep the input's)")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = ap.parse_args(argv)
+    if args.cmd == "ablate":
+        import logging
+
+        from huescale.ablation import run_grid
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        try:
+            summary = run_grid(args.grid, progress=True)
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("HUESCALE_DEBUG"):
+                raise
+            sys.exit(f"huescale ablate: error: {exc}")
+        print(f"{len(summary['rows'])} rows; results in the grid's metrics file; champion: {summary['champion']}")
+        return
     if args.cmd == "stage":
         from huescale.stages import run_stage
 
