@@ -113,4 +113,9 @@ def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
     path = _grid(tmp_path, pairs, [{"name": "a", "kind": "painter"}])
     with pytest.raises(ConfigError, match="kind must be one of"):
         run_grid(path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))  # a content-loss row, no VGG weights
+    path = _grid(tmp_path, pairs, [{"name": "ok", "kind": "colorizer"}, {"name": "vgg", "kind": "colorizer", "set": {
+        "train.content_loss": {"name": "vgg16_conv7", "lambda_content": 10.0, "weights": ""}}}])
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        run_grid(path)
     assert not (tmp_path / "mlflow.db").exists()

@@ -26,6 +26,7 @@ Grid file (YAML)::
       - name: U-Net + L1                    # seed 004 Table 7 row name (compared in the report)
         kind: colorizer                     # colorizer | upscaler | joint | two_step
         adversarial: true                   # run the adversarial phase (default: true, except upscalers)
+        pairs: data/pairs_imagenette        # optional: this row's pair store (default: the grid's)
         set: {train.init: scratch}
 
 Row kinds (seed files in /work/shared/seeds):
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("colorizer", "upscaler", "joint", "two_step")
 GRID_KEYS = {"base", "pairs", "out", "metrics", "report", "templates", "register_champion", "set", "rows", "name"}
-ROW_KEYS = {"name", "kind", "adversarial", "set"}
+ROW_KEYS = {"name", "kind", "adversarial", "set", "pairs"}
 
 
 def set_dotted(d: dict, key: str, value: Any, src: str) -> None:
@@ -336,14 +337,22 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
     from huescale.train import resolve_device, seed_everything
 
     grid = load_grid(grid_path)
-    pairs = Path(grid.get("pairs", "data/pairs"))
-    if not (pairs / "manifest.json").is_file():
-        raise FileNotFoundError(f"{pairs}: no prepared pair store; run `dvc repro prepare` first")
-    store = PairStore(pairs)
+    from huescale.losses import vgg_weights_path
+
+    stores: dict[str, PairStore] = {}
     out_dir = Path(grid.get("out", "ablations"))
     rows_cfg = []
-    for row in grid["rows"]:  # all rows' params are checked before any training
-        rows_cfg.append((row, row_config(grid, row, out_dir / slug(row["name"]))))
+    for row in grid["rows"]:  # every row is checked before any training: params, pair store, VGG weights
+        cfg = row_config(grid, row, out_dir / slug(row["name"]))
+        pairs = Path(row.get("pairs", grid.get("pairs", "data/pairs")))
+        if not (pairs / "manifest.json").is_file():
+            raise FileNotFoundError(f"row {row['name']!r}: {pairs}: no prepared pair store; run `dvc repro prepare` "
+                                    "(or build_pair_store) first")
+        stores.setdefault(str(pairs), PairStore(pairs))
+        c = cfg.train.content_loss
+        if c.name != "none" and row.get("adversarial", row.get("kind", "colorizer") != "upscaler"):
+            vgg_weights_path(c.name, c.weights or None)
+        rows_cfg.append((row, cfg, stores[str(pairs)]))
     cfg0 = rows_cfg[0][1]
     tracking.setup(cfg0)
     results = []
@@ -351,7 +360,7 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
                           tags={tracking.KIND_TAG: "ablation", "grid": str(grid_path),
                                 "git_commit": tracking.git_commit()}) as parent:
         mlflow.log_artifact(str(grid_path))
-        for row, cfg in rows_cfg:
+        for row, cfg, store in rows_cfg:
             kind = row.get("kind", "colorizer")
             adversarial = bool(row.get("adversarial", kind != "upscaler"))
             row_dir = out_dir / slug(row["name"])
@@ -432,10 +441,12 @@ def render_report(summary: dict, out: Path, templates: Path = Path("reports/temp
     from huescale import reference, tracking
     from huescale.report import data_uri, render
 
+    published = {name.lower(): (eps, mae, psnr, fid, fps)
+                 for name, data, fid, eps, mae, psnr, fps in reference.SEED004_TABLE7["rows"] if data == "ImageNet"}
     rows = []
     for r in summary["rows"]:
         rows.append({**r, "sample_uri": data_uri(r["sample"]) if r.get("sample") and Path(r["sample"]).is_file()
-                     else None})
+                     else None, "table7": published.get(r["name"].lower())})
     return render(templates, "ablations.html.j2", out, summary=summary, rows=rows,
                   table7=reference.SEED004_TABLE7, seed002=reference.SEED002_SSIM_EXAMPLES,
                   generated=dt.datetime.now().isoformat(timespec="seconds"), git_commit=tracking.git_commit())
