@@ -146,3 +146,20 @@ def test_adversarial_trainer_with_content_loss_and_srgan_weights(torch_home, tmp
                 progress=False)
     rec = t.fit(TensorDataset(lr, hr), TensorDataset(lr, hr))[-1].values
     assert rec["loss_G_content"] > 0 and all(map(torch.isfinite, map(torch.tensor, rec.values())))
+
+
+def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
+    import yaml
+
+    from huescale.config import ConfigError, load_config
+    from huescale.stages import loss_terms
+
+    base = yaml.safe_load(open("params.yaml"))
+    assert loss_terms(load_config("params.yaml").train)["lambda_content"] == 0.0  # name none: no content term
+    for key, value, match in (("content_loss", {"name": "vgg11"}, "train.content_loss.name"),
+                              ("init", "warm", "train.init"), ("lambda_rgb", -1.0, "lambda_rgb"),
+                              ("content_loss", {"lambda": 1.0}, "train.content_loss.lambda")):
+        raw = {**base, "train": {**base["train"], key: value}}
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+        with pytest.raises(ConfigError, match=match):
+            load_config(tmp_path / "p.yaml")

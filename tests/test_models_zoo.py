@@ -102,6 +102,13 @@ def test_srresnet_output_is_normalised_l():
         assert torch.allclose(net(torch.zeros(1, 1, 8, 8)), torch.full((1, 1, 32, 32), -1.0))
 
 
+def test_residual_srresnet_starts_at_bicubic(lab):
+    L = imresize(lab[0][:2], (16, 16))
+    net = models.build("srresnet", **SMALL["srresnet"], residual=True).eval()
+    with torch.no_grad():
+        assert torch.allclose(net(L), imresize(L, (64, 64)).clamp(-0.999, 0.999), atol=1e-4)
+
+
 def _steps(net, inp, target, n=5, lr=1e-3):
     opt = torch.optim.Adam(net.parameters(), lr)
     first = None

@@ -237,8 +237,10 @@ def _images(store, split: str, name: str):
     return np.concatenate([np.asarray(a) for a in arrays]) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def score_row(kind: str, nets: dict, store, device, epsilon: float, batch_size: int = 32) -> tuple[dict, Any]:
-    """Test-split metrics of a row and its sample image (``H x W x 3`` uint8, the first 256-tier test image).
+def score_row(kind: str, nets: dict, store, device, epsilon: float, batch_size: int = 32,
+              sample_lr=None) -> tuple[dict, Any]:
+    """Test-split metrics of a row and its output for ``sample_lr`` (``1 x 64 x 64 x 3`` uint8, the same
+    image for every row; default: this store's first 256-tier test image), ``H x W x 3`` uint8.
 
     colorizer: 64 px colour metrics; upscaler: x4 Y PSNR/SSIM (border 4) and colour metrics at 256 px;
     joint / two_step: 256 px colour metrics and Y PSNR/SSIM. FPS: batch 1 on ``device`` (seed 004 Table 6).
@@ -286,11 +288,12 @@ def score_row(kind: str, nets: dict, store, device, epsilon: float, batch_size: 
     for i in range(0, len(lr), batch_size):
         preds.append(predict(torch.from_numpy(lr[i:i + batch_size]).permute(0, 3, 1, 2).to(device)))
     pred = np.concatenate(preds) if preds else gt[:0]
-    out = {k: float(v) for k, v in metrics.image_metrics(pred, gt).items()} if len(pred) else {}
+    out = {k: float(v) for k, v in metrics.image_metrics(pred, gt, epsilon).items()} if len(pred) else {}
     if kind != "colorizer" and len(pred):
         out["psnr_y"], out["ssim_y"] = metrics.sr_psnr_ssim(pred, gt, border=4)
     out["n_test"] = int(len(pred))
-    sample_lr = _images(store, "test", "lr256")[:1]
+    if sample_lr is None:
+        sample_lr = _images(store, "test", "lr256")[:1]
     sample = predict(torch.from_numpy(sample_lr).permute(0, 3, 1, 2).to(device))[0] if len(sample_lr) else None
     bicubic = _Wrap(lambda x: imresize(x, (x.shape[-2] * 4, x.shape[-1] * 4)))
     out["fps"] = measure_fps(model if model is not None else bicubic, (1, 64, 64), device, 1, 1, 3)
@@ -353,6 +356,8 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
         if c.name != "none" and row.get("adversarial", row.get("kind", "colorizer") != "upscaler"):
             vgg_weights_path(c.name, c.weights or None)
         rows_cfg.append((row, cfg, stores[str(pairs)]))
+    # the sample shown for every row: the first 256-tier test image of the grid's store (its 64 px version)
+    sample_lr = next((a for a in (_images(s, "test", "lr256")[:1] for s in stores.values()) if len(a)), None)
     cfg0 = rows_cfg[0][1]
     tracking.setup(cfg0)
     results = []
@@ -384,7 +389,8 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
                 if kind == "joint":
                     nets["joint"] = r.joint(adversarial)
                 train_s = time.perf_counter() - t0
-                test, sample = score_row(kind, nets, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size)
+                test, sample = score_row(kind, nets, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size,
+                                         sample_lr)
                 res = {"name": row["name"], "kind": kind, "adversarial": adversarial, "run_id": run.info.run_id,
                        **{k: v for k, v in r.out.items()}, "test": test, "train_s": round(train_s, 2),
                        "wall_s": round(time.perf_counter() - t0, 2)}

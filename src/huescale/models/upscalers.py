@@ -64,6 +64,12 @@ class SRResNet(nn.Module):
     returns ``2 s - 1 = L / 50 - 1``, the normalised L in [-1, 1] that every
     huescale upscaler returns (``2 * sigmoid(z) - 1 == tanh(z / 2)``).
 
+    ``residual=True`` (huescale's option, off by default as in the seed) adds
+    the MATLAB-bicubic upscale of the input inside the sigmoid,
+    ``2 sigmoid(z + 2 atanh(bicubic)) - 1``, with the last conv starting at zero:
+    an untrained model equals bicubic (as the residual ESPCN) and the output
+    stays a sigmoid in range.
+
     Input ``N x channels x h x w`` float in [-1, 1] (normalised L); output
     ``N x channels x (scale*h) x (scale*w)`` in [-1, 1].
 
@@ -71,7 +77,8 @@ class SRResNet(nn.Module):
         ValueError: for a scale factor that is not a power of 2.
     """
 
-    def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16):
+    def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16,
+                 residual: bool = False):
         super().__init__()
         from huescale.models.generators import _PlainResBlock, _pixel_shuffle_upsampler
 
@@ -81,8 +88,16 @@ class SRResNet(nn.Module):
         self.mid = nn.Sequential(nn.Conv2d(features, features, 3, padding=1, bias=False), nn.BatchNorm2d(features))
         self.upsample = _pixel_shuffle_upsampler(features, scale)
         self.out = nn.Conv2d(features, channels, 9, padding=4)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)
         h = h + self.mid(self.body(h))
-        return 2.0 * torch.sigmoid(self.out(self.upsample(h))) - 1.0
+        z = self.out(self.upsample(h))
+        if self.residual:
+            base = imresize(x, (x.shape[-2] * self.scale, x.shape[-1] * self.scale)).clamp(-0.999, 0.999)
+            z = z + 2.0 * torch.atanh(base)
+        return 2.0 * torch.sigmoid(z) - 1.0
