@@ -119,3 +119,18 @@ def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
         run_grid(path)
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_shipped_grid_rows_are_valid_params(tmp_path):
+    """grids/table7.yaml: seed 004's seven Table 7 rows, the four SR rows, two-step and joint; every row's params load."""
+    from huescale import reference
+    from huescale.ablation import load_grid, row_config, slug
+
+    grid = load_grid(ROOT / "grids" / "table7.yaml")
+    grid["base"] = str(ROOT / "params.yaml")
+    names = [r["name"] for r in grid["rows"]]
+    assert {m for m, *_ in reference.SEED004_TABLE7["rows"]} <= set(names)
+    assert {"bicubic", "ESPCN", "SRResNet", "SRGAN"} <= set(names)
+    assert {r["kind"] for r in grid["rows"]} == {"colorizer", "upscaler", "joint", "two_step"}
+    for r in grid["rows"]:
+        row_config(grid, r, tmp_path / slug(r["name"]))

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("name", choices=["download", "prepare", "pretrain", "train", "evaluate", "report"])
     st.add_argument("--params", default="params.yaml")
     ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
-    ab.add_argument("grid", help="grid file, e.g. params/ablations.yaml")
+    ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder")
