@@ -127,3 +127,35 @@ def browser_check(html: Path, screenshot: Path, width: int = 1300) -> dict:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshot, Path(keep) / screenshot.name)
     return {**info, "errors": errors}
+
+
+def save_random_vgg_weights(torch_home: Path, arch: str = "vgg16") -> Path:
+    """Save a randomly initialised VGG's conv part (He-normal) as torchvision's cached weights file.
+
+    Exercises the real content-loss code path offline (keys ``features.*`` as
+    in torchvision's file; the classifier, unused by the losses, is left out
+    to keep the file small). Values are not those of the ImageNet VGG.
+    """
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    features = make_layers(cfgs["D" if arch == "vgg16" else "E"])
+    for m in features.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    name = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}[arch]
+    path = torch_home / "hub" / "checkpoints" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg_home(tmp_path_factory) -> Path:
+    """A temporary TORCH_HOME holding random VGG16 and VGG19 weights (see :func:`save_random_vgg_weights`)."""
+    home = tmp_path_factory.mktemp("torch_home")
+    save_random_vgg_weights(home, "vgg16")
+    save_random_vgg_weights(home, "vgg19")
+    return home

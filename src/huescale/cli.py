@@ -1,11 +1,14 @@
 """The ``huescale`` command: run a pipeline stage, or colorize your own photographs.
 
     huescale stage NAME [--params params.yaml]
+    huescale ablate GRID.yaml
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
                      [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
                      [--format png] [--tile 256] [--device auto]
     huescale export-onnx --checkpoint models/colorizer.pt --upscaler models/upscaler.pt --out DIR
                          [--images PHOTO...] [--tolerance 1e-4]
+    huescale benchmark-sr HR_DIR... [--lr LR_DIR...] [--upscaler CKPT...] --out DIR
+    huescale score-folder PHOTOS... [--checkpoint models/colorizer.pt] [--out CSV]
 """
 
 from __future__ import annotations
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     st = sub.add_parser("stage", help="run one pipeline stage (as dvc repro does)")
     st.add_argument("name", choices=["download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"])
     st.add_argument("--params", default="params.yaml")
+    ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
+    ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder, or an output file for a single input")
@@ -247,6 +252,20 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(handlers[args.cmd](args))
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             sys.exit(f"huescale {args.cmd}: error: {exc}")
+    if args.cmd == "ablate":
+        import logging
+
+        from huescale.ablation import run_grid
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        try:
+            summary = run_grid(args.grid, progress=True)
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("HUESCALE_DEBUG"):
+                raise
+            sys.exit(f"huescale ablate: error: {exc}")
+        print(f"{len(summary['rows'])} rows; results in the grid's metrics file; champion: {summary['champion']}")
+        return
     if args.cmd == "stage":
         from huescale.stages import run_stage
 

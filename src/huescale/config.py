@@ -124,6 +124,8 @@ class ModelConfig:
     colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
     upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
     discriminator: ModelSpec = field(default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
+    # the joint pipeline's generator, 64 L -> 256 Lab (seeds 000/004; used by the ablation grid)
+    joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
 
 
 @dataclass
@@ -145,6 +147,19 @@ class PretrainConfig:
     upscaler: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=15, lr=1e-3))
 
 
+CONTENT_LOSSES = ("none", "vgg16_conv7", "vgg16_conv13", "vgg19")  # huescale.losses.VGG_LAYERS
+
+
+@dataclass
+class ContentLossConfig:
+    """``train.content_loss``: VGG content term (seed 004: vgg16_conv7 with L1, lambda 10; vgg16_conv13 alone;
+    seed 002: vgg19 perceptual). ``weights`` = a VGG weights file, "" = torchvision's cache."""
+
+    name: str = "none"  # none | vgg16_conv7 | vgg16_conv13 | vgg19
+    lambda_content: float = 10.0
+    weights: str = ""
+
+
 @dataclass
 class TrainConfig:
     """``train:`` section: adversarial training (seeds 002/004: LSGAN, lambda_L1 100, Adam 2e-4, (0.5, 0.999))."""
@@ -159,6 +174,12 @@ class TrainConfig:
     resume: bool = True
     collapse_steps: int = 200  # D loss below collapse_threshold this many steps -> warning
     collapse_threshold: float = 1e-3
+    init: str = "pretrained"  # pretrained (seed 004 row 7) | scratch (random generator, rows 1-6)
+    lambda_gan: float = 1.0  # weight of the generator's GAN term (seed 002 SRGAN: 1e-3)
+    content_loss: ContentLossConfig = field(default_factory=ContentLossConfig)
+    lambda_cosine: float = 0.0  # cosine distance (seed 003, with L1)
+    lambda_rgb: float = 0.0  # L1 in RGB through the differentiable Lab -> sRGB (joint model)
+    d_conditional: bool = True  # D sees condition ++ output (pix2pix); false: output only (SRGAN)
 
 
 @dataclass
@@ -286,6 +307,15 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
     if cfg.train.gan_loss not in ("vanilla", "lsgan", "hinge"):
         raise ConfigError(f"{src}: train.gan_loss must be vanilla, lsgan or hinge, got {cfg.train.gan_loss!r}")
+    t = cfg.train
+    if t.init not in ("pretrained", "scratch"):
+        raise ConfigError(f"{src}: train.init must be pretrained or scratch, got {t.init!r}")
+    if t.content_loss.name not in CONTENT_LOSSES:
+        raise ConfigError(f"{src}: train.content_loss.name must be one of {', '.join(CONTENT_LOSSES)}, "
+                          f"got {t.content_loss.name!r}")
+    if min(t.lambda_l1, t.lambda_gan, t.content_loss.lambda_content, t.lambda_cosine, t.lambda_rgb) < 0:
+        raise ConfigError(f"{src}: train: lambda_l1, lambda_gan, content_loss.lambda_content, lambda_cosine and "
+                          "lambda_rgb must be >= 0")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
                     ("train", cfg.train)):
         if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:

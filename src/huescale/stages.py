@@ -142,6 +142,14 @@ def pretrain(cfg: Config) -> dict:
     return out
 
 
+def loss_terms(t) -> dict:
+    """The ``train`` section's loss options as :class:`huescale.train.PhaseConfig` fields."""
+    c = t.content_loss
+    return {"lambda_gan": t.lambda_gan, "content_loss": c.name,
+            "lambda_content": c.lambda_content if c.name != "none" else 0.0, "content_weights": c.weights,
+            "lambda_cosine": t.lambda_cosine, "lambda_rgb": t.lambda_rgb, "d_conditional": t.d_conditional}
+
+
 def train(cfg: Config) -> dict:
     """Adversarial training of the colorizer from its pre-trained weights (seeds 002/004)."""
     from huescale import checkpoint, distributed, models, tracking
@@ -151,11 +159,15 @@ def train(cfg: Config) -> dict:
 
     device, store, t = _device(cfg), PairStore(PAIRS), cfg.train
     seed_everything(cfg.seed)
-    netG, ck = checkpoint.load_model(COLORIZER_PRE, device)
     spec, dspec = cfg.model.colorizer, cfg.model.discriminator
+    if t.init == "scratch":  # seed 004 rows 1-6: adversarial training from a random generator
+        netG, ck = models.build(spec.name, **spec.kwargs), {"model": spec.name, "kwargs": spec.kwargs}
+    else:
+        netG, ck = checkpoint.load_model(COLORIZER_PRE, device)
     netD = models.build(dspec.name, **dspec.kwargs)
     phase = _phase(cfg, t, gan_loss=t.gan_loss, lambda_l1=t.lambda_l1, collapse_steps=t.collapse_steps,
-                   collapse_threshold=t.collapse_threshold, extra={"pretrained_val_l1": ck.get("val_l1")})
+                   collapse_threshold=t.collapse_threshold, extra={"pretrained_val_l1": ck.get("val_l1")},
+                   **loss_terms(t))
     out = _fit("train", dict(netG=netG, netD=netD, task=colorization_task, cfg=phase, state_path=STATE / "train.pt",
                              best_path=COLORIZER, model_spec=(ck["model"], ck["kwargs"]), device=device,
                              resume=t.resume),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,8 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from huescale import checkpoint, distributed
-from huescale.color import uint8_to_lab_normalized
-from huescale.losses import GANLoss, l1_loss
+from huescale.color import lab_normalized_to_rgb, uint8_to_lab_normalized
+from huescale.losses import GANLoss, GeneratorObjective, l1_loss
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,25 @@ def upscaling_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return L_lr, L_hr
 
 
+def joint_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lr64, hr256)`` uint8 -> (L of LR ``N x 1 x 64 x 64``, Lab of HR ``N x 3 x 256 x 256``), in [-1, 1].
+
+    The task of the joint pipeline (seed 000's single-step GAN, seed 004's
+    ResUNet + upsampling): channel 0 of the target is ``L/50 - 1``, 1-2 ``ab/110``.
+    """
+    L_lr, _ = uint8_to_lab_normalized(batch[0])
+    L_hr, ab_hr = uint8_to_lab_normalized(batch[1])
+    return L_lr, torch.cat([L_hr, ab_hr], 1)
+
+
+# Each task's (input, output) -> sRGB in [0, 1], differentiable (kornia), for the losses taken in RGB.
+colorization_task.to_rgb = lambda x, out: lab_normalized_to_rgb(x, out)  # type: ignore[attr-defined]
+upscaling_task.to_rgb = lambda x, out: lab_normalized_to_rgb(  # type: ignore[attr-defined]
+    out, torch.zeros(out.shape[0], 2, *out.shape[-2:], device=out.device, dtype=out.dtype))
+joint_task.to_rgb = lambda x, out: lab_normalized_to_rgb(out[:, :1], out[:, 1:])  # type: ignore[attr-defined]
+TASKS: dict[str, Task] = {"colorization": colorization_task, "upscaling": upscaling_task, "joint": joint_task}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
     random.seed(seed)
@@ -120,15 +140,31 @@ class PhaseConfig:
     compile: bool = False  # torch.compile the forward passes
     flip: bool = True
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
+    # loss terms beside GAN + L1 (losses.GeneratorObjective); the defaults give the pix2pix objective
+    lambda_gan: float = 1.0  # weight of the generator's GAN term (seed 002 SRGAN: 1e-3)
+    content_loss: str = "none"  # none | vgg16_conv7 | vgg16_conv13 | vgg19
+    lambda_content: float = 0.0
+    content_weights: str = ""  # VGG weights file; "" = torchvision's cache
+    lambda_cosine: float = 0.0  # seed 003
+    lambda_rgb: float = 0.0  # L1 in RGB through the differentiable Lab -> sRGB
+    d_conditional: bool = True  # D sees condition ++ output (pix2pix); False: output only (SRGAN)
 
     def fingerprint(self, *parts: object) -> str:
         """A hash of the settings that a resumed run must share with the killed one.
 
-        ``epochs`` is left out, so a finished run can be extended by raising it.
+        ``epochs`` is left out, so a finished run can be extended by raising it; the
+        loss options are left out while at their defaults, so states written before
+        they existed still resume.
         """
-        settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in _OPTIONAL_FIELDS}
+        settings = {k: v for k, v in self.__dict__.items()
+                    if k != "epochs" and not (k in defaults and v == defaults[k])}
         blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_OPTIONAL_FIELDS = ("lambda_gan", "content_loss", "lambda_content", "content_weights", "lambda_cosine",
+                    "lambda_rgb", "d_conditional")
 
 
 @dataclass
@@ -191,6 +227,10 @@ class Trainer:
         self.optD = (torch.optim.Adam(self.netD.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused or None)
                      if self.netD is not None else None)
         self.criterionGAN = GANLoss(cfg.gan_loss) if self.adversarial else None
+        # built here so that missing VGG weights fail at start-up, not mid-run
+        self.objective = GeneratorObjective(
+            cfg.lambda_l1, cfg.content_loss, cfg.lambda_content, cfg.lambda_cosine, cfg.lambda_rgb,
+            cfg.content_weights or None, getattr(task, "to_rgb", None)).to(self.device)
         self.amp = self.device.type == "cuda"
         self.epoch, self.step, self.best_val = 0, 0, math.inf
         self.best_state: dict[str, torch.Tensor] | None = None  # best-validation weights, also kept in the state
@@ -278,18 +318,19 @@ class Trainer:
         """One optimisation step on a batch; returns the named losses as floats."""
         if not self.adversarial:
             with self._autocast():
-                loss_G_L1 = l1_loss(self.G(x), y)
-            self._check({"loss_G_L1": loss_G_L1})
+                terms = self.objective(x, self.G(x), y, adversarial=False)
+            self._check(terms)  # names the first non-finite term (loss_G_L1 first)
+            loss = terms.pop("total")
             self.optG.zero_grad(set_to_none=True)
-            loss_G_L1.backward()
+            loss.backward()
             self.optG.step()
-            return {"loss_G_L1": loss_G_L1.item()}
+            return {k: v.item() for k, v in terms.items()}
         with self._autocast():
             fake = self.G(x)  # forward
         # backward_D: real (x, y) vs fake (x, G(x)), fake detached
         with self._autocast():
-            loss_D_fake = self.criterionGAN(self.D(torch.cat([x, fake.detach()], 1)), False)
-            loss_D_real = self.criterionGAN(self.D(torch.cat([x, y], 1)), True)
+            loss_D_fake = self.criterionGAN(self.D(self._d_input(x, fake.detach())), False)
+            loss_D_real = self.criterionGAN(self.D(self._d_input(x, y)), True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         self._check({"loss_D": loss_D})
         self.optD.zero_grad(set_to_none=True)
@@ -297,9 +338,9 @@ class Trainer:
         self.optD.step()
         # backward_G: fool D, stay close to the target in L1
         with self._autocast():
-            loss_G_GAN = self.criterionGAN(self.D(torch.cat([x, fake], 1)), True, for_discriminator=False)
-            loss_G_L1 = l1_loss(fake, y)
-            loss_G = loss_G_GAN + self.cfg.lambda_l1 * loss_G_L1
+            loss_G_GAN = self.criterionGAN(self.D(self._d_input(x, fake)), True, for_discriminator=False)
+            terms = self.objective(x, fake, y, adversarial=True)
+            loss_G = self.cfg.lambda_gan * loss_G_GAN + terms.pop("total")
         self._check({"loss_G": loss_G})
         self.optG.zero_grad(set_to_none=True)
         loss_G.backward()
@@ -307,7 +348,16 @@ class Trainer:
         d = loss_D.item()
         self.collapse_run = self.collapse_run + 1 if d < self.cfg.collapse_threshold else 0
         return {"loss_D": d, "loss_D_real": loss_D_real.item(), "loss_D_fake": loss_D_fake.item(),
-                "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), "loss_G_L1": loss_G_L1.item()}
+                "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def _d_input(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """What D sees: condition ++ output (pix2pix; a smaller condition is bicubic-upscaled to the
+        output size, e.g. the 64 px L of the joint model), or the output alone (``d_conditional=False``, SRGAN)."""
+        if not self.cfg.d_conditional:
+            return out
+        if x.shape[-2:] != out.shape[-2:]:
+            x = torch.nn.functional.interpolate(x, size=out.shape[-2:], mode="bicubic", align_corners=False)
+        return torch.cat([x, out], 1)
 
     def validate(self, val_set: Dataset) -> float:
         """Mean L1 of the generator on the validation set (network units); lower is better."""

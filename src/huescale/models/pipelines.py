@@ -36,3 +36,26 @@ class TwoStepPipeline(nn.Module):
             ab = torch.zeros(L.shape[0], 2, *L.shape[-2:], device=L.device, dtype=L.dtype)
         L_hr = self.upscaler(L) if self.upscaler is not None else imresize(L, size)
         return L_hr.clamp(-1, 1), imresize(ab, size).clamp(-1, 1)
+
+
+class JointPipeline(nn.Module):
+    """One generator 64 L -> 256 Lab, the single-step GAN of seed 000_6ebeceacfbce2423.txt
+    (architecture: seed 004_8015dae742fd526e.txt's ResidualUNet + PixelShuffle upsampling, registry ``joint``).
+
+    Args:
+        generator: normalised L ``N x 1 x h x w`` -> normalised Lab ``N x 3 x (s*h) x (s*w)``;
+            its ``scale`` attribute (4) is the scale factor.
+
+    ``forward(L)`` takes normalised L ``N x 1 x h x w`` in [-1, 1] and returns
+    ``(L_hr, ab_hr)``: ``N x 1 x sh x sw`` and ``N x 2 x sh x sw``, in [-1, 1],
+    exactly like :class:`TwoStepPipeline`.
+    """
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+        self.scale = int(getattr(generator, "scale", 4))
+
+    def forward(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = self.generator(L).clamp(-1, 1)
+        return lab[:, :1], lab[:, 1:]

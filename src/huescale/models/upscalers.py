@@ -47,3 +47,57 @@ class ESPCN(nn.Module):
         if self.residual:
             out = out + imresize(x, (x.shape[-2] * self.scale, x.shape[-1] * self.scale))
         return out
+
+
+@register("srresnet")
+class SRResNet(nn.Module):
+    """SRResNet / SRGAN generator (seed 002_fb95d62aba45078e.txt, section 3.2.1; Ledig et al. 2017).
+
+    conv9x9 (``features``)-PReLU; ``n_blocks`` residual blocks (two conv3x3,
+    each followed by batch norm, ReLU between them, identity skip; 16 in
+    SRGAN, seed 002 does not give the count); an intermediate conv3x3-BN plus
+    the global skip; ``log2(scale)`` upsampling blocks ``PReLU(PixelShuffle(
+    Conv2D(y)))``; a final conv9x9 to ``channels`` and a sigmoid.
+
+    huescale's range convention: the seed's sigmoid output ``s`` in [0, 1] is
+    an image in [0, 1]; for the L channel that is ``L / 100``, so the network
+    returns ``2 s - 1 = L / 50 - 1``, the normalised L in [-1, 1] that every
+    huescale upscaler returns (``2 * sigmoid(z) - 1 == tanh(z / 2)``).
+
+    ``residual=True`` (huescale's option, off by default as in the seed) adds
+    the MATLAB-bicubic upscale of the input inside the sigmoid,
+    ``2 sigmoid(z + 2 atanh(bicubic)) - 1``, with the last conv starting at zero:
+    an untrained model equals bicubic (as the residual ESPCN) and the output
+    stays a sigmoid in range.
+
+    Input ``N x channels x h x w`` float in [-1, 1] (normalised L); output
+    ``N x channels x (scale*h) x (scale*w)`` in [-1, 1].
+
+    Raises:
+        ValueError: for a scale factor that is not a power of 2.
+    """
+
+    def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16,
+                 residual: bool = False):
+        super().__init__()
+        from huescale.models.generators import _PlainResBlock, _pixel_shuffle_upsampler
+
+        self.scale = scale
+        self.stem = nn.Sequential(nn.Conv2d(channels, features, 9, padding=4), nn.PReLU(features))
+        self.body = nn.Sequential(*[_PlainResBlock(features) for _ in range(n_blocks)])
+        self.mid = nn.Sequential(nn.Conv2d(features, features, 3, padding=1, bias=False), nn.BatchNorm2d(features))
+        self.upsample = _pixel_shuffle_upsampler(features, scale)
+        self.out = nn.Conv2d(features, channels, 9, padding=4)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        h = h + self.mid(self.body(h))
+        z = self.out(self.upsample(h))
+        if self.residual:
+            base = imresize(x, (x.shape[-2] * self.scale, x.shape[-1] * self.scale)).clamp(-0.999, 0.999)
+            z = z + 2.0 * torch.atanh(base)
+        return 2.0 * torch.sigmoid(z) - 1.0

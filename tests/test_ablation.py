@@ -1,0 +1,136 @@
+"""`huescale ablate`: a tiny grid end to end on real photos, rows as nested MLflow runs, champion registered."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from huescale.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
+    "runtime.device": "cpu", "evaluate.batch_size": 8,
+    "pretrain.colorizer": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
+    "pretrain.upscaler": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
+    "train.epochs": 1, "train.batch_size": 4, "train.max_batches": 1,
+    "model.colorizer": {"name": "unet", "kwargs": {"depth": 3, "base_channels": 4}},
+    "model.discriminator": {"name": "patchgan", "kwargs": {"base_channels": 4, "n_layers": 3}},
+    "model.upscaler": {"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
+    "model.joint": {"name": "joint", "kwargs": {"base_channels": 4, "n_blocks": 3, "n_up_blocks": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def pairs(shared_data, tmp_path_factory) -> Path:
+    from huescale.config import DataConfig
+    from huescale.data.sources import FolderSource, list_images
+    from huescale.data.store import build_pair_store
+
+    out = tmp_path_factory.mktemp("grid") / "pairs"
+    refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))
+    cfg = DataConfig(source="folder", folders=["x"], n_images=20, workers=1,
+                     splits={"train": 0.6, "val": 0.2, "test": 0.2})
+    build_pair_store(refs, cfg, out, progress=False)
+    return out
+
+
+def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    grid = {"name": "tiny", "base": "params.yaml", "pairs": str(pairs), "out": "ablations",
+            "metrics": "metrics/ablations.json", "report": "reports/ablations.html",
+            "templates": str(ROOT / "reports" / "templates"), "set": TINY, "rows": rows}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    return tmp_path / "grid.yaml"
+
+
+def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from huescale.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}},
+        {"name": "Residual Generator + L1", "kind": "colorizer", "set": {
+            "train.init": "scratch", "model.colorizer": {"name": "residual", "kwargs": {"features": 8, "n_blocks": 2}}}},
+        {"name": "Pre-trained U-Net + L1", "kind": "colorizer"},
+        {"name": "bicubic", "kind": "upscaler", "set": {"model.upscaler.name": "bicubic"}},
+        {"name": "ESPCN", "kind": "upscaler"},
+        {"name": "two-step", "kind": "two_step"},
+        {"name": "joint", "kind": "joint", "set": {"train.lambda_rgb": 10.0}},
+    ]
+    main(["ablate", str(_grid(tmp_path, pairs, rows))])
+
+    summary = json.loads((tmp_path / "metrics" / "ablations.json").read_text())
+    assert [r["name"] for r in summary["rows"]] == [r["name"] for r in rows]
+    by = {r["name"]: r for r in summary["rows"]}
+    for r in summary["rows"]:
+        assert r["test"]["n_test"] > 0 and r["test"]["fps"] > 0 and Path(r["sample"]).is_file()
+    assert by["joint"]["test"]["psnr_y"] > 10 and by["ESPCN"]["test"]["psnr_y"] > 10
+    # bicubic and ESPCN see the same test images; the untrained residual ESPCN starts at bicubic
+    assert by["ESPCN"]["test"]["n_test"] == by["bicubic"]["test"]["n_test"]
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("huescale")
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.data.tags["huescale.kind"] == "ablation"
+    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["row"] for c in children) == sorted(r["name"] for r in rows)
+    unet = next(c for c in children if c.data.tags["row"] == "U-Net + L1")
+    assert {"test/mae", "test/psnr", "test/fps", "train_colorizer/loss_D", "train_colorizer/val_l1"} <= set(unet.data.metrics)
+    assert unet.data.params["train.init"] == "scratch" and unet.data.params["model.colorizer.name"] == "unet"
+    hist = client.get_metric_history(unet.info.run_id, "train_colorizer/loss_G_L1")
+    assert len(hist) == 1 and hist[0].step == 1
+    arts = {a.path for a in client.list_artifacts(unet.info.run_id)}
+    assert {"samples", "checkpoints", "params.yaml"} <= arts
+
+    champ = summary["champion"]
+    colorizers = [r for r in summary["rows"] if r["kind"] == "colorizer"]
+    assert champ["row"] == min(colorizers, key=lambda r: r["best_val_l1"])["name"]
+    mv = client.get_model_version_by_alias("huescale-colorizer", "champion")
+    assert mv.run_id == champ["run_id"]
+
+    html = (tmp_path / "reports" / "ablations.html").read_text()
+    for r in rows:
+        assert r["name"] in html
+    assert "Table 7" in html and "data:image/png;base64," in html
+
+
+def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
+    from huescale.ablation import run_grid
+
+    monkeypatch.chdir(tmp_path)
+    path = _grid(tmp_path, pairs, [{"name": "a", "kind": "colorizer", "set": {"train.lambda_l2": 1}}])
+    with pytest.raises(ConfigError, match="train.lambda_l2"):
+        run_grid(path)
+    path = _grid(tmp_path, pairs, [{"name": "a", "kind": "painter"}])
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        run_grid(path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))  # a content-loss row, no VGG weights
+    path = _grid(tmp_path, pairs, [{"name": "ok", "kind": "colorizer"}, {"name": "vgg", "kind": "colorizer", "set": {
+        "train.content_loss": {"name": "vgg16_conv7", "lambda_content": 10.0, "weights": ""}}}])
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        run_grid(path)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_shipped_grid_rows_are_valid_params(tmp_path):
+    """grids/table7.yaml: seed 004's seven Table 7 rows, the four SR rows, two-step and joint; every row's params load."""
+    from huescale import reference
+    from huescale.ablation import load_grid, row_config, slug
+
+    grid = load_grid(ROOT / "grids" / "table7.yaml")
+    grid["base"] = str(ROOT / "params.yaml")
+    names = [r["name"] for r in grid["rows"]]
+    assert {m for m, *_ in reference.SEED004_TABLE7["rows"]} <= set(names)
+    assert {"bicubic", "ESPCN", "SRResNet", "SRGAN"} <= set(names)
+    assert {r["kind"] for r in grid["rows"]} == {"colorizer", "upscaler", "joint", "two_step"}
+    for r in grid["rows"]:
+        row_config(grid, r, tmp_path / slug(r["name"]))
