@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import browser_check
 from huescale.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,9 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     for r in rows:
         assert r["name"] in html
     assert "Table 7" in html and "data:image/png;base64," in html
+    assert html.count("<polyline") >= len(rows) - 1  # validation curves of every trained row
+    page = browser_check(tmp_path / "reports" / "ablations.html", tmp_path / "ablations_report.png")
+    assert page["images"] == len(rows) and not page["broken"] and not page["errors"], page
 
 
 def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):

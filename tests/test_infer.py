@@ -25,27 +25,7 @@ from huescale.data.images import read_image
 from huescale.infer import Colorizer, colorize_to_file, l_normalized, receptive_radius
 from huescale.resize import imresize
 
-JOINT = "test-joint-x4"
-
-
-class TinyJoint(nn.Module):
-    """Test-only joint generator following the joint contract: L N x 1 x h x w -> Lab N x 3 x 4h x 4w, scale 4."""
-
-    scale = 4
-
-    def __init__(self):
-        super().__init__()
-        self.ab = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 2, 3, padding=1), nn.Tanh())
-        self.sharpen = nn.Conv2d(1, 1, 3, padding=1)
-
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        size = (L.shape[-2] * 4, L.shape[-1] * 4)
-        L_hr = imresize(L + 0.1 * self.sharpen(L), size).clamp(-1, 1)
-        return torch.cat([L_hr, imresize(self.ab(L), size).clamp(-1, 1)], dim=1)
-
-
-if JOINT not in models.available():
-    models.register(JOINT)(TinyJoint)
+JOINT_KWARGS = {"base_channels": 4, "n_blocks": 2, "n_up_blocks": 1}  # the real `joint` model, tiny
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +39,11 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     with torch.no_grad():  # moderate colours (|ab| <~ 30), so gamut clipping rarely moves L
         col.head[0].weight.mul_(0.3)
         col.head[0].bias.zero_()
-    joint = TinyJoint()
+    joint = models.build("joint", **JOINT_KWARGS)
     paths = {"colorizer": d / "colorizer.pt", "upscaler": d / "upscaler.pt", "joint": d / "joint.pt"}
     checkpoint.save_model(col, "unet", {"depth": 3, "base_channels": 8}, paths["colorizer"])
     checkpoint.save_model(up, "espcn", {"scale": 4, "features": 16}, paths["upscaler"])
-    checkpoint.save_model(joint, JOINT, {}, paths["joint"])
+    checkpoint.save_model(joint, "joint", JOINT_KWARGS, paths["joint"])
     return paths
 
 

@@ -441,18 +441,37 @@ def _write_json(obj: dict, path: Path) -> None:
 
 def render_report(summary: dict, out: Path, templates: Path = Path("reports/templates")) -> Path:
     """Render ``reports/ablations.html`` from ``ablations.html.j2``: the grid's rows next to seed 004's
-    Table 7 (with FPS) and seed 002's SSIM figures (:mod:`huescale.reference`), with each row's sample."""
+    Table 7 (with FPS) and seed 002's SSIM figures (:mod:`huescale.reference`), with each row's sample,
+    the validation-L1 curves of the rows and the run metadata (git commit, device, MLflow parent run)."""
     import datetime as dt
 
     from huescale import reference, tracking
-    from huescale.report import data_uri, render
+    from huescale.report import data_uri, read_history, render, svg_line_chart
 
     published = {name.lower(): (eps, mae, psnr, fid, fps)
                  for name, data, fid, eps, mae, psnr, fps in reference.SEED004_TABLE7["rows"] if data == "ImageNet"}
     rows = []
+    curves: dict[str, dict[str, list[float]]] = {}
     for r in summary["rows"]:
         rows.append({**r, "sample_uri": data_uri(r["sample"]) if r.get("sample") and Path(r["sample"]).is_file()
                      else None, "table7": published.get(r["name"].lower())})
-    return render(templates, "ablations.html.j2", out, summary=summary, rows=rows,
-                  table7=reference.SEED004_TABLE7, seed002=reference.SEED002_SSIM_EXAMPLES,
-                  generated=dt.datetime.now().isoformat(timespec="seconds"), git_commit=tracking.git_commit())
+        row_dir = Path(r["sample"]).parent if r.get("sample") else None
+        for phase in ("train_colorizer", "pretrain_colorizer", "train_joint", "pretrain_joint",
+                      "pretrain_upscaler", "train_upscaler"):
+            h = read_history(row_dir / f"{phase}.csv") if row_dir else {}
+            if h.get("val_l1"):
+                group = "colorizers" if "colorizer" in phase else "256 px models"
+                curves.setdefault(group, {})[r["name"]] = h["val_l1"]
+                break
+    charts = [svg_line_chart(series, list(range(1, max(len(v) for v in series.values()) + 1)),
+                             f"validation L1 per epoch: {group}", width=560, height=260)
+              for group, series in curves.items()]
+    info = {**tracking.active_run_info(), "parent_run_id": summary.get("parent_run_id")}
+    if info.get("experiment_id") and info["parent_run_id"]:
+        info["url"] = f"http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs/{info['parent_run_id']}"
+    meta = {"generated": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": tracking.git_commit(),
+            "device": summary.get("device", "?"), "mlflow": info,
+            "wall_times": {r["name"]: r.get("wall_s", 0.0) for r in summary["rows"]}}
+    return render(templates, "ablations.html.j2", out, page="ablations.html", summary=summary, rows=rows,
+                  charts=charts, meta=meta, params=[], table7=reference.SEED004_TABLE7,
+                  seed002=reference.SEED002_SSIM_EXAMPLES)
