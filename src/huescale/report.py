@@ -130,6 +130,8 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
         c = PALETTE[i % len(PALETTE)]
         path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in ps)
         parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{path}"/>')
+        if len(ps) <= 30:  # markers: a one-epoch run is a point, not an invisible line
+            parts += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="3" fill="{c}"/>' for a, b in ps]
         parts.append(f'<text x="{width - pad_r - 4}" y="{pad_t + 12 + 12 * i}" text-anchor="end" '
                      f'font-size="10" fill="{c}">{esc(k)}</text>')
     parts.append("</svg>")
