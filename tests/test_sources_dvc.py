@@ -115,3 +115,25 @@ def test_dvc_repro_prepare_with_each_source(project, shared_data, source):
         assert all((r["split"] == "test") == r["key"].startswith("imagenette/val/") for r in main)
     else:
         assert sum(c["64"] for c in manifest["counts"].values()) == manifest["usable"] == N
+
+
+def test_full_dvc_repro_on_a_downloaded_source(project, shared_data):
+    """The whole pipeline (download -> ... -> report) on COCO from the loopback server, mixed with a
+    folder as the explicit test set: every stage runs on what the source gave, nothing else."""
+    work, env, urls, parquet, bindir = project
+    _params(work, "coco", urls, parquet, shared_data)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for phase in (params["pretrain"]["colorizer"], params["pretrain"]["upscaler"], params["train"]):
+        phase.update(epochs=1, max_batches=2, batch_size=4)
+    params["model"]["colorizer"]["kwargs"]["base_channels"] = 8
+    params["evaluate"].update(fid=False, grid_rows=2)
+    bench = shared_data / "benchmarks"
+    params["benchmark"] = {"sets": {"Set5": str(bench / "Set5/GTmod12")}, "lr_check": {}, "samples": 1}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = _run([f"{bindir}/dvc", "repro"], work, env, timeout=600)
+    for stage in ("pretrain", "train", "evaluate", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in log
+    m = json.loads((work / "metrics.json").read_text())
+    assert m["n_test"]["tier_64"] == 4  # the folder test set, not COCO
+    assert 0 < m["colorization_64"]["model"]["mae"] < 255 and m["colorization_64"]["model"]["fid"] is None
+    assert (work / "reports/index.html").is_file() and (work / "reports/benchmark.html").is_file()
