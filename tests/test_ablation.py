@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import browser_check
+from conftest import SHARED_DATA, browser_check
 from huescale.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,11 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
         {"name": "two-step", "kind": "two_step"},
         {"name": "joint", "kind": "joint", "set": {"train.lambda_rgb": 10.0}},
     ]
-    main(["ablate", str(_grid(tmp_path, pairs, rows))])
+    grid = _grid(tmp_path, pairs, rows)
+    g = yaml.safe_load(grid.read_text())
+    g["set"]["benchmark.sets"] = {"Set5": str(SHARED_DATA / "benchmarks/Set5/GTmod12")}
+    grid.write_text(yaml.safe_dump(g, sort_keys=False))
+    main(["ablate", str(grid)])
 
     summary = json.loads((tmp_path / "metrics" / "ablations.json").read_text())
     assert [r["name"] for r in summary["rows"]] == [r["name"] for r in rows]
@@ -76,6 +80,12 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     assert by["joint"]["test"]["psnr_y"] > 10 and by["ESPCN"]["test"]["psnr_y"] > 10
     # bicubic and ESPCN see the same test images; the untrained residual ESPCN starts at bicubic
     assert by["ESPCN"]["test"]["n_test"] == by["bicubic"]["test"]["n_test"]
+    # upscaler rows are also scored on the SR benchmark protocol; bicubic reproduces the published Set5 row
+    for name in ("bicubic", "ESPCN"):
+        b = by[name]["benchmark"]["Set5"]
+        assert b["images"] == 5 and b["bicubic_psnr_y"] == pytest.approx(28.42, abs=0.05)
+    assert by["bicubic"]["benchmark"]["Set5"]["psnr_y"] == by["bicubic"]["benchmark"]["Set5"]["bicubic_psnr_y"]
+    assert by["joint"]["benchmark"] == {} and by["U-Net + L1"]["benchmark"] == {}
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = MlflowClient()
@@ -102,6 +112,7 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     for r in rows:
         assert r["name"] in html
     assert "Table 7" in html and "data:image/png;base64," in html
+    assert "Upscalers on the SR benchmarks" in html
     assert html.count("<polyline") >= len(rows) - 1  # validation curves of every trained row
     page = browser_check(tmp_path / "reports" / "ablations.html", tmp_path / "ablations_report.png")
     assert page["images"] == len(rows) and not page["broken"] and not page["errors"], page

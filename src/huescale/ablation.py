@@ -21,6 +21,7 @@ Grid file (YAML)::
     report: reports/ablations.html
     templates: reports/templates
     register_champion: true
+    benchmark: true              # score upscaler rows on benchmark.sets (Set5/Set14/BSD100 protocol)
     set: {pretrain.colorizer.epochs: 2}     # overrides for every row (the budget)
     rows:
       - name: U-Net + L1                    # seed 004 Table 7 row name (compared in the report)
@@ -61,7 +62,8 @@ from huescale.config import ConfigError, load_config, to_flat_dict
 log = logging.getLogger(__name__)
 
 KINDS = ("colorizer", "upscaler", "joint", "two_step")
-GRID_KEYS = {"base", "pairs", "out", "metrics", "report", "templates", "register_champion", "set", "rows", "name"}
+GRID_KEYS = {"base", "pairs", "out", "metrics", "report", "templates", "register_champion", "benchmark", "set", "rows",
+             "name"}
 ROW_KEYS = {"name", "kind", "adversarial", "set", "pairs"}
 
 
@@ -300,6 +302,29 @@ def score_row(kind: str, nets: dict, store, device, epsilon: float, batch_size: 
     return out, sample
 
 
+def benchmark_row(kind: str, nets: dict, cfg, device) -> dict[str, dict[str, float]]:
+    """x4 SR benchmark scores of an upscaler row (``benchmark.sets`` of the row's params: Set5,
+    Set14, BSD100 protocol, see :mod:`huescale.benchmark`), with the bicubic figures beside them.
+
+    Returns ``{set: {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "images"}}``; empty for
+    colorizer, two-step and joint rows (their input is gray, not an LR colour image) and for sets whose
+    folder is missing.
+    """
+    from huescale import benchmark as bm
+
+    if kind != "upscaler":
+        return {}
+    net = nets.get("upscaler")
+    result, _ = bm.run(cfg.benchmark.sets, {"model": net} if net is not None else {}, 4, device=device,
+                       progress=False)
+    out = {}
+    for name, methods in result["sets"].items():
+        mine = methods.get("model", methods["bicubic"])
+        out[name] = {"psnr_y": mine["psnr_y"], "ssim_y": mine["ssim_y"], "images": mine["images"],
+                     "bicubic_psnr_y": methods["bicubic"]["psnr_y"], "bicubic_ssim_y": methods["bicubic"]["ssim_y"]}
+    return out
+
+
 class _Wrap:
     """A callable as a module-like object for :func:`huescale.evaluate.measure_fps` (bicubic has no weights)."""
 
@@ -391,8 +416,10 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
                 train_s = time.perf_counter() - t0
                 test, sample = score_row(kind, nets, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size,
                                          sample_lr)
+                bench = benchmark_row(kind, nets, cfg, device) if grid.get("benchmark", True) else {}
                 res = {"name": row["name"], "kind": kind, "adversarial": adversarial, "run_id": run.info.run_id,
-                       **{k: v for k, v in r.out.items()}, "test": test, "train_s": round(train_s, 2),
+                       **{k: v for k, v in r.out.items()}, "test": test, "benchmark": bench,
+                       "train_s": round(train_s, 2),
                        "wall_s": round(time.perf_counter() - t0, 2)}
                 if kind == "two_step":
                     res["checkpoint"] = colorizer_ckpt
@@ -403,6 +430,8 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
                 if res.get("checkpoint"):
                     mlflow.log_artifact(res["checkpoint"], "checkpoints")
                 mlflow.log_artifact(str(row_dir / "params.yaml"))
+                tracking.log_metrics({**{f"benchmark/{st}/{k}": v[k] for st, v in bench.items()
+                                         for k in ("psnr_y", "ssim_y")}})
                 tracking.log_metrics({**{f"test/{k}": v for k, v in test.items()},
                                       **{k: v for k, v in r.out.items() if isinstance(v, float)},
                                       "wall_s": res["wall_s"]})
