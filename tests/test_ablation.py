@@ -149,3 +149,63 @@ def test_shipped_grid_rows_are_valid_params(tmp_path):
     assert {r["kind"] for r in grid["rows"]} == {"colorizer", "upscaler", "joint", "two_step"}
     for r in grid["rows"]:
         row_config(grid, r, tmp_path / slug(r["name"]))
+
+
+def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
+    """`huescale ablate GRID --dvc`: each row a DVC experiment (dvc exp show) and a nested MLflow run."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "project"
+    keep = {"dvc.yaml", "params.yaml", ".dvc", ".gitignore", ".dvcignore", "stages", "reports", "src"}
+    shutil.copytree(ROOT, work, ignore=lambda d, names: {n for n in names if Path(d) == ROOT and n not in keep}
+                    | {n for n in names if n == "__pycache__" or n.endswith(".html")})
+    params = yaml.safe_load((work / "params.yaml").read_text())  # the pair store made by the pipeline itself
+    params["data"].update(source="folder", folders=[str(shared_data / "coco128" / "train2017")], n_images=20,
+                          workers=1, splits={"train": 0.6, "val": 0.2, "test": 0.2})
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rows = [{"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}},
+            {"name": "bicubic", "kind": "upscaler", "set": {"model.upscaler.name": "bicubic"}}]
+    grid = {"name": "tiny", "base": "params.yaml", "pairs": "data/pairs", "out": "ablations",
+            "metrics": "metrics/ablations.json", "report": "reports/ablations.html", "templates": "reports/templates",
+            "benchmark": False, "set": TINY, "rows": rows}
+    (work / "grids").mkdir()
+    (work / "grids" / "tiny.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def run(*cmd: str) -> str:
+        res = subprocess.run(list(cmd), cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, f"{cmd}:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+        return res.stdout
+
+    run("git", "init", "-q")
+    run(f"{bindir}/dvc", "repro", "prepare")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "project + prepared pairs (dvc.lock)")
+    params_before = (work / "params.yaml").read_text()
+    run(f"{bindir}/huescale", "ablate", "grids/tiny.yaml", "--dvc")
+    assert (work / "params.yaml").read_text() == params_before  # -S edits are undone
+
+    shown = json.loads(run(f"{bindir}/dvc", "exp", "show", "--json"))
+    exps = {e["name"]: e for commit in shown for e in (commit.get("experiments") or [])
+            for e in [e["revs"][0]] if e.get("name")}
+    assert set(exps) == {"tiny-u-net-l1", "tiny-bicubic"}, exps.keys()
+    for name, row in (("tiny-u-net-l1", 0), ("tiny-bicubic", 1)):
+        data = exps[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["ablation"]["row"] == row
+        m = data["metrics"]["metrics/ablation_row.json"]["data"]
+        assert m["row"] == rows[row]["name"] and m["test_n_test"] > 0 and m["test_mae"] > 0
+
+    summary = json.loads((work / "metrics" / "ablations.json").read_text())
+    assert summary["runner"] == "dvc experiments" and [r["name"] for r in summary["rows"]] == ["U-Net + L1", "bicubic"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("huescale")
+    children = client.search_runs([exp.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
+    assert sorted(c.data.tags["row"] for c in children) == ["U-Net + L1", "bicubic"]
+    assert client.get_model_version_by_alias("huescale-colorizer", "champion").run_id == summary["rows"][0]["run_id"]

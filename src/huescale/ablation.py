@@ -350,27 +350,19 @@ def _save_png(arr, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
-    """Run every row of a grid file (see the module docstring); returns the results written to its metrics file.
+def _check_rows(grid: dict) -> list[tuple[dict, Any, Any]]:
+    """Every row's Config and pair store, checked before any training: params, pair store, VGG weights.
 
     Raises:
-        ConfigError: a bad grid or override (names the key); FileNotFoundError: no pair store;
-        whatever training raises (e.g. missing VGG weights at the row's start).
+        ConfigError: a bad override (names the key); FileNotFoundError: no pair store, no VGG weights.
     """
-    import mlflow
-    import torch
-
-    from huescale import tracking
     from huescale.data.store import PairStore
-    from huescale.train import resolve_device, seed_everything
-
-    grid = load_grid(grid_path)
     from huescale.losses import vgg_weights_path
 
     stores: dict[str, PairStore] = {}
     out_dir = Path(grid.get("out", "ablations"))
     rows_cfg = []
-    for row in grid["rows"]:  # every row is checked before any training: params, pair store, VGG weights
+    for row in grid["rows"]:
         cfg = row_config(grid, row, out_dir / slug(row["name"]))
         pairs = Path(row.get("pairs", grid.get("pairs", "data/pairs")))
         if not (pairs / "manifest.json").is_file():
@@ -381,64 +373,180 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
         if c.name != "none" and row.get("adversarial", row.get("kind", "colorizer") != "upscaler"):
             vgg_weights_path(c.name, c.weights or None)
         rows_cfg.append((row, cfg, stores[str(pairs)]))
-    # the sample shown for every row: the first 256-tier test image of the grid's store (its 64 px version)
-    sample_lr = next((a for a in (_images(s, "test", "lr256")[:1] for s in stores.values()) if len(a)), None)
+    return rows_cfg
+
+
+def _sample_lr(rows_cfg: list) -> Any:
+    """The sample shown for every row: the first 256-tier test image of the grid's stores (64 px version)."""
+    stores = {id(s): s for _, _, s in rows_cfg}.values()
+    return next((a for a in (_images(s, "test", "lr256")[:1] for s in stores) if len(a)), None)
+
+
+def _run_row(grid: dict, row: dict, cfg, store, sample_lr, progress: bool = False) -> dict:
+    """Train and score one row as a nested MLflow run of the active run (the grid's parent); its result dict.
+
+    The result is also written to ``<out>/<row slug>/result.json``.
+    """
+    import mlflow
+    import torch
+
+    from huescale import tracking
+    from huescale.train import resolve_device, seed_everything
+
+    out_dir = Path(grid.get("out", "ablations"))
+    kind = row.get("kind", "colorizer")
+    adversarial = bool(row.get("adversarial", kind != "upscaler"))
+    row_dir = out_dir / slug(row["name"])
+    device = resolve_device(cfg.runtime.device)
+    if cfg.runtime.threads > 0:
+        torch.set_num_threads(cfg.runtime.threads)
+    log.info("ablation row %s (%s)", row["name"], kind)
+    t0 = time.perf_counter()
+    with mlflow.start_run(run_name=row["name"], nested=True,
+                          tags={tracking.KIND_TAG: "ablation_row", "row": row["name"], "row_kind": kind}) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in to_flat_dict(cfg).items()})
+        mlflow.log_params({"row.kind": kind, "row.adversarial": adversarial})
+        seed_everything(cfg.seed)
+        r = _Row(cfg, store, row_dir, device, progress)
+        nets: dict[str, Any] = {}
+        colorizer_ckpt = None
+        if kind in ("colorizer", "two_step"):
+            nets["colorizer"] = r.colorizer(adversarial)
+            colorizer_ckpt = r.out.get("checkpoint")
+        if kind in ("upscaler", "two_step"):
+            nets["upscaler"] = r.upscaler(adversarial and kind == "upscaler")
+        if kind == "joint":
+            nets["joint"] = r.joint(adversarial)
+        train_s = time.perf_counter() - t0
+        test, sample = score_row(kind, nets, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size, sample_lr)
+        bench = benchmark_row(kind, nets, cfg, device) if grid.get("benchmark", True) else {}
+        res = {"name": row["name"], "kind": kind, "adversarial": adversarial, "run_id": run.info.run_id,
+               **{k: v for k, v in r.out.items()}, "test": test, "benchmark": bench,
+               "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2), "device": str(device)}
+        if kind == "two_step":
+            res["checkpoint"] = colorizer_ckpt
+        if sample is not None:
+            _save_png(sample, row_dir / "sample.png")
+            res["sample"] = str(row_dir / "sample.png")
+            mlflow.log_artifact(res["sample"], "samples")
+        if res.get("checkpoint"):
+            mlflow.log_artifact(res["checkpoint"], "checkpoints")
+        mlflow.log_artifact(str(row_dir / "params.yaml"))
+        tracking.log_metrics({f"benchmark/{st}/{k}": v[k] for st, v in bench.items() for k in ("psnr_y", "ssim_y")})
+        tracking.log_metrics({**{f"test/{k}": v for k, v in test.items()},
+                              **{k: v for k, v in r.out.items() if isinstance(v, float)},
+                              "wall_s": res["wall_s"]})
+        if r.out.get("train_colorizer_d_collapse") or r.out.get("train_joint_d_collapse") \
+                or r.out.get("train_upscaler_d_collapse"):
+            mlflow.set_tag("warning", "discriminator collapse (loss_D ~ 0)")
+    _write_json(res, row_dir / "result.json")
+    return res
+
+
+ROW_METRICS = Path("metrics/ablation_row.json")
+PARENT_ENV = "HUESCALE_ABLATION_PARENT"
+
+
+def _rows_as_dvc_experiments(grid_path: Path, grid: dict, progress: bool) -> list[dict]:
+    """Run each row as a DVC experiment of the ``ablate_row`` stage: ``dvc exp run -n <grid>-<row>
+    -S ablation.grid=... -S ablation.row=<i> -s ablate_row`` (the ``dvc exp run -S`` machinery: the row's
+    params and metrics are in ``dvc exp show``). The rows nest under the active MLflow run (passed to the
+    stage as ``HUESCALE_ABLATION_PARENT``). ``params.yaml`` is restored afterwards (``-S`` edits it).
+
+    Raises:
+        RuntimeError: ``dvc exp run`` failed (its output's tail in the message).
+    """
+    import mlflow
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    params = Path("params.yaml")
+    original = params.read_text() if params.is_file() else None
+    env = {**os.environ, PARENT_ENV: mlflow.active_run().info.run_id}
+    results = []
+    try:
+        for i, row in enumerate(grid["rows"]):
+            name = f"{slug(grid['name'])}-{slug(row['name'])}"
+            cmd = [dvc, "exp", "run", "-n", name, "-S", f"ablation.grid={grid_path}", "-S", f"ablation.row={i}",
+                   "-s", "ablate_row"]
+            log.info("row %d/%d as DVC experiment %s: %s", i + 1, len(grid["rows"]), name, " ".join(cmd))
+            res = subprocess.run(cmd, env=env, capture_output=not progress, text=True)
+            if res.returncode != 0:
+                tail = ((res.stdout or "") + (res.stderr or ""))[-3000:]
+                raise RuntimeError(f"row {row['name']!r}: `{' '.join(cmd)}` failed:\n{tail}")
+            out = Path(grid.get("out", "ablations")) / slug(row["name"]) / "result.json"
+            results.append(json.loads(out.read_text()))
+    finally:
+        if original is not None:
+            params.write_text(original)
+    return results
+
+
+def run_row_stage(cfg) -> dict:
+    """The ``ablate_row`` DVC stage: row ``ablation.row`` of grid ``ablation.grid`` (no-op when row < 0).
+
+    Nests the row's MLflow run under ``$HUESCALE_ABLATION_PARENT`` when set (the grid's parent run),
+    writes ``metrics/ablation_row.json`` (flat test metrics, for ``dvc exp show``) and returns it.
+
+    Raises:
+        ConfigError: a row index outside the grid, or what :func:`load_grid` raises.
+    """
+    import mlflow
+
+    from huescale import tracking
+
+    a = cfg.ablation
+    if a.row < 0 or not a.grid:
+        out = {"row": None}
+        _write_json(out, ROW_METRICS)
+        return out
+    grid = load_grid(a.grid)
+    if a.row >= len(grid["rows"]):
+        raise ConfigError(f"ablation.row={a.row}: the grid {a.grid} has {len(grid['rows'])} rows")
+    rows_cfg = _check_rows(grid)
+    row, row_cfg, store = rows_cfg[a.row]
+    tracking.setup(row_cfg)
+    parent = os.environ.get(PARENT_ENV)
+    with mlflow.start_run(run_id=parent) if parent else mlflow.start_run(run_name=f"ablation-{grid['name']}"):
+        res = _run_row(grid, row, row_cfg, store, _sample_lr(rows_cfg))
+    flat = {"row": row["name"], "kind": res["kind"], **{f"test_{k}": v for k, v in res["test"].items()},
+            "best_val_l1": res.get("best_val_l1"), "wall_s": res["wall_s"]}
+    flat.update({f"{st}_psnr_y": b["psnr_y"] for st, b in res.get("benchmark", {}).items()})
+    _write_json(flat, ROW_METRICS)
+    return flat
+
+
+def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -> dict:
+    """Run every row of a grid file (see the module docstring); returns the results written to its metrics file.
+
+    Args:
+        grid_path: the grid YAML.
+        progress: tqdm bars (and DVC's output in ``dvc`` mode).
+        dvc: run each row as a DVC experiment (:func:`_rows_as_dvc_experiments`) instead of in this process.
+
+    Raises:
+        ConfigError: a bad grid or override (names the key); FileNotFoundError: no pair store;
+        whatever training raises (e.g. missing VGG weights at the row's start).
+    """
+    import mlflow
+
+    from huescale import tracking
+
+    grid = load_grid(grid_path)
+    rows_cfg = _check_rows(grid)  # every row is checked before any training
+    sample_lr = _sample_lr(rows_cfg)
     cfg0 = rows_cfg[0][1]
     tracking.setup(cfg0)
-    results = []
     with mlflow.start_run(run_name=f"ablation-{grid['name']}",
                           tags={tracking.KIND_TAG: "ablation", "grid": str(grid_path),
                                 "git_commit": tracking.git_commit()}) as parent:
         mlflow.log_artifact(str(grid_path))
-        for row, cfg, store in rows_cfg:
-            kind = row.get("kind", "colorizer")
-            adversarial = bool(row.get("adversarial", kind != "upscaler"))
-            row_dir = out_dir / slug(row["name"])
-            device = resolve_device(cfg.runtime.device)
-            if cfg.runtime.threads > 0:
-                torch.set_num_threads(cfg.runtime.threads)
-            log.info("ablation row %s (%s)", row["name"], kind)
-            t0 = time.perf_counter()
-            with mlflow.start_run(run_name=row["name"], nested=True,
-                                  tags={tracking.KIND_TAG: "ablation_row", "row": row["name"], "row_kind": kind}) as run:
-                mlflow.log_params({k: str(v)[:6000] for k, v in to_flat_dict(cfg).items()})
-                mlflow.log_params({"row.kind": kind, "row.adversarial": adversarial})
-                seed_everything(cfg.seed)
-                r = _Row(cfg, store, row_dir, device, progress)
-                nets: dict[str, Any] = {}
-                if kind in ("colorizer", "two_step"):
-                    nets["colorizer"] = r.colorizer(adversarial)
-                    colorizer_ckpt = r.out.get("checkpoint")
-                if kind in ("upscaler", "two_step"):
-                    nets["upscaler"] = r.upscaler(adversarial and kind == "upscaler")
-                if kind == "joint":
-                    nets["joint"] = r.joint(adversarial)
-                train_s = time.perf_counter() - t0
-                test, sample = score_row(kind, nets, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size,
-                                         sample_lr)
-                bench = benchmark_row(kind, nets, cfg, device) if grid.get("benchmark", True) else {}
-                res = {"name": row["name"], "kind": kind, "adversarial": adversarial, "run_id": run.info.run_id,
-                       **{k: v for k, v in r.out.items()}, "test": test, "benchmark": bench,
-                       "train_s": round(train_s, 2),
-                       "wall_s": round(time.perf_counter() - t0, 2)}
-                if kind == "two_step":
-                    res["checkpoint"] = colorizer_ckpt
-                if sample is not None:
-                    _save_png(sample, row_dir / "sample.png")
-                    res["sample"] = str(row_dir / "sample.png")
-                    mlflow.log_artifact(res["sample"], "samples")
-                if res.get("checkpoint"):
-                    mlflow.log_artifact(res["checkpoint"], "checkpoints")
-                mlflow.log_artifact(str(row_dir / "params.yaml"))
-                tracking.log_metrics({**{f"benchmark/{st}/{k}": v[k] for st, v in bench.items()
-                                         for k in ("psnr_y", "ssim_y")}})
-                tracking.log_metrics({**{f"test/{k}": v for k, v in test.items()},
-                                      **{k: v for k, v in r.out.items() if isinstance(v, float)},
-                                      "wall_s": res["wall_s"]})
-                if r.out.get("train_colorizer_d_collapse") or r.out.get("train_joint_d_collapse") \
-                        or r.out.get("train_upscaler_d_collapse"):
-                    mlflow.set_tag("warning", "discriminator collapse (loss_D ~ 0)")
-            results.append(res)
+        if dvc:
+            results = _rows_as_dvc_experiments(Path(grid_path), grid, progress)
+        else:
+            results = [_run_row(grid, row, cfg, store, sample_lr, progress) for row, cfg, store in rows_cfg]
         champion = None
         colorizers = [r for r in results if r["kind"] == "colorizer" and r.get("checkpoint")]
         if grid.get("register_champion", True) and colorizers:
@@ -447,8 +555,9 @@ def run_grid(grid_path: str | Path, progress: bool = False) -> dict:
             champion = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["best_val_l1"],
                         "model": "huescale-colorizer", "version": version}
             mlflow.set_tag("champion_row", best["name"])
-        summary = {"grid": grid["name"], "parent_run_id": parent.info.run_id, "device": str(device),
-                   "rows": results, "champion": champion}
+        device = results[0].get("device", "?") if results else "?"
+        summary = {"grid": grid["name"], "parent_run_id": parent.info.run_id, "device": device,
+                   "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champion}
         metrics_path = Path(grid.get("metrics", "metrics/ablations.json"))
         _write_json(summary, metrics_path)
         mlflow.log_artifact(str(metrics_path))
@@ -504,3 +613,22 @@ def render_report(summary: dict, out: Path, templates: Path = Path("reports/temp
     return render(templates, "ablations.html.j2", out, page="ablations.html", summary=summary, rows=rows,
                   charts=charts, meta=meta, params=[], table7=reference.SEED004_TABLE7,
                   seed002=reference.SEED002_SSIM_EXAMPLES)
+
+
+def stage_main() -> None:
+    """Entry point of ``stages/ablate_row.py``: ``--params`` is the only argument; errors exit 1 with one line."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="huescale pipeline stage: ablate_row (one ablation grid row)")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        out = run_row_stage(load_config(args.params))
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into an exit code
+        if os.environ.get("HUESCALE_DEBUG"):
+            raise
+        print(f"huescale ablate_row: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    log.info("ablate_row: %s", out)

@@ -1,7 +1,7 @@
 """The ``huescale`` command: run a pipeline stage, or colorize your own photographs.
 
     huescale stage NAME [--params params.yaml]
-    huescale ablate GRID.yaml
+    huescale ablate GRID.yaml [--dvc]
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
                      [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
                      [--format png] [--tile 256] [--device auto]
@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--params", default="params.yaml")
     ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
     ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
+    ab.add_argument("--dvc", action="store_true",
+                    help="run each row as a DVC experiment (dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder, or an output file for a single input")
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         try:
-            summary = run_grid(args.grid, progress=True)
+            summary = run_grid(args.grid, progress=True, dvc=args.dvc)
         except Exception as exc:  # noqa: BLE001
             if os.environ.get("HUESCALE_DEBUG"):
                 raise

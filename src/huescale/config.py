@@ -220,6 +220,15 @@ class BenchmarkConfig:
 
 
 @dataclass
+class AblationConfig:
+    """``ablation:`` section: set by ``huescale ablate GRID --dvc`` for each row's DVC experiment
+    (``dvc exp run -S ablation.grid=... -S ablation.row=i``); ``row: -1`` makes the ``ablate_row`` stage a no-op."""
+
+    grid: str = ""
+    row: int = -1
+
+
+@dataclass
 class TrackingConfig:
     """``tracking:`` section: MLflow (DESIGN.md §8)."""
 
@@ -249,6 +258,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
