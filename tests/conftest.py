@@ -159,3 +159,44 @@ def vgg_home(tmp_path_factory) -> Path:
     save_random_vgg_weights(home, "vgg16")
     save_random_vgg_weights(home, "vgg19")
     return home
+
+
+def run_checked(cmd: list, cwd: Path, env: dict, timeout: int = 900) -> str:
+    """Run a command (DVC, git, the huescale CLI) and fail the test with its output's tail if it fails."""
+    import subprocess
+
+    cmd = [str(c) for c in cmd]
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the project's working tree to ``dest`` without outputs, caches, the venv or git history."""
+    import shutil
+
+    top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
+                 ".pytest_cache", "dvc.lock", "metrics.json", "build", "ablations"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if Path(folder) == ROOT:
+            skip |= top_level & set(names)
+        if Path(folder) == ROOT / "reports":
+            skip |= {n for n in names if n.endswith(".html")}
+        return skip
+
+    shutil.copytree(ROOT, dest, ignore=ignore)
+    return dest
+
+
+def project_env(**extra: str) -> dict:
+    """Environment for commands run in a project copy: the venv's bin first, no analytics, a git identity."""
+    import sys
+
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           **extra}
+    env.pop("HUESCALE_PARENT_RUN_ID", None)
+    return env

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHARED_DATA, browser_check
+from conftest import SHARED_DATA, browser_check, copy_project, project_env, run_checked
 from huescale.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,16 +175,11 @@ def test_shipped_grid_rows_are_valid_params(tmp_path):
 
 def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
     """`huescale ablate GRID --dvc`: each row a DVC experiment (dvc exp show) and a nested MLflow run."""
-    import os
-    import subprocess
     import sys
 
     from mlflow.tracking import MlflowClient
 
-    work = tmp_path / "project"
-    keep = {"dvc.yaml", "params.yaml", ".dvc", ".gitignore", ".dvcignore", "stages", "reports", "src"}
-    shutil.copytree(ROOT, work, ignore=lambda d, names: {n for n in names if Path(d) == ROOT and n not in keep}
-                    | {n for n in names if n == "__pycache__" or n.endswith(".html")})
+    work = copy_project(tmp_path / "project")
     params = yaml.safe_load((work / "params.yaml").read_text())  # the pair store made by the pipeline itself
     params["data"].update(source="folder", folders=[str(shared_data / "coco128" / "train2017")], n_images=20,
                           workers=1, splits={"train": 0.6, "val": 0.2, "test": 0.2})
@@ -194,16 +189,13 @@ def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
     grid = {"name": "tiny", "base": "params.yaml", "pairs": "data/pairs", "out": "ablations",
             "metrics": "metrics/ablations.json", "report": "reports/ablations.html", "templates": "reports/templates",
             "benchmark": False, "set": TINY, "rows": rows}
-    (work / "grids").mkdir()
+    (work / "grids").mkdir(exist_ok=True)
     (work / "grids" / "tiny.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = project_env()
 
     def run(*cmd: str) -> str:
-        res = subprocess.run(list(cmd), cwd=work, env=env, capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, f"{cmd}:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
-        return res.stdout
+        return run_checked(list(cmd), work, env, timeout=600)
 
     run("git", "init", "-q")
     run(f"{bindir}/dvc", "repro", "prepare")

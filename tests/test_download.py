@@ -11,32 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from archives import RangeHandler
 from huescale.data.download import DownloadError, download, extract
 from huescale.data.sources import ImagenetteSource, list_images
-
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files[path]`` with HTTP Range support; records the Range headers seen."""
-
-    def do_GET(self):  # noqa: N802
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        rng = self.headers.get("Range")
-        self.server.ranges.append(rng)
-        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        if start >= len(data):
-            self.send_error(416)
-            return
-        body = data[start:]
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

@@ -21,34 +21,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, browser_check, save_random_fid_weights
+from conftest import ROOT, browser_check, copy_project, project_env, run_checked, save_random_fid_weights
 
 N_IMAGES = 240
 EPOCHS = {"colorizer": 2, "upscaler": 2, "train": 2}
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
+_run = run_checked
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, shared_data):
     """A fresh git + DVC copy of the project, with the pipeline run once."""
     work = tmp_path_factory.mktemp("e2e") / "huescale"
-    top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
-                 ".pytest_cache", "dvc.lock", "metrics.json", "build"}
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        if Path(folder) == ROOT:
-            skip |= top_level & set(names)
-        if Path(folder) == ROOT / "reports":
-            skip |= {n for n in names if n.endswith(".html")}
-        return skip
-
-    shutil.copytree(ROOT, work, ignore=ignore)
+    copy_project(work)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=N_IMAGES)
     params["pretrain"]["colorizer"].update(epochs=EPOCHS["colorizer"], max_batches=6)
@@ -62,10 +48,7 @@ def project(tmp_path_factory, shared_data):
     torch_home = work.parent / "torch_home"
     save_random_fid_weights(torch_home)
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "TORCH_HOME": str(torch_home),
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("HUESCALE_PARENT_RUN_ID", None)
+    env = project_env(TORCH_HOME=str(torch_home))
     _run(["git", "init", "-q"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "copy"], work, env)

@@ -9,9 +9,6 @@ and the stage metrics it wrote.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,15 +16,12 @@ import pytest
 import yaml
 
 from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_tar
-from conftest import ROOT
+from conftest import ROOT, copy_project, project_env, run_checked
 
 N = 12  # usable images asked for
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 300) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
+_run = run_checked
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +29,7 @@ def project(tmp_path_factory, shared_data):
     """A git + DVC copy of the project, a loopback server with the archives, a local parquet data set."""
     base = tmp_path_factory.mktemp("sources-dvc")
     work = base / "huescale"
-    top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
-                 ".pytest_cache", "dvc.lock", "metrics.json", "build"}
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        if Path(folder) == ROOT:
-            skip |= top_level & set(names)
-        return skip
-
-    shutil.copytree(ROOT, work, ignore=ignore)
+    copy_project(work)
     srv = LoopbackServer()
     coco = sorted((shared_data / "coco128" / "train2017").glob("*.jpg"))[:30]
     urls = {
@@ -54,10 +39,7 @@ def project(tmp_path_factory, shared_data):
     }
     parquet = hf_parquet(sorted((shared_data / "imagenet_sample").glob("*.JPEG"))[:24], base / "hf" / "train.parquet")
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
-           "HUESCALE_CACHE": str(base / "cache"), "HF_HOME": str(base / "hf_home"), "HF_HUB_OFFLINE": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("HUESCALE_PARENT_RUN_ID", None)
+    env = project_env(HUESCALE_CACHE=str(base / "cache"), HF_HOME=str(base / "hf_home"), HF_HUB_OFFLINE="1")
     _run(["git", "init", "-q"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "copy"], work, env)

@@ -94,7 +94,7 @@ def matlab_downscale(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         ``size[0] x size[1] x 3`` uint8, rounded and clipped like ``imresize``.
     """
     (hi, hw), (wi, ww) = _taps(a.shape[0], size[0]), _taps(a.shape[1], size[1])
-    oh, ow, k = size[0], size[1], hi.shape[1]
+    oh, k = size[0], hi.shape[1]
     x = np.matmul(hw[:, None, :], a[hi].reshape(oh, k, -1).astype(np.float64))[:, 0]  # oh x (W*C)
     x = x.reshape(oh, a.shape[1], -1)[:, wi]  # oh x ow x k x C
     x = np.matmul(ww[None, :, None, :], x)[:, :, 0]  # oh x ow x C
