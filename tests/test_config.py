@@ -42,3 +42,23 @@ def test_bad_params_name_the_key(tmp_path, patch, match):
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/params.yaml")
+
+
+def test_every_params_file_has_every_key_dvc_yaml_declares():
+    """`cp params/X.yaml params.yaml && dvc repro` needs each stage's declared params in the file."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    declared = {p for st in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].values()
+                for p in st.get("params", [])}
+
+    def has(d, key: str) -> bool:
+        for part in key.split("."):
+            if not isinstance(d, dict) or part not in d:
+                return False
+            d = d[part]
+        return True
+
+    for f in [root / "params.yaml", *sorted((root / "params").glob("*.yaml"))]:
+        raw = yaml.safe_load(f.read_text())
+        assert not [k for k in sorted(declared) if not has(raw, k)], f.name
