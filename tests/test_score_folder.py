@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from huescale import metrics
-from huescale.evaluate import score_folder, summarize_rows, write_rows_csv
+from huescale.atomic import write_csv
+from huescale.evaluate import score_folder, summarize_rows
 
 
 def _gray_of(rgb: np.ndarray) -> np.ndarray:
@@ -50,6 +51,6 @@ def test_score_folder_known_answers_bad_and_gray_files(shared_data, tmp_path):
     assert all(r["mae"] == 0 and r["epsilon_accuracy"] == 100 for r in perfect)
     s = summarize_rows(rows)
     assert s["images"] == 5 and s["mae"] > 0 and s["psnr"] is not None
-    write_rows_csv(rows, tmp_path / "scores.csv")
+    write_csv(rows, tmp_path / "scores.csv")
     lines = (tmp_path / "scores.csv").read_text().splitlines()
     assert lines[0].startswith("file,height,width,mae") and len(lines) == 6

@@ -57,7 +57,8 @@ from typing import Any
 
 import yaml
 
-from huescale.config import ConfigError, load_config, to_flat_dict
+from huescale.atomic import write_json, write_png
+from huescale.config import ConfigError, load_config, read_yaml, to_flat_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,7 @@ def load_grid(path: str | Path) -> dict:
         ConfigError: missing file, bad YAML, unknown keys, a row without name or with an unknown kind.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: grid file not found")
-    try:
-        grid = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    grid = read_yaml(p, "grid file not found")
     unknown = set(grid) - GRID_KEYS
     if unknown:
         raise ConfigError(f"{p}: unknown grid key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(GRID_KEYS))}")
@@ -121,10 +117,7 @@ def slug(name: str) -> str:
 def row_config(grid: dict, row: dict, row_dir: Path):
     """The row's Config: base params + grid ``set`` + row ``set``, written to ``row_dir/params.yaml`` and loaded
     (so every override is type-checked with its dotted name)."""
-    base = Path(grid.get("base", "params.yaml"))
-    if not base.is_file():
-        raise ConfigError(f"{base}: base parameter file of the grid not found")
-    raw = yaml.safe_load(base.read_text()) or {}
+    raw = read_yaml(Path(grid.get("base", "params.yaml")), "base parameter file of the grid not found")
     for key, value in {**(grid.get("set") or {}), **(row.get("set") or {})}.items():
         set_dotted(raw, key, copy.deepcopy(value), f"row {row['name']!r}")
     row_dir.mkdir(parents=True, exist_ok=True)
@@ -186,20 +179,24 @@ class _Row:
         model, _ = checkpoint.load_model(best, self.device)
         return model
 
-    def colorizer(self, adversarial: bool):
+    def _generator(self, name: str, spec, task, tier: str, d_channels: int, adversarial: bool):
+        """A generator trained as the row asks: L1 pre-training (``train.init: pretrained``, or a row without
+        the adversarial phase), then the adversarial phase with a discriminator of ``d_channels`` inputs."""
         from huescale import models
-        from huescale.train import colorization_task
 
-        spec = self.cfg.model.colorizer
         net = models.build(spec.name, **spec.kwargs)
         if self.cfg.train.init == "pretrained" or not adversarial:
-            net = self.phase("pretrain_colorizer", net, (spec.name, spec.kwargs), colorization_task, "64",
+            net = self.phase(f"pretrain_{name}", net, (spec.name, spec.kwargs), task, tier,
                              self.cfg.pretrain.colorizer, False)
         if adversarial:
-            netD, _ = _disc(self.cfg, 3)
-            net = self.phase("train_colorizer", net, (spec.name, spec.kwargs), colorization_task, "64",
-                             self.cfg.train, True, netD)
+            netD, _ = _disc(self.cfg, d_channels)
+            net = self.phase(f"train_{name}", net, (spec.name, spec.kwargs), task, tier, self.cfg.train, True, netD)
         return net
+
+    def colorizer(self, adversarial: bool):
+        from huescale.train import colorization_task
+
+        return self._generator("colorizer", self.cfg.model.colorizer, colorization_task, "64", 3, adversarial)
 
     def upscaler(self, adversarial: bool):
         from huescale import models
@@ -217,19 +214,10 @@ class _Row:
         return net
 
     def joint(self, adversarial: bool):
-        from huescale import models
         from huescale.train import joint_task
 
-        spec = self.cfg.model.joint
-        net = models.build(spec.name, **spec.kwargs)
-        if self.cfg.train.init == "pretrained" or not adversarial:
-            net = self.phase("pretrain_joint", net, (spec.name, spec.kwargs), joint_task, "256",
-                             self.cfg.pretrain.colorizer, False)
-        if adversarial:
-            netD, _ = _disc(self.cfg, 4 if self.cfg.train.d_conditional else 3)
-            net = self.phase("train_joint", net, (spec.name, spec.kwargs), joint_task, "256", self.cfg.train,
-                             True, netD)
-        return net
+        d = 4 if self.cfg.train.d_conditional else 3
+        return self._generator("joint", self.cfg.model.joint, joint_task, "256", d, adversarial)
 
 
 def _images(store, split: str, name: str):
@@ -341,15 +329,6 @@ class _Wrap:
         return self.fn(x)
 
 
-def _save_png(arr, path: Path) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
-
-
 def _check_rows(grid: dict) -> list[tuple[dict, Any, Any]]:
     """Every row's Config and pair store, checked before any training: params, pair store, VGG weights.
 
@@ -426,7 +405,7 @@ def _run_row(grid: dict, row: dict, cfg, store, sample_lr, progress: bool = Fals
         if kind == "two_step":
             res["checkpoint"] = colorizer_ckpt
         if sample is not None:
-            _save_png(sample, row_dir / "sample.png")
+            write_png(sample, row_dir / "sample.png")
             res["sample"] = str(row_dir / "sample.png")
             mlflow.log_artifact(res["sample"], "samples")
         if res.get("checkpoint"):
@@ -569,12 +548,10 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
 
 
 def _write_json(obj: dict, path: Path) -> None:
+    """JSON with non-finite floats as null (a diverged row must not make the file unreadable)."""
     from huescale.evaluate import finite_or_none
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(finite_or_none(obj), indent=2))
-    os.replace(tmp, path)
+    write_json(finite_or_none(obj), path)
 
 
 def render_report(summary: dict, out: Path, templates: Path = Path("reports/templates")) -> Path:

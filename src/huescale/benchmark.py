@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from huescale import metrics
+from huescale.atomic import write_csv, write_json, write_png
 from huescale.data.images import IMAGE_EXTENSIONS, read_image
 from huescale.resize import imresize
 
@@ -205,19 +206,6 @@ def outline(rgb: np.ndarray, box: tuple[int, int, int, int], width: int = 0) -> 
     return out
 
 
-def save_png(rgb: np.ndarray, path: Path) -> str:
-    """Write a uint8 ``H x W x 3`` image as PNG atomically; returns the file name."""
-    import os
-
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    Image.fromarray(np.ascontiguousarray(rgb)).save(tmp)
-    os.replace(tmp, path)
-    return path.name
-
-
 def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
         lr_folders: dict[str, str] | None = None, samples_dir: str | Path | None = None,
         keep: int = 2, device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, list[dict]]:
@@ -238,8 +226,6 @@ def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
         A missing set folder is skipped with its reason, not an error, so a pipeline without
         the benchmark images still runs.
     """
-    import json
-
     methods: dict[str, Upscale] = {"bicubic": bicubic_upscaler(scale)}
     methods.update({name: model_upscaler(net, device) for name, net in upscalers.items()})
     result: dict = {"scale": scale, "methods": list(methods), "sets": {}, "lr_check": {}, "skipped": {}, "samples": []}
@@ -261,34 +247,22 @@ def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
         for f in files[:keep]:
             hr = crops[f"{f.name}|hr"]
             t, l, b, r = zoom_box(hr, 16 * scale)
-            entry = {"set": set_name, "image": f.name, "box": [t, l, b, r], "full": save_png(
+            entry = {"set": set_name, "image": f.name, "box": [t, l, b, r], "full": write_png(
                 outline(hr, (t, l, b, r)), out / set_name / f"{f.stem}_hr_full.png"), "crops": {}}
             lr_crop = crops[f"{f.name}|lr"][t // scale:b // scale, l // scale:r // scale]
-            entry["crops"]["LR (input)"] = save_png(lr_crop, out / set_name / f"{f.stem}_lr.png")
+            entry["crops"]["LR (input)"] = write_png(lr_crop, out / set_name / f"{f.stem}_lr.png")
             for name in methods:
-                entry["crops"][name] = save_png(crops[f"{f.name}|{name}"][t:b, l:r], out / set_name / f"{f.stem}_{name}.png")
-            entry["crops"]["HR (ground truth)"] = save_png(hr[t:b, l:r], out / set_name / f"{f.stem}_hr.png")
+                entry["crops"][name] = write_png(crops[f"{f.name}|{name}"][t:b, l:r], out / set_name / f"{f.stem}_{name}.png")
+            entry["crops"]["HR (ground truth)"] = write_png(hr[t:b, l:r], out / set_name / f"{f.stem}_hr.png")
             scores = {x["method"]: round(x["psnr_y"], 2) for x in rows if x["image"] == f.name}
             entry["psnr_y"] = scores
             result["samples"].append(entry)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "index.json").write_text(json.dumps(result["samples"], indent=1))
+        write_json(result["samples"], out / "index.json")
     return result, per_image
 
 
 def write_per_image_csv(rows: list[dict], path: str | Path) -> None:
     """Per-image benchmark scores as CSV (set, image, method, gray, psnr_y, ssim_y, ...), atomically."""
-    import csv
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    keys = ["set", "image", "method", "gray", "psnr_y", "ssim_y", "psnr_y_gray_single_channel"]
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in keys})
-    os.replace(tmp, path)
+    write_csv(rows, path, ["set", "image", "method", "gray", "psnr_y", "ssim_y", "psnr_y_gray_single_channel"])

@@ -157,7 +157,8 @@ def _score_folder(args: argparse.Namespace) -> int:
     import json
 
     from huescale import checkpoint
-    from huescale.evaluate import score_folder, summarize_rows, write_rows_csv
+    from huescale.atomic import write_csv
+    from huescale.evaluate import score_folder, summarize_rows
     from huescale.infer import Colorizer, iter_inputs
     from huescale.train import resolve_device
 
@@ -165,7 +166,7 @@ def _score_folder(args: argparse.Namespace) -> int:
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
     run = Colorizer(colorizer, None, scale=1, device=device)
     rows, skipped = score_folder(iter_inputs(args.inputs), run, args.epsilon, args.max_side)
-    write_rows_csv(rows, args.out)
+    write_csv(rows, args.out)
     for s in skipped:
         print(f"skipped: {s['file']}: {s['reason']}", file=sys.stderr)
     summary = {**summarize_rows(rows), "skipped": len(skipped), "csv": str(args.out)}

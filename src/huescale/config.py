@@ -367,6 +367,20 @@ def _validate_sources(d: DataConfig, src: str) -> None:
                           "or map a key prefix to test in data.split_map")
 
 
+def read_yaml(path: Path, missing: str) -> dict:
+    """A YAML mapping from ``path`` (``{}`` for an empty file).
+
+    Raises:
+        ConfigError: the file is absent (``missing`` says what to do) or not valid YAML.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_config(path: str | Path = "params.yaml") -> Config:
     """Read and validate ``params.yaml``.
 
@@ -374,12 +388,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         ConfigError: missing file, YAML syntax error, unknown key, wrong type or value.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: parameter file not found; run from the project root or pass --params")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    raw = read_yaml(p, "parameter file not found; run from the project root or pass --params")
     return validate(_from_dict(Config, raw, "", str(p)), str(p))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from huescale import metrics
+from huescale.atomic import write_csv
 from huescale.color import lab_normalized_to_rgb, rgb_to_uint8, uint8_to_lab_normalized
 from huescale.data.store import PairStore
 from huescale.models.pipelines import TwoStepPipeline
@@ -152,24 +153,14 @@ def write_per_image_csv(per_image: dict[str, list[dict[str, float]]], store: Pai
     Columns: ``method, key, path, mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness``;
     rows sorted by MAE, highest first, so the worst cases lead. Returns the number of rows.
     """
-    import csv
-    import os
 
     rows = []
     for method, pred, tier in (("colorizer_64", "color_64", "64"), ("two_step_256", "two_step_256", "256")):
         for rec, m in zip(store.records("test", tier), per_image[pred]):
             rows.append({"method": method, "key": rec["key"], "path": rec["path"], **m})
     rows.sort(key=lambda r: (r["method"], -r["mae"]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        fields = ["method", "key", "path", "mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000", "colorfulness"]
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
+    write_csv(rows, path, ["method", "key", "path", "mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000",
+                           "colorfulness"])
     return len(rows)
 
 
@@ -252,20 +243,3 @@ def summarize_rows(rows: list[dict]) -> dict[str, float]:
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys} if rows else {}
     out["images"] = len(rows)
     return finite_or_none(out)
-
-
-def write_rows_csv(rows: list[dict], path: str | Path) -> None:
-    """Write dict rows as CSV atomically (columns from the first row; floats with 4 decimals)."""
-    import csv
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from huescale.atomic import write_json
 from huescale.config import Config, load_config, to_flat_dict
 
 log = logging.getLogger("huescale")
@@ -38,13 +39,6 @@ BENCH_METRICS = BENCH_SAMPLES / "result.json"  # the full result; metrics/benchm
 BENCH_CSV = Path("eval/benchmark_per_image.csv")
 BENCH_REPORT = Path("reports/benchmark.html")
 TEMPLATES = Path("reports/templates")
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False))
-    os.replace(tmp, path)
 
 
 def _device(cfg: Config):
@@ -208,10 +202,10 @@ def evaluate(cfg: Config) -> dict:
                      "colorizer_batch64": ev.measure_fps(colorizer, (1, lr, lr), device, 64, 1, 2),
                      "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), device, 1)}
     result = ev.finite_or_none(result)
-    _write_json(result, EVAL_METRICS)
+    write_json(result, EVAL_METRICS)
     ev.write_per_image_csv(per_image, store, PER_IMAGE)
     samples = ev.save_samples(images, SAMPLES, cfg.evaluate.grid_rows, [r["key"] for r in store.records("test", "256")])
-    _write_json({"rows": samples}, SAMPLES / "index.json")
+    write_json({"rows": samples}, SAMPLES / "index.json")
     flat = {k: v for k, v in to_flat_dict(result).items() if isinstance(v, (int, float)) and v is not None}
     tracking.log_metrics(flat)
     tracking.log_artifact(EVAL_METRICS)
@@ -232,7 +226,7 @@ def benchmark(cfg: Config) -> dict:
     b = cfg.benchmark
     result, rows = bm.run(b.sets, {ck["model"]: upscaler}, cfg.data.scale, b.lr_check, BENCH_SAMPLES, b.samples, device)
     result["upscaler"] = {"name": ck["model"], "kwargs": ck.get("kwargs", {}), "checkpoint": str(UPSCALER)}
-    _write_json(result, BENCH_METRICS)
+    write_json(result, BENCH_METRICS)
     bm.write_per_image_csv(rows, BENCH_CSV)
     tracking.log_artifact(BENCH_METRICS)
     flat = {f"{s}_{m}_{k}": v[k] for s, methods in result["sets"].items() for m, v in methods.items()
@@ -341,7 +335,7 @@ def run_stage(name: str, params: str | Path = "params.yaml") -> dict:
     if not main_process:
         return out
     if name != "report":
-        _write_json(out, METRICS / f"{name}.json")
+        write_json(out, METRICS / f"{name}.json")
     log.info("stage %s done in %.1f s: %s", name, out["wall_s"], out)
     return out
 
