@@ -7,8 +7,8 @@ bf16 autocast on CUDA), and onnxruntime (CPU, fp32, the graph of
 ``huescale.export.two_step_for_export``: the same pipeline with the MATLAB
 bicubic as a convolution), measured in the same run, with the ratio
 onnxruntime / eager. Untrained weights: speed does not depend on them. Target
-(issue 6/7): >= 20 img/s on 2 CPU cores, >= 1,000 img/s at batch 64 on an H100
-(seed 004 reports 28 FPS).
+Targets: >= 20 img/s on 2 CPU cores, >= 1,000 img/s at batch 64 on an H100
+(Singh et al. reports 28 FPS).
 
 ``--memory-photo`` also resizes that photo to 4000 x 3000 (in a temp folder) and
 runs ``huescale colorize`` on it at ``--scale 1`` and ``--scale 4`` (16000 x
@@ -33,7 +33,7 @@ import torch
 from huescale import checkpoint, models
 from huescale.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
-from huescale.train import resolve_device
+from huescale.distributed import resolve_device
 
 _PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
          "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.stderr.write(r.stderr[-2000:])")

@@ -15,10 +15,10 @@ distinct keys at the same files; nothing is copied):
    machine do not distort);
 3. the training loader (``PairDataset`` + ``DataLoader`` -> Lab batches, as the
    colorization task makes them) vs what a U-Net 64 adversarial training step
-   consumes on CPU (U-Net + PatchGAN, LSGAN + lambda_L1, batch 16; seeds 002/004),
+   consumes on CPU (U-Net + PatchGAN, LSGAN + lambda_L1, batch 16; Brescia et al., Singh et al.),
    in images/s, and their ratio.
 
-Targets (issue 4): >= 300 img/s with 2 workers; RSS within 20 % between 1k and
+Targets : >= 300 img/s with 2 workers; RSS within 20 % between 1k and
 10k images; loader >= 5x the step.
 """
 
@@ -173,7 +173,7 @@ def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> di
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore, build_pair_store
-    from huescale.train import colorization_task
+    from huescale.tasks import COLORIZATION
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train import step_rate  # the same step benchmarks/train.py measures
@@ -187,7 +187,7 @@ def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> di
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             for b in DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True):
-                L, ab = colorization_task(b)
+                L, ab = COLORIZATION.prepare(b)
                 n += L.shape[0]
         loader = n / (time.perf_counter() - t0)
     return {"loader_lab_img_s": round(loader, 1), "unet64_step_img_s": round(step, 1),

@@ -3,7 +3,7 @@
     python benchmarks/train.py [--device auto] [--steps 20] [--batch 16] [--compile]
 
 Measures images/s of (1) the U-Net 64 adversarial step (U-Net + PatchGAN,
-LSGAN + lambda_L1 L1, Adam, seeds 002/004) and (2) the two-step 256 pipeline's
+LSGAN + lambda_L1 L1, Adam, Brescia et al., Singh et al.) and (2) the two-step 256 pipeline's
 upscaler step (ESPCN 64 -> 256, L1), each for eager fp32 and for the tuned
 path (channels_last; bf16 autocast and fused Adam on CUDA; torch.compile with
 --compile), plus the training loader's delivery rate from a real pair store
@@ -23,8 +23,10 @@ from pathlib import Path
 
 import torch
 
-from huescale import models
-from huescale.train import PhaseConfig, Trainer, colorization_task, resolve_device, upscaling_task
+from huescale import recipe
+from huescale.config import Config
+from huescale.distributed import resolve_device
+from huescale.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,22 +38,18 @@ def _sync(device: torch.device) -> None:
 
 def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: int, compile_: bool) -> float:
     """Images per second of one training step kind after 3 warm-up steps."""
-    torch.manual_seed(0)
-    cfg = PhaseConfig(epochs=1, batch_size=batch, lr=2e-4, betas=(0.5, 0.999),
-                      gan_loss="lsgan" if kind == "unet64_adversarial" else None,
-                      channels_last=tuned, compile=tuned and compile_)
+    cfg = Config()  # the default params' models: U-Net depth 3 / 32 channels, PatchGAN 32, residual ESPCN x4
+    cfg.runtime.channels_last, cfg.runtime.compile = tuned, tuned and compile_
+    cfg.train.batch_size = cfg.pretrain.upscaler.batch_size = batch
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "unet64_adversarial":
-            G, D, spec = models.build("unet", base_channels=32), models.build("patchgan", base_channels=32), "unet"
+            r = recipe.build(cfg, "colorizer", "adversarial", device)
             data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),)
-            task = colorization_task
         else:
-            G, D, spec = models.build("espcn", scale=4), None, "espcn"
+            r = recipe.build(cfg, "upscaler", "pretrain", device)
             data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),
                     torch.randint(0, 256, (batch, 3, 256, 256), dtype=torch.uint8))
-            task = upscaling_task
-        t = Trainer(G, task, cfg, Path(tmp) / "s.pt", Path(tmp) / "b.pt", (spec, {}), netD=D, device=device,
-                    progress=False)
+        t = Trainer(r, Path(tmp) / "s.pt", Path(tmp) / "b.pt", device=device, progress=False)
         if not tuned:  # eager fp32 reference: no autocast even on CUDA
             t.amp = False
         for i in range(3 + steps):

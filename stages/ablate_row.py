@@ -1,6 +1,7 @@
-"""DVC stage `ablate_row`: one row of an ablation grid (see dvc.yaml and huescale.ablation.run_row_stage)."""
+"""DVC stage `ablate_row`: see dvc.yaml and huescale.stages.ablate_row."""
 
-from huescale.ablation import stage_main
+from huescale.stages import ablate_row
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    stage_main()
+    main("ablate_row", ablate_row.run, tracked=False)

@@ -1,6 +1,7 @@
 """DVC stage `benchmark`: see dvc.yaml and huescale.stages.benchmark."""
 
-from huescale.stages import main
+from huescale.stages import benchmark
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    main("benchmark")
+    main("benchmark", benchmark.run)

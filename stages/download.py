@@ -1,6 +1,7 @@
 """DVC stage `download`: see dvc.yaml and huescale.stages.download."""
 
-from huescale.stages import main
+from huescale.stages import download
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    main("download")
+    main("download", download.run)

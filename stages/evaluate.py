@@ -1,6 +1,7 @@
 """DVC stage `evaluate`: see dvc.yaml and huescale.stages.evaluate."""
 
-from huescale.stages import main
+from huescale.stages import evaluate
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    main("evaluate")
+    main("evaluate", evaluate.run)

@@ -1,6 +1,7 @@
 """DVC stage `pretrain`: see dvc.yaml and huescale.stages.pretrain."""
 
-from huescale.stages import main
+from huescale.stages import pretrain
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    main("pretrain")
+    main("pretrain", pretrain.run)

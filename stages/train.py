@@ -1,6 +1,7 @@
 """DVC stage `train`: see dvc.yaml and huescale.stages.train."""
 
-from huescale.stages import main
+from huescale.stages import train
+from huescale.stages.runner import main
 
 if __name__ == "__main__":
-    main("train")
+    main("train", train.run)

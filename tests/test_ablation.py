@@ -51,7 +51,7 @@ def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
 
 
 def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypatch, vgg_home):
-    """Every row of the seed 004 grid (grids/table7.yaml) at tiny widths: nested MLflow runs, metrics,
+    """Every row of the Singh et al. grid (grids/table7.yaml) at tiny widths: nested MLflow runs, metrics,
     benchmark scores, champion, report in a browser."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -59,14 +59,13 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     from huescale.cli import main
 
     monkeypatch.chdir(tmp_path)
-    # the rows of grids/table7.yaml (seed 004's Table 7, the SR rows, two-step vs joint) at tiny widths
-    vgg = {"lambda_content": 10.0, "weights": ""}
+    # the rows of grids/table7.yaml (Singh et al.'s Table 7, the SR rows, two-step vs joint) at tiny widths
     rows = [
         {"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}},
         {"name": "U-Net + Perceptual", "kind": "colorizer", "set": {
-            "train.init": "scratch", "train.lambda_l1": 0.0, "train.content_loss": {"name": "vgg16_conv13", **vgg}}},
+            "train.init": "scratch", "train.losses": {"vgg16_conv13": 10.0, "gan": 1.0}}},
         {"name": "U-Net + Perceptual + L1", "kind": "colorizer", "set": {
-            "train.init": "scratch", "train.content_loss": {"name": "vgg16_conv7", **vgg}}},
+            "train.init": "scratch", "train.losses": {"l1": 100.0, "vgg16_conv7": 10.0, "gan": 1.0}}},
         {"name": "Residual Generator + L1", "kind": "colorizer", "set": {
             "train.init": "scratch", "model.colorizer": {"name": "residual", "kwargs": {"features": 8, "n_blocks": 2}}}},
         {"name": "Residual U-Net + L1", "kind": "colorizer", "set": {
@@ -81,17 +80,18 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
         {"name": "SRGAN", "kind": "upscaler", "adversarial": True, "set": {
             "model.upscaler": {"name": "srresnet", "kwargs": {"scale": 4, "features": 8, "n_blocks": 2, "residual": True}},
             "model.discriminator": {"name": "srgan", "kwargs": {"base_channels": 4}},
-            "train.lambda_l1": 0.0, "train.lambda_gan": 0.001, "train.d_conditional": False,
-            "train.content_loss": {"name": "vgg19", "lambda_content": 1.0, "weights": ""}}},
+            "train.losses": {"vgg19": 1.0, "gan": 0.001}, "train.d_conditional": False}},
         {"name": "two-step", "kind": "two_step"},
-        {"name": "joint", "kind": "joint", "set": {"train.lambda_rgb": 10.0}},
+        {"name": "joint", "kind": "joint", "set": {"train.losses": {"l1": 100.0, "rgb_l1": 10.0, "gan": 1.0}}},
     ]
     monkeypatch.setenv("TORCH_HOME", str(vgg_home))  # random VGG16/VGG19 weights for the content losses
     grid = _grid(tmp_path, pairs, rows)
     g = yaml.safe_load(grid.read_text())
     g["set"]["benchmark.sets"] = {"Set5": str(SHARED_DATA / "benchmarks/Set5/GTmod12")}
     grid.write_text(yaml.safe_dump(g, sort_keys=False))
-    main(["ablate", str(grid)])
+    with pytest.raises(SystemExit) as done:
+        main(["ablate", str(grid)])
+    assert done.value.code == 0
 
     summary = json.loads((tmp_path / "metrics" / "ablations.json").read_text())
     assert [r["name"] for r in summary["rows"]] == [r["name"] for r in rows]
@@ -152,21 +152,21 @@ def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
         run_grid(path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))  # a content-loss row, no VGG weights
     path = _grid(tmp_path, pairs, [{"name": "ok", "kind": "colorizer"}, {"name": "vgg", "kind": "colorizer", "set": {
-        "train.content_loss": {"name": "vgg16_conv7", "lambda_content": 10.0, "weights": ""}}}])
+        "train.losses": {"l1": 100.0, "vgg16_conv7": 10.0, "gan": 1.0}}}])
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
         run_grid(path)
     assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_shipped_grid_rows_are_valid_params(tmp_path):
-    """grids/table7.yaml: seed 004's seven Table 7 rows, the four SR rows, two-step and joint; every row's params load."""
+    """grids/table7.yaml: Singh et al.'s seven Table 7 rows, the four SR rows, two-step and joint; every row's params load."""
     from huescale import reference
-    from huescale.ablation import load_grid, row_config, slug
+    from huescale.grid import load_grid, row_config, slug
 
     grid = load_grid(ROOT / "grids" / "table7.yaml")
     grid["base"] = str(ROOT / "params.yaml")
     names = [r["name"] for r in grid["rows"]]
-    assert {m for m, *_ in reference.SEED004_TABLE7["rows"]} <= set(names)
+    assert {m for m, *_ in reference.SINGH_TABLE7["rows"]} <= set(names)
     assert {"bicubic", "ESPCN", "SRResNet", "SRGAN"} <= set(names)
     assert {r["kind"] for r in grid["rows"]} == {"colorizer", "upscaler", "joint", "two_step"}
     for r in grid["rows"]:
@@ -212,7 +212,7 @@ def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
     for name, row in (("tiny-u-net-l1", 0), ("tiny-bicubic", 1)):
         data = exps[name]["data"]
         assert data["params"]["params.yaml"]["data"]["ablation"]["row"] == row
-        m = data["metrics"]["metrics/ablation_row.json"]["data"]
+        m = data["metrics"]["metrics/ablate_row.json"]["data"]
         assert m["row"] == rows[row]["name"] and m["test_n_test"] > 0 and m["test_mae"] > 0
 
     summary = json.loads((work / "metrics" / "ablations.json").read_text())

@@ -61,7 +61,7 @@ def test_benchmark_run_report_and_browser(shared_data, tmp_path):
     assert page["images"] == 2 * (1 + 4) and not page["broken"] and not page["errors"], page
 
 
-def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path):
+def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path, capsys):
     """`huescale benchmark-sr`: any HR folders + an upscaler checkpoint -> JSON, CSV and HTML report."""
     import csv
 
@@ -85,6 +85,8 @@ def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path):
     with open(out / "per_image.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 10
     assert "matches" in (out / "benchmark.html").read_text()
+    capsys.readouterr()
     with pytest.raises(SystemExit) as failed:
         main(["benchmark-sr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
-    assert "not found" in str(failed.value.code)
+    err = capsys.readouterr().err
+    assert failed.value.code == 1 and "huescale benchmark-sr: error:" in err and "nowhere" in err and "not found" in err

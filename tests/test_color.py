@@ -1,4 +1,4 @@
-"""Lab conversion against scikit-image on real photographs (DESIGN.md §3)."""
+"""Lab conversion against scikit-image on real photographs (docs/architecture.md)."""
 
 import numpy as np
 import torch

@@ -12,13 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shipped_params_load():
     cfg = load_config(ROOT / "params.yaml")
-    assert cfg.train.lambda_l1 == 100 and cfg.train.gan_loss == "lsgan" and cfg.data.lr_size == 64
-    for p in sorted((ROOT / "params").glob("*.yaml")):
-        load_config(p)
+    assert cfg.train.losses == {"l1": 100.0, "gan": 1.0} and cfg.train.gan_mode == "lsgan" and cfg.data.lr_size == 64
 
 
 @pytest.mark.parametrize("patch,match", [
     ({"train": {"lamda_l1": 10}}, "train.lamda_l1"),
+    ({"train": {"losses": {"l1": "ten", "gan": 1}}}, "train.losses.l1 must be float"),
+    ({"pretrain": {"colorizer": {"losses": {"l1": 1, "gan": 1}}}}, "pretrain.colorizer.losses.gan"),
     ({"train": {"epochs": "ten"}}, "train.epochs must be int"),
     ({"data": {"source": "flickr"}}, "data.source"),
     ({"data": {"source": "folder"}}, "data.folders"),
@@ -44,21 +44,54 @@ def test_missing_file():
         load_config("/nonexistent/params.yaml")
 
 
-def test_every_params_file_has_every_key_dvc_yaml_declares():
-    """`cp params/X.yaml params.yaml && dvc repro` needs each stage's declared params in the file."""
-    import yaml
+def test_every_profile_is_an_overlay_that_applies_and_validates(tmp_path):
+    """Each params/<name>.yaml holds only keys that differ from params.yaml, and `huescale profile <name>` turns
+    params.yaml into a valid file with those values (comments kept)."""
+    from huescale.profiles import apply_profiles, changes
 
-    root = Path(__file__).resolve().parents[1]
-    declared = {p for st in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].values()
-                for p in st.get("params", [])}
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
 
-    def has(d, key: str) -> bool:
+    def base_value(key):
+        node = base
         for part in key.split("."):
-            if not isinstance(d, dict) or part not in d:
-                return False
-            d = d[part]
-        return True
+            if not isinstance(node, dict) or part not in node:
+                return object()
+            node = node[part]
+        return node
 
-    for f in [root / "params.yaml", *sorted((root / "params").glob("*.yaml"))]:
-        raw = yaml.safe_load(f.read_text())
-        assert not [k for k in sorted(declared) if not has(raw, k)], f.name
+    profiles = sorted((ROOT / "params").glob("*.yaml"))
+    assert {p.stem for p in profiles} >= {"offline", "gpu", "pix2pix-srgan", "cifar-encdec", "unet-ablation"}
+    for p in profiles:
+        overlay = changes(yaml.safe_load(p.read_text()), src=str(p))
+        same = [k for k, v in overlay.items() if base_value(k) == v]
+        assert not same, f"{p.name} repeats values of params.yaml: {same}"
+        target = tmp_path / f"{p.stem}.yaml"
+        target.write_text((ROOT / "params.yaml").read_text())
+        done = apply_profiles([p.stem], target, ROOT / "params")
+        assert set(done) == set(overlay), p.name
+        load_config(target)
+        merged = yaml.safe_load(target.read_text())
+        for key, value in overlay.items():
+            node = merged
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, (p.name, key)
+        assert "# huescale parameters" in target.read_text()  # the comments survive
+
+
+def test_a_bad_profile_key_is_named_and_params_yaml_is_left_alone(tmp_path):
+    from huescale.profiles import apply_profiles
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "typo.yaml").write_text("train:\n  epoch: 3\n")
+    (tmp_path / "profiles" / "bad.yaml").write_text("train:\n  epochs: 0\n")
+    target = tmp_path / "params.yaml"
+    target.write_text((ROOT / "params.yaml").read_text())
+    before = target.read_text()
+    with pytest.raises(ConfigError, match="unknown parameter train.epoch"):
+        apply_profiles(["typo"], target, tmp_path / "profiles")
+    with pytest.raises(ConfigError, match="epochs and batch_size must be >= 1"):
+        apply_profiles(["bad"], target, tmp_path / "profiles")
+    with pytest.raises(ConfigError, match="no such profile; profiles in .*: bad, typo"):
+        apply_profiles(["gpu2"], target, tmp_path / "profiles")
+    assert target.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "profiles"]

@@ -90,7 +90,7 @@ def test_metrics_are_finite_and_in_range(project):
 def test_report_has_tables_images_and_curves(project):
     work, _, _ = project
     html = (work / "reports/index.html").read_text()
-    assert "Table 7" in html and "U-Net + L1" in html  # seed 004's published rows, cited
+    assert "Table 7" in html and "U-Net + L1" in html  # Singh et al.'s published rows, cited
     assert re.search(r"two-step", html) and "<table" in html
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,', html)
     assert len(imgs) >= 8 * 4
@@ -158,9 +158,9 @@ def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     assert all(r.info.status == "FINISHED" for r in stages.values())
     hist = client.get_metric_history(stages["train"].info.run_id, "train/val_l1")
     assert [h.step for h in hist] == list(range(1, EPOCHS["train"] + 1))
-    hist = client.get_metric_history(stages["pretrain"].info.run_id, "colorizer/loss_G_L1")
+    hist = client.get_metric_history(stages["pretrain"].info.run_id, "pretrain_colorizer/loss_G_L1")
     assert len(hist) == EPOCHS["colorizer"]
-    assert stages["train"].data.params["train.lambda_l1"] == "100.0"
+    assert stages["train"].data.params["train.losses.l1"] == "100.0"
     arts = [a.path for a in client.list_artifacts(stages["report"].info.run_id, "report")]
     assert {"report/index.html", "report/benchmark.html"} <= set(arts)
     del mlflow
@@ -174,6 +174,73 @@ def test_second_repro_reruns_nothing_and_dvc_reads_metrics(project):
         assert f"Stage '{stage}' didn't change, skipping" in log
     shown = _run([f"{bindir}/dvc", "metrics", "show", "--json"], work, env)
     assert "psnr_y" in shown
+
+
+def _dvc_status(work: Path, env: dict) -> dict:
+    bindir = str(Path(sys.executable).parent)
+    return json.loads(_run([f"{bindir}/dvc", "status", "--json"], work, env) or "{}")
+
+
+def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
+    """dvc.yaml's deps are the code each stage imports: an edit changes those stages and no other."""
+    work, env, _ = project
+    cases = {  # module -> the stages whose code imports it
+        "src/huescale/stages/evaluate.py": {"evaluate"},
+        "src/huescale/metrics.py": {"evaluate", "benchmark", "ablate_row", "report"},
+        "src/huescale/losses.py": {"pretrain", "train", "ablate_row"},
+    }
+    assert set(_dvc_status(work, env)) <= {"download"}  # only the always-changed listing
+    for module, stages in cases.items():
+        path = work / module
+        original = path.read_text()
+        path.write_text(original + "\n# an edit\n")
+        try:
+            changed = set(_dvc_status(work, env)) - {"download"}
+        finally:
+            path.write_text(original)
+        assert changed == stages, (module, changed)
+    assert set(_dvc_status(work, env)) <= {"download"}
+
+
+def test_an_ablation_row_without_overrides_trains_the_weights_of_dvc_repro(project, tmp_path):
+    """One recipe: a grid row with no overrides, on the same pair store, gives bit-identical pre-trained and
+    adversarially trained colorizers to the pretrain and train stages."""
+    import torch
+
+    from huescale import checkpoint
+
+    work, env, _ = project
+    grid = {"name": "same", "base": str(work / "params.yaml"), "pairs": str(work / "data" / "pairs"),
+            "out": str(tmp_path / "rows"), "metrics": str(tmp_path / "ablations.json"), "report": "",
+            "register_champion": False, "benchmark": False, "rows": [{"name": "default", "kind": "colorizer"}]}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    _run([str(Path(sys.executable).parent / "huescale"), "ablate", str(tmp_path / "grid.yaml")], tmp_path, env)
+    for row_file, stage_file in (("pretrain_colorizer.pt", "colorizer_pretrained.pt"),
+                                 ("train_colorizer.pt", "colorizer.pt")):
+        row = checkpoint.load(tmp_path / "rows" / "default" / row_file)["state_dict"]
+        stage = checkpoint.load(work / "models" / stage_file)["state_dict"]
+        assert row.keys() == stage.keys()
+        for k in row:
+            assert torch.equal(row[k], stage[k]), (row_file, k)
+
+
+def test_an_unconditional_discriminator_trains_under_dvc_repro(project, tmp_path):
+    """train.d_conditional: false: D sees ab alone (2 channels); `dvc repro` trains it (it fed 2 channels to a
+    3-channel PatchGAN before the one recipe)."""
+    from huescale import checkpoint
+
+    work, env, _ = project
+    copy = tmp_path / "project"
+    shutil.copytree(work, copy, symlinks=True)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["train"]["d_conditional"] = False
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = _run([str(Path(sys.executable).parent / "dvc"), "repro", "train"], copy, env)
+    assert "Running stage 'train'" in log and "Running stage 'pretrain'" not in log
+    d = checkpoint.load(copy / "models" / "discriminator.pt")
+    assert d["kwargs"]["in_channels"] == 2 and d["state_dict"]["net.0.weight"].shape[1] == 2
+    train = json.loads((copy / "metrics" / "train.json").read_text())
+    assert math.isfinite(train["train_best_val_l1"]) and train["train_steps"] > 0
 
 
 def test_colorize_command_on_benchmark_photos(project, shared_data, tmp_path):

@@ -7,12 +7,13 @@ import dataclasses
 import pytest
 import torch
 
-from huescale import checkpoint, models
-from huescale.config import DataConfig
+from huescale import checkpoint, recipe
+from huescale.config import Config, DataConfig, ModelSpec
 from huescale.data.dataset import PairDataset
 from huescale.data.sources import FolderSource, list_images
 from huescale.data.store import PairStore, build_pair_store
-from huescale.train import PhaseConfig, Trainer, colorization_task
+from huescale.tasks import COLORIZATION
+from huescale.train import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,32 @@ def store(shared_data, tmp_path_factory) -> PairStore:
     return PairStore(out)
 
 
-def _trainer(tmp_path, cfg, adversarial=False, name="run"):
-    torch.manual_seed(0)
-    G = models.build("unet", base_channels=8)
-    D = models.build("patchgan", base_channels=8) if adversarial else None
-    return Trainer(G, colorization_task, cfg, tmp_path / f"{name}_state.pt", tmp_path / f"{name}_best.pt",
-                   ("unet", {"base_channels": 8}), netD=D, progress=False)
+def tiny_config(adversarial: bool = False, **section) -> Config:
+    """The params of a tiny colorizer run: U-Net and PatchGAN with 8 base channels; ``section`` sets keys of
+    ``train`` (adversarial) or ``pretrain.colorizer``."""
+    cfg = Config()
+    cfg.model.colorizer = ModelSpec("unet", {"depth": 3, "base_channels": 8})
+    cfg.model.discriminator = ModelSpec("patchgan", {"base_channels": 8, "n_layers": 3})
+    target = cfg.train if adversarial else cfg.pretrain.colorizer
+    for k, v in section.items():
+        setattr(target, k, v)
+    return cfg
+
+
+def _trainer(tmp_path, adversarial=False, name="run", loop=None, **section):
+    """A Trainer of the one recipe on a tiny config; ``loop`` replaces PhaseConfig fields (checkpoint_every...)."""
+    r = recipe.build(tiny_config(adversarial, **section), "colorizer", "adversarial" if adversarial else "pretrain")
+    if loop:
+        r.phase = dataclasses.replace(r.phase, **loop)
+    return Trainer(r, tmp_path / f"{name}_state.pt", tmp_path / f"{name}_best.pt", progress=False)
+
+
+def _env_with_tests() -> dict:
+    """The environment for a script that imports this module's helpers (tests/ on PYTHONPATH)."""
+    import os
+    from pathlib import Path
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_store_layout(store):
@@ -41,24 +62,22 @@ def test_store_layout(store):
 
 def test_pretrain_and_adversarial_lower_val_l1(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=3, batch_size=8, lr=2e-3, betas=(0.9, 0.999))
-    hist = _trainer(tmp_path, cfg).fit(train, val)
+    hist = _trainer(tmp_path, epochs=3, batch_size=8, lr=2e-3).fit(train, val)
     assert hist[-1].values["val_l1"] < hist[0].values["val_l1"]
     G, ck = checkpoint.load_model(tmp_path / "run_best.pt")
     assert ck["val_l1"] == min(r.values["val_l1"] for r in hist)
-    adv = dataclasses.replace(cfg, gan_loss="lsgan", lr=2e-4, betas=(0.5, 0.999), epochs=2)
-    hist = _trainer(tmp_path, adv, adversarial=True, name="adv").fit(train, val)
+    hist = _trainer(tmp_path, True, "adv", epochs=2, batch_size=8).fit(train, val)
     assert {"loss_D", "loss_G_GAN", "loss_G_L1"} <= set(hist[0].values)
     assert all(torch.isfinite(torch.tensor(list(r.values.values()))).all() for r in hist)
 
 
 def test_resume_after_interruption_gives_identical_weights(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", checkpoint_every=2)
-    full = _trainer(tmp_path, cfg, adversarial=True, name="full")
+    kw = dict(epochs=2, batch_size=8, lr=1e-3, loop={"checkpoint_every": 2})
+    full = _trainer(tmp_path, True, "full", **kw)
     full.fit(train, val)
     # the same run, stopped after 3 steps of epoch 1 (as if killed), then resumed
-    part = _trainer(tmp_path, dataclasses.replace(cfg), adversarial=True, name="part")
+    part = _trainer(tmp_path, True, "part", **kw)
     orig = part.train_step
     calls = {"n": 0}
 
@@ -71,7 +90,7 @@ def test_resume_after_interruption_gives_identical_weights(store, tmp_path):
     part.train_step = dying_step
     with pytest.raises(KeyboardInterrupt):
         part.fit(train, val)
-    resumed = _trainer(tmp_path, cfg, adversarial=True, name="part")
+    resumed = _trainer(tmp_path, True, "part", **kw)
     resumed.fit(train, val)
     assert resumed.step == full.step and resumed.epoch == full.epoch
     for a, b in zip(full.netG.state_dict().values(), resumed.netG.state_dict().values()):
@@ -86,16 +105,16 @@ def test_corrupt_checkpoint_is_named(tmp_path):
 
 
 KILL_SCRIPT = """
-import sys, time, torch
-from huescale import models
+import dataclasses, sys, time, torch
+from huescale import recipe
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
-from huescale.train import PhaseConfig, Trainer, colorization_task
+from huescale.train import Trainer
+from test_train import tiny_config
 store, out = PairStore(sys.argv[1]), sys.argv[2]
-torch.manual_seed(0)
-cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", checkpoint_every=2)
-t = Trainer(models.build("unet", base_channels=8), colorization_task, cfg, out + "/state.pt", out + "/best.pt",
-            ("unet", {"base_channels": 8}), netD=models.build("patchgan", base_channels=8), progress=False)
+r = recipe.build(tiny_config(True, epochs=2, batch_size=8, lr=1e-3), "colorizer", "adversarial")
+r.phase = dataclasses.replace(r.phase, checkpoint_every=2)
+t = Trainer(r, out + "/state.pt", out + "/best.pt", progress=False)
 step = t.train_step
 def slow_step(x, y):
     time.sleep(float(sys.argv[3]))
@@ -118,8 +137,9 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     ref.mkdir()
     killed.mkdir()
-    subprocess.run([sys.executable, str(script), str(store.root), str(ref), "0"], check=True, timeout=600)
-    proc = subprocess.Popen([sys.executable, str(script), str(store.root), str(killed), "0.3"])
+    env = _env_with_tests()
+    subprocess.run([sys.executable, str(script), str(store.root), str(ref), "0"], check=True, timeout=600, env=env)
+    proc = subprocess.Popen([sys.executable, str(script), str(store.root), str(killed), "0.3"], env=env)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait for a mid-epoch checkpoint (step 2 of epoch 1), then SIGKILL
         st = killed / "state.pt"
@@ -134,7 +154,7 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (killed / "final.pt").exists(), "the run finished before it could be killed"
-    subprocess.run([sys.executable, str(script), str(store.root), str(killed), "0"], check=True, timeout=600)
+    subprocess.run([sys.executable, str(script), str(store.root), str(killed), "0"], check=True, timeout=600, env=env)
     a, b = torch.load(ref / "final.pt"), torch.load(killed / "final.pt")
     assert (a["step"], a["epoch"]) == (b["step"], b["epoch"])
     for k in a["netG"]:
@@ -146,12 +166,12 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path)
 def test_resume_after_outputs_were_removed_writes_the_best_weights(store, tmp_path):
     """DVC deletes a stage's outs before re-running it: the best weights come back from the state."""
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
-    t = _trainer(tmp_path, cfg)
+    kw = dict(epochs=2, batch_size=8, lr=1e-3, max_batches=3)
+    t = _trainer(tmp_path, **kw)
     t.fit(train, val)
     best = checkpoint.load(tmp_path / "run_best.pt")
     (tmp_path / "run_best.pt").unlink()
-    _trainer(tmp_path, cfg).fit(train, val)  # nothing left to train: resumes at the end
+    _trainer(tmp_path, **kw).fit(train, val)  # nothing left to train: resumes at the end
     again = checkpoint.load(tmp_path / "run_best.pt")
     assert again["val_l1"] == best["val_l1"]
     for k in best["state_dict"]:
@@ -160,12 +180,12 @@ def test_resume_after_outputs_were_removed_writes_the_best_weights(store, tmp_pa
 
 def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), checkpoint_every=2, max_batches=3)
-    _trainer(tmp_path, cfg).fit(train, val)
+    kw = dict(batch_size=8, lr=1e-3, max_batches=3, loop={"checkpoint_every": 2})
+    _trainer(tmp_path, epochs=2, **kw).fit(train, val)
     state = tmp_path / "run_state.pt"
     assert checkpoint.previous(state).is_file()
     state.write_bytes(state.read_bytes()[:100])  # truncated, as by a crash of the disk
-    t = _trainer(tmp_path, dataclasses.replace(cfg, epochs=3))
+    t = _trainer(tmp_path, epochs=3, **kw)
     prev_step = checkpoint.load(checkpoint.previous(state))["step"]
     t._try_resume()
     assert t.step == prev_step > 0  # resumed from run_state.prev.pt, not from scratch
@@ -175,12 +195,13 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path)
     from huescale.train import TrainingDiverged
 
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
-    t = _trainer(tmp_path, cfg)
+    kw = dict(batch_size=8, lr=1e-3, max_batches=3)
+    t = _trainer(tmp_path, epochs=2, **kw)
     t.fit(train, val)
     good = (tmp_path / "run_state.pt").read_bytes()
-    t2 = _trainer(tmp_path, dataclasses.replace(cfg, epochs=3))
-    t2.task = lambda b: tuple(v * float("nan") for v in colorization_task(b))  # corrupt data -> NaN loss
+    t2 = _trainer(tmp_path, epochs=3, **kw)
+    t2.task = dataclasses.replace(COLORIZATION, prepare=lambda b: tuple(v * float("nan")
+                                                                        for v in COLORIZATION.prepare(b)))
     with pytest.raises(TrainingDiverged, match="loss_G_L1 became nan"):
         t2.fit(train, val)
     assert (tmp_path / "run_state.pt").read_bytes() == good  # the last good checkpoint is kept as it was
@@ -188,32 +209,30 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path)
 
 def test_same_seed_same_data_gives_identical_metrics(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=4)
-    h1 = _trainer(tmp_path, cfg, adversarial=True, name="a").fit(train, val)
-    h2 = _trainer(tmp_path, cfg, adversarial=True, name="b").fit(train, val)
+    kw = dict(epochs=1, batch_size=8, lr=1e-3, max_batches=4)
+    h1 = _trainer(tmp_path, True, "a", **kw).fit(train, val)
+    h2 = _trainer(tmp_path, True, "b", **kw).fit(train, val)
     assert h1[-1].values == h2[-1].values
 
 
 DDP_SCRIPT = """
 import sys, torch
-from huescale import distributed, models
+from huescale import distributed, recipe
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
-from huescale.train import PhaseConfig, Trainer, colorization_task, upscaling_task
+from huescale.train import Trainer
+from test_train import tiny_config
 device = distributed.init_from_env(torch.device("cpu"))
 torch.set_num_threads(1)
 store, out, kind = PairStore(sys.argv[1]), sys.argv[2], sys.argv[3]
-torch.manual_seed(0)
 if kind == "espcn":  # no BatchNorm: DDP must reproduce one process up to float summation order
-    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=4)
-    t = Trainer(models.build("espcn"), upscaling_task, cfg, out + "/state.pt", out + "/best.pt", ("espcn", {}),
-                progress=False)
-    tier = "256"
+    cfg = tiny_config()
+    cfg.pretrain.upscaler.epochs, cfg.pretrain.upscaler.batch_size, cfg.pretrain.upscaler.max_batches = 1, 8, 4
+    r, tier = recipe.build(cfg, "upscaler", "pretrain"), "256"
 else:
-    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=4)
-    t = Trainer(models.build("unet", base_channels=8), colorization_task, cfg, out + "/state.pt", out + "/best.pt",
-                ("unet", {"base_channels": 8}), netD=models.build("patchgan", base_channels=8), progress=False)
-    tier = "64"
+    r, tier = recipe.build(tiny_config(True, epochs=1, batch_size=8, lr=1e-3, max_batches=4), "colorizer",
+                           "adversarial"), "64"
+t = Trainer(r, out + "/state.pt", out + "/best.pt", progress=False)
 hist = t.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
 rank, world = distributed.world()
 torch.save({"netG": t.netG.state_dict(), "val_l1": hist[-1].values["val_l1"], "step": t.step},
@@ -240,9 +259,10 @@ def test_ddp_two_gloo_processes_follow_one_process(store, tmp_path, kind):
     single, multi = tmp_path / "single", tmp_path / "multi"  # separate folders: no resuming from each other
     single.mkdir()
     multi.mkdir()
-    subprocess.run([sys.executable, str(script), str(store.root), str(single), kind], check=True, timeout=300)
+    env = _env_with_tests()
+    subprocess.run([sys.executable, str(script), str(store.root), str(single), kind], check=True, timeout=300, env=env)
     subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(script), str(store.root), str(multi), kind],
-                   check=True, timeout=300)
+                   check=True, timeout=300, env=env)
     one = torch.load(single / "final_1_0.pt")
     r0, r1 = torch.load(multi / "final_2_0.pt"), torch.load(multi / "final_2_1.pt")
     assert one["step"] == r0["step"] == r1["step"] == 4
@@ -267,17 +287,15 @@ def test_read_only_output_gives_a_clear_error_and_keeps_inputs(store, tmp_path):
 
 def test_persistent_loader_workers_give_the_same_run(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=2, batch_size=8, lr=1e-3, betas=(0.9, 0.999), max_batches=3)
-    h0 = _trainer(tmp_path, cfg, name="w0").fit(train, val)
-    h2 = _trainer(tmp_path, dataclasses.replace(cfg, num_workers=2), name="w2").fit(train, val)
+    kw = dict(epochs=2, batch_size=8, lr=1e-3, max_batches=3)
+    h0 = _trainer(tmp_path, name="w0", **kw).fit(train, val)
+    h2 = _trainer(tmp_path, name="w2", loop={"num_workers": 2}, **kw).fit(train, val)
     assert [r.values for r in h0] == [r.values for r in h2]
 
 
 def test_discriminator_collapse_is_flagged(store, tmp_path):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
-    cfg = PhaseConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), gan_loss="lsgan", max_batches=3,
-                      collapse_steps=2, collapse_threshold=1e9)  # any loss_D counts as collapsed here
-    hist = _trainer(tmp_path, cfg, adversarial=True).fit(train, val)
+    kw = dict(epochs=1, batch_size=8, lr=1e-3, max_batches=3, collapse_steps=2)
+    hist = _trainer(tmp_path, True, collapse_threshold=1e9, **kw).fit(train, val)  # any loss_D counts as collapsed
     assert hist[-1].values["d_collapse"] == 1.0
-    normal = dataclasses.replace(cfg, collapse_threshold=1e-3)
-    assert _trainer(tmp_path, normal, adversarial=True, name="n").fit(train, val)[-1].values["d_collapse"] == 0.0
+    assert _trainer(tmp_path, True, "n", collapse_threshold=1e-3, **kw).fit(train, val)[-1].values["d_collapse"] == 0.0

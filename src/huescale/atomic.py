@@ -24,6 +24,15 @@ def write_json(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8); returns the path."""
+    path = Path(path)
+    tmp = _tmp(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def write_png(rgb, path: str | Path) -> str:
     """Write a uint8 ``H x W x 3`` (or ``H x W``) array as PNG; returns the file name."""
     import numpy as np

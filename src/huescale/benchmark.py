@@ -95,25 +95,18 @@ def check_lr(hr_folder: str | Path, lr_folder: str | Path, scale: int = 4) -> di
 
 
 def model_upscaler(net: nn.Module, device: torch.device | str = "cpu") -> Upscale:
-    """Wrap an L -> L upscaler (huescale convention) as ``LR uint8 RGB -> SR uint8 RGB``.
+    """Wrap an upscaler as ``LR uint8 RGB h x w x 3 -> SR uint8 RGB (s*h) x (s*w) x 3``.
 
-    L goes through the network; ab is upscaled with the MATLAB bicubic (seed 000's
-    recipe), then the Lab image is converted back to 8-bit sRGB.
+    ``net`` is either an L -> L network (huescale's convention: L through it, ab by MATLAB bicubic,
+    Frison et al. 2025's recipe) or a whole pipeline module ``(L, ab) -> (L, ab)``
+    (:class:`huescale.models.pipelines.TwoStepPipeline`); both are run by
+    :func:`huescale.models.pipelines.render`.
     """
-    from huescale.color import lab_normalized_to_rgb, rgb_to_uint8, uint8_to_lab_normalized
+    from huescale.models.pipelines import TwoStepPipeline, render
 
-    device = torch.device(device)
-    net = net.to(device).eval()
-
-    @torch.no_grad()
-    def run(lr: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].to(device)
-        L, ab = uint8_to_lab_normalized(x)
-        L_hr = net(L).clamp(-1, 1)
-        ab_hr = imresize(ab, tuple(L_hr.shape[-2:])).clamp(-1, 1)
-        return rgb_to_uint8(lab_normalized_to_rgb(L_hr, ab_hr))[0].permute(1, 2, 0).cpu().numpy()
-
-    return run
+    pipeline = net if isinstance(net, TwoStepPipeline) else TwoStepPipeline(None, net, int(net.scale),
+                                                                           keep_input_ab=True)
+    return lambda lr: render(pipeline, lr[None], device)[0]
 
 
 def bicubic_upscaler(scale: int) -> Upscale:
@@ -206,14 +199,15 @@ def outline(rgb: np.ndarray, box: tuple[int, int, int, int], width: int = 0) -> 
     return out
 
 
-def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
+def run(sets: dict[str, str], upscalers: dict[str, nn.Module | Upscale], scale: int = 4,
         lr_folders: dict[str, str] | None = None, samples_dir: str | Path | None = None,
         keep: int = 2, device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, list[dict]]:
     """The whole SR benchmark: bicubic and each upscaler on each set, plus the LR check.
 
     Args:
         sets: set name -> folder of HR images (``Set5 -> .../Set5/GTmod12``).
-        upscalers: method name -> L -> L network (e.g. the trained ESPCN); bicubic is always added.
+        upscalers: method name -> L -> L network (e.g. the trained ESPCN), pipeline module, or an
+            :data:`Upscale` function; bicubic is always added.
         scale: the scale factor.
         lr_folders: set name -> folder of the provided LR images to check our bicubic against.
         samples_dir: where zoomed crops of the first ``keep`` images per set are written (PNG),
@@ -227,7 +221,8 @@ def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
         the benchmark images still runs.
     """
     methods: dict[str, Upscale] = {"bicubic": bicubic_upscaler(scale)}
-    methods.update({name: model_upscaler(net, device) for name, net in upscalers.items()})
+    methods.update({name: model_upscaler(net, device) if isinstance(net, nn.Module) else net
+                    for name, net in upscalers.items()})
     result: dict = {"scale": scale, "methods": list(methods), "sets": {}, "lr_check": {}, "skipped": {}, "samples": []}
     per_image: list[dict] = []
     out = Path(samples_dir) if samples_dir is not None else None
@@ -261,6 +256,28 @@ def run(sets: dict[str, str], upscalers: dict[str, nn.Module], scale: int = 4,
         out.mkdir(parents=True, exist_ok=True)
         write_json(result["samples"], out / "index.json")
     return result, per_image
+
+
+def upscaler_scores(sets: dict[str, str], upscaler: nn.Module | None, scale: int = 4,
+                    device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    """x``scale`` benchmark scores of one upscaler (an L -> L network; None: the bicubic row, scored as the
+    bicubic baseline itself) on each set, with plain bicubic beside it:
+    ``{set: {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "images"}}``.
+    Sets whose folder is missing are left out (as :func:`run` skips them).
+
+    Raises:
+        RuntimeError: a set was scored without the model's row (never reported as the model's score).
+    """
+    model = bicubic_upscaler(scale) if upscaler is None else upscaler
+    result, _ = run(sets, {"model": model}, scale, device=device, progress=False)
+    out = {}
+    for name, methods in result["sets"].items():
+        if "model" not in methods:
+            raise RuntimeError(f"benchmark set {name}: the upscaler was not scored")
+        m, b = methods["model"], methods["bicubic"]
+        out[name] = {"psnr_y": m["psnr_y"], "ssim_y": m["ssim_y"], "images": m["images"],
+                     "bicubic_psnr_y": b["psnr_y"], "bicubic_ssim_y": b["ssim_y"]}
+    return out
 
 
 def write_per_image_csv(rows: list[dict], path: str | Path) -> None:

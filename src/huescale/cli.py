@@ -2,6 +2,8 @@
 
     huescale stage NAME [--params params.yaml]
     huescale ablate GRID.yaml [--dvc]
+    huescale profile [NAME...] [--params params.yaml]     apply profiles (params/NAME.yaml overlays)
+    huescale losses                                       the loss names of the losses params
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
                      [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
                      [--format png] [--tile 256] [--device auto]
@@ -14,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _colorize(args: argparse.Namespace) -> int:
 
     from huescale.data.images import ImageError, read_image
     from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, plan_inputs
-    from huescale.train import resolve_device
+    from huescale.distributed import resolve_device
 
     device = resolve_device(args.device)
     if args.threads:
@@ -120,13 +121,12 @@ def _set_name(folder: Path) -> str:
 
 
 def _benchmark_sr(args: argparse.Namespace) -> int:
-    import datetime as dt
     import json
 
     from huescale import benchmark as bm, checkpoint
-    from huescale.report import benchmark_context, render
-    from huescale.tracking import git_commit
-    from huescale.train import resolve_device
+    from huescale.atomic import write_json
+    from huescale.report import benchmark_report, run_metadata
+    from huescale.distributed import resolve_device
 
     device = resolve_device(args.device)
     nets, labels = {}, {"bicubic": "bicubic (MATLAB-compatible)"}
@@ -140,13 +140,10 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
     result, rows = bm.run(sets, nets, args.scale, lr, out / "samples", args.samples, device)
     if not result["sets"]:
         raise FileNotFoundError("; ".join(result["skipped"].values()) or "no benchmark set given")
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_json(result, out / "result.json")
     bm.write_per_image_csv(rows, out / "per_image.csv")
-    meta = {"generated": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
-            "device": device.type, "mlflow": {}, "wall_times": {}}
-    render(Path(args.templates), "benchmark.html.j2", out / "benchmark.html", page="benchmark.html", result=result,
-           meta=meta, params=[], method_labels=labels, per_image_csv=str(out / "per_image.csv"),
-           **benchmark_context(result, out / "samples"))
+    benchmark_report(result, out / "samples", labels, run_metadata(device.type), out / "per_image.csv",
+                     args.templates, out / "benchmark.html")
     for name, s in result["sets"].items():
         print(name, json.dumps({m: [round(v["psnr_y"], 2), round(v["ssim_y"], 4)] for m, v in s.items()}))
     print(f"report: {out / 'benchmark.html'}")
@@ -160,7 +157,7 @@ def _score_folder(args: argparse.Namespace) -> int:
     from huescale.atomic import write_csv
     from huescale.evaluate import score_folder, summarize_rows
     from huescale.infer import Colorizer, iter_inputs
-    from huescale.train import resolve_device
+    from huescale.distributed import resolve_device
 
     device = resolve_device(args.device)
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
@@ -207,17 +204,67 @@ def _export_onnx(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``huescale`` console script."""
+def _stage(args: argparse.Namespace) -> int:
+    import importlib
+
+    from huescale.stages.runner import run_stage
+
+    module = importlib.import_module(f"huescale.stages.{args.name}")
+    run_stage(args.name, module.run, args.params, tracked=args.name != "ablate_row")
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    import logging
+
+    from huescale.ablation import run_grid
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    summary = run_grid(args.grid, progress=True, dvc=args.dvc)
+    print(f"{len(summary['rows'])} rows; results in the grid's metrics file; champion: {summary['champion']}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from huescale.profiles import apply_profiles, available_profiles
+
+    if args.list or not args.names:
+        for name, line in available_profiles(args.dir).items():
+            print(f"{name:24s} {line}")
+        return 0
+    changes = apply_profiles(args.names, args.params, args.dir)
+    for key, (old, new) in changes.items():
+        print(f"{key}: {old!r} -> {new!r}")
+    print(f"{args.params}: {len(changes)} value(s) set from {', '.join(args.names)}")
+    return 0
+
+
+def _losses(args: argparse.Namespace) -> int:
+    from huescale.losses import available
+
+    for name, line in available().items():
+        print(f"{name:14s} {line}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from huescale.stages import STAGES
+
     ap = argparse.ArgumentParser(prog="huescale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     st = sub.add_parser("stage", help="run one pipeline stage (as dvc repro does)")
-    st.add_argument("name", choices=["download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"])
+    st.add_argument("name", choices=STAGES)
     st.add_argument("--params", default="params.yaml")
     ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
     ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
     ab.add_argument("--dvc", action="store_true",
                     help="run each row as a DVC experiment (dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
+    pr = sub.add_parser("profile", help="apply parameter profiles (overlays in params/) to params.yaml")
+    pr.add_argument("names", nargs="*", help="profiles to apply in order, e.g. offline, gpu (none: list them)")
+    pr.add_argument("--params", default="params.yaml", help="the params file to update (default: params.yaml)")
+    pr.add_argument("--dir", default="params", help="the folder of profiles (default: params)")
+    pr.add_argument("--list", action="store_true", help="list the profiles")
+    sub.add_parser("losses", help="list the loss names usable in the losses params, with their source")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder, or an output file for a single input")
@@ -248,43 +295,21 @@ def main(argv: list[str] | None = None) -> None:
     ex.add_argument("--tolerance", type=float, default=1e-4, help="largest max abs diff accepted")
     ex.add_argument("--legacy", action="store_true", help="TorchScript exporter instead of dynamo")
     _add_evaluation_commands(sub)
-    args = ap.parse_args(argv)
-    handlers = {"benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
-    if args.cmd in handlers:
-        try:
-            sys.exit(handlers[args.cmd](args))
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            sys.exit(f"huescale {args.cmd}: error: {exc}")
-    if args.cmd == "ablate":
-        import logging
+    return ap
 
-        from huescale.ablation import run_grid
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        try:
-            summary = run_grid(args.grid, progress=True, dvc=args.dvc)
-        except Exception as exc:  # noqa: BLE001
-            if os.environ.get("HUESCALE_DEBUG"):
-                raise
-            sys.exit(f"huescale ablate: error: {exc}")
-        print(f"{len(summary['rows'])} rows; results in the grid's metrics file; champion: {summary['champion']}")
-        return
-    if args.cmd == "stage":
-        from huescale.stages import run_stage
+HANDLERS = {"stage": _stage, "ablate": _ablate, "profile": _profile, "losses": _losses, "colorize": _colorize,
+            "export-onnx": _export_onnx, "benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
 
-        try:
-            run_stage(args.name, args.params)
-        except Exception as exc:  # noqa: BLE001
-            sys.exit(f"huescale {args.name}: error: {exc}")
-        return
-    if args.cmd == "export-onnx":
-        try:
-            sys.exit(_export_onnx(args))
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            sys.exit(f"huescale export-onnx: error: {exc}")
-    args.upscaler_given = args.upscaler is not None
-    args.upscaler = args.upscaler or "models/upscaler.pt"
-    try:
-        sys.exit(_colorize(args))
-    except (FileNotFoundError, LookupError, ValueError, RuntimeError) as exc:
-        sys.exit(f"huescale colorize: error: {exc}")
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``huescale`` console script: one error boundary for every command
+    (:func:`huescale.errors.guard`: one line and exit status 1; ``HUESCALE_DEBUG=1`` for the traceback)."""
+    from huescale.errors import guard
+
+    args = _parser().parse_args(argv)
+    if args.cmd == "colorize":
+        args.upscaler_given = args.upscaler is not None
+        args.upscaler = args.upscaler or "models/upscaler.pt"
+    program = f"huescale {args.name}" if args.cmd == "stage" else f"huescale {args.cmd}"
+    guard(program, lambda: HANDLERS[args.cmd](args))

@@ -3,12 +3,12 @@
 This is the one place in huescale that converts colour. Lab follows CIE L*a*b*
 under D65, the convention of ``skimage.color.rgb2lab``: L in [0, 100], a and b
 roughly in [-110, 110]. Networks see the pix2pix normalisation (seed
-``002_fb95d62aba45078e.txt``, pix2pix colorization): ``L / 50 - 1`` and
+``Brescia et al.``, pix2pix colorization): ``L / 50 - 1`` and
 ``ab / 110``, both in [-1, 1].
 
 All functions take and return batched ``N x C x H x W`` tensors; conversion is
 done by :mod:`kornia.color`, which is differentiable, so losses can be taken in
-RGB through it (the joint model of seed ``004_8015dae742fd526e.txt``).
+RGB through it (the joint model of seed ``Singh et al.``).
 """
 
 from __future__ import annotations

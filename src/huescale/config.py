@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ImagenetteConfig:
-    """The fast.ai Imagenette archive (seed 000 trains on Imagenette).
+    """The fast.ai Imagenette archive (Frison et al. 2025 trains on Imagenette).
 
     ``variant`` picks the official archive (``320``: imagenette2-320, ``full``:
     imagenette2, ``160``: imagenette2-160; URLs and md5s in
@@ -37,7 +37,7 @@ class ImagenetteConfig:
 
 @dataclass
 class CocoConfig:
-    """MS-COCO 2017 image zips (seeds 002, 004 sample 10k images from train2017)."""
+    """MS-COCO 2017 image zips (Brescia et al., Singh et al. sample 10k images from train2017)."""
 
     archives: list[str] = field(default_factory=lambda: ["train2017"])  # train2017 | val2017
     base_url: str = "http://images.cocodataset.org/zips"
@@ -46,7 +46,7 @@ class CocoConfig:
 
 @dataclass
 class VocConfig:
-    """PASCAL VOC 2012 trainval tar (seed 002); images under ``VOCdevkit/VOC2012/JPEGImages/``."""
+    """PASCAL VOC 2012 trainval tar (Brescia et al.); images under ``VOCdevkit/VOC2012/JPEGImages/``."""
 
     url: str = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
     md5: str = "6cd6e144f989b92b3379bac3b3de84fd"
@@ -80,7 +80,7 @@ class HoldoutSourceConfig:
 
 @dataclass
 class DataConfig:
-    """``data:`` section: where images come from and how the pair store is made (DESIGN.md §3-4)."""
+    """``data:`` section: where images come from and how the pair store is made (docs/architecture.md)."""
 
     source: str = "imagenette"  # imagenette | coco | voc | hf | folder
     folders: list[str] = field(default_factory=list)
@@ -119,72 +119,78 @@ class ModelSpec:
 
 @dataclass
 class ModelConfig:
-    """``model:`` section: which colorizer, upscaler and discriminator (DESIGN.md §5)."""
+    """``model:`` section: which colorizer, upscaler and discriminator (docs/architecture.md)."""
 
     colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
     upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
     discriminator: ModelSpec = field(default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
-    # the joint pipeline's generator, 64 L -> 256 Lab (seeds 000/004; used by the ablation grid)
+    # the joint pipeline's generator, 64 L -> 256 Lab (Frison et al. 2025, Singh et al.; used by the ablation grid)
     joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
+
+
+GAN_MODES = ("vanilla", "lsgan", "hinge")  # huescale.losses.GANLoss
+
+
+def _pretrain_losses() -> dict[str, float]:
+    return {"l1": 1.0}
 
 
 @dataclass
 class OptimConfig:
-    """One training phase: epochs, batch size and Adam settings."""
+    """One training phase: epochs, batch size, Adam settings and the generator's losses.
+
+    ``losses`` maps loss names of :mod:`huescale.losses` to their weights (``huescale losses``
+    lists them); L1 pre-training is ``{l1: 1}`` (Singh et al., ``docs/sources.md``).
+    """
 
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_batches: int = 0  # >0 caps batches per epoch (smoke runs)
+    losses: dict[str, float] = field(default_factory=_pretrain_losses)
 
 
 @dataclass
 class PretrainConfig:
-    """``pretrain:`` section: L1 pre-training of the colorizer (seed 004) and the upscaler (seed 000)."""
+    """``pretrain:`` section: L1 pre-training of the colorizer (Singh et al.) and the x4 upscaler on L
+    (Frison et al. 2025); the joint generator's rows of an ablation grid use the colorizer's settings."""
 
     colorizer: OptimConfig = field(default_factory=OptimConfig)
     upscaler: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=15, lr=1e-3))
 
 
-CONTENT_LOSSES = ("none", "vgg16_conv7", "vgg16_conv13", "vgg19")  # huescale.losses.VGG_LAYERS
-
-
-@dataclass
-class ContentLossConfig:
-    """``train.content_loss``: VGG content term (seed 004: vgg16_conv7 with L1, lambda 10; vgg16_conv13 alone;
-    seed 002: vgg19 perceptual). ``weights`` = a VGG weights file, "" = torchvision's cache."""
-
-    name: str = "none"  # none | vgg16_conv7 | vgg16_conv13 | vgg19
-    lambda_content: float = 10.0
-    weights: str = ""
+def _adversarial_losses() -> dict[str, float]:
+    return {"l1": 100.0, "gan": 1.0}
 
 
 @dataclass
 class TrainConfig:
-    """``train:`` section: adversarial training (seeds 002/004: LSGAN, lambda_L1 100, Adam 2e-4, (0.5, 0.999))."""
+    """``train:`` section: the adversarial phase (pix2pix as Brescia et al. and Singh et al. train it:
+    LSGAN, lambda_L1 = 100, Adam 2e-4, betas (0.5, 0.999)).
+
+    ``losses`` maps loss names to weights; ``gan`` (required, > 0) is the adversarial term
+    lambda_GAN, the others the reconstruction terms, e.g. ``{l1: 100, gan: 1, vgg16_conv7: 10}``.
+    """
 
     epochs: int = 8
     batch_size: int = 16
     lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    gan_loss: str = "lsgan"  # vanilla | lsgan | hinge
-    lambda_l1: float = 100.0
     max_batches: int = 0
+    losses: dict[str, float] = field(default_factory=_adversarial_losses)
+    gan_mode: str = "lsgan"  # vanilla | lsgan | hinge: the GAN loss of D and of the gan term
+    vgg_weights: str = ""  # VGG weights file for the vgg* losses; "" = torchvision's cache
+    d_conditional: bool = True  # D sees condition ++ output (pix2pix); false: output only (SRGAN)
+    init: str = "pretrained"  # pretrained (Singh et al. row 7) | scratch (random generator, rows 1-6)
     resume: bool = True
     collapse_steps: int = 200  # D loss below collapse_threshold this many steps -> warning
     collapse_threshold: float = 1e-3
-    init: str = "pretrained"  # pretrained (seed 004 row 7) | scratch (random generator, rows 1-6)
-    lambda_gan: float = 1.0  # weight of the generator's GAN term (seed 002 SRGAN: 1e-3)
-    content_loss: ContentLossConfig = field(default_factory=ContentLossConfig)
-    lambda_cosine: float = 0.0  # cosine distance (seed 003, with L1)
-    lambda_rgb: float = 0.0  # L1 in RGB through the differentiable Lab -> sRGB (joint model)
-    d_conditional: bool = True  # D sees condition ++ output (pix2pix); false: output only (SRGAN)
 
 
 @dataclass
 class EvaluateConfig:
-    """``evaluate:`` section: metrics on the test split (DESIGN.md §7)."""
+    """``evaluate:`` section: metrics on the test split (docs/architecture.md)."""
 
     epsilon: float = 0.05
     fid: bool = True
@@ -230,7 +236,7 @@ class AblationConfig:
 
 @dataclass
 class TrackingConfig:
-    """``tracking:`` section: MLflow (DESIGN.md §8)."""
+    """``tracking:`` section: MLflow (docs/architecture.md)."""
 
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "huescale"
@@ -277,7 +283,8 @@ def _coerce(tp: Any, value: Any, key: str, src: str) -> Any:
     if origin in (dict,):
         if not isinstance(value, dict):
             raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
-        return dict(value)
+        _, item = typing.get_args(tp)
+        return {k: _coerce(item, v, f"{key}.{k}", src) for k, v in value.items()}
     if tp is Any or origin in (typing.Union, types.UnionType):
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -315,17 +322,22 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
     if d.n_images < 1 or d.shard_size < 1:
         raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
-    if cfg.train.gan_loss not in ("vanilla", "lsgan", "hinge"):
-        raise ConfigError(f"{src}: train.gan_loss must be vanilla, lsgan or hinge, got {cfg.train.gan_loss!r}")
     t = cfg.train
+    if t.gan_mode not in GAN_MODES:
+        raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
     if t.init not in ("pretrained", "scratch"):
         raise ConfigError(f"{src}: train.init must be pretrained or scratch, got {t.init!r}")
-    if t.content_loss.name not in CONTENT_LOSSES:
-        raise ConfigError(f"{src}: train.content_loss.name must be one of {', '.join(CONTENT_LOSSES)}, "
-                          f"got {t.content_loss.name!r}")
-    if min(t.lambda_l1, t.lambda_gan, t.content_loss.lambda_content, t.lambda_cosine, t.lambda_rgb) < 0:
-        raise ConfigError(f"{src}: train: lambda_l1, lambda_gan, content_loss.lambda_content, lambda_cosine and "
-                          "lambda_rgb must be >= 0")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("train", cfg.train)):
+        bad = {k: w for k, w in o.losses.items() if w < 0}
+        if bad:
+            raise ConfigError(f"{src}: {name}.losses: weights must be >= 0, got {bad}")
+    if t.losses.get("gan", 0) <= 0:
+        raise ConfigError(f"{src}: train.losses.gan must be > 0: the train stage is the adversarial phase "
+                          "(lambda_GAN; the source documents use 1)")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler)):
+        if o.losses.get("gan", 0) > 0:
+            raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
                     ("train", cfg.train)):
         if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:
@@ -343,7 +355,7 @@ SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
 
 
 def _validate_sources(d: DataConfig, src: str) -> None:
-    """Checks of the source sub-sections, the test source and the split map (issue 4)."""
+    """Checks of the source sub-sections, the test source and the split map ."""
     if d.imagenette.variant not in ("320", "full", "160"):
         raise ConfigError(f"{src}: data.imagenette.variant must be 320, full or 160, got {d.imagenette.variant!r}")
     bad = [a for a in d.coco.archives if a not in ("train2017", "val2017")]
@@ -365,6 +377,20 @@ def _validate_sources(d: DataConfig, src: str) -> None:
     if d.splits.get("test", 0) == 0 and t.source == "none" and "test" not in d.split_map.values():
         raise ConfigError(f"{src}: data.splits.test is 0 but no test set is given: set data.test_source "
                           "or map a key prefix to test in data.split_map")
+
+
+def set_dotted(d: dict, key: str, value: Any, src: str) -> None:
+    """Set ``a.b.c`` in a nested dict (the ``dvc exp run -S`` form), creating mappings on the way.
+
+    Raises:
+        ConfigError: a parent on the way is not a mapping (names the key and ``src``).
+    """
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"{src}: cannot set {key}: {p} is not a mapping")
+    d[parts[-1]] = value
 
 
 def read_yaml(path: Path, missing: str) -> dict:
@@ -393,7 +419,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
 
 
 def to_flat_dict(cfg: Config | dict) -> dict[str, Any]:
-    """Flatten a config (or any nested dict) to dotted keys (``train.lambda_l1``), for MLflow."""
+    """Flatten a config (or any nested dict) to dotted keys (``train.losses.l1``), for MLflow."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, obj: Any) -> None:

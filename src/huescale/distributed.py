@@ -1,4 +1,4 @@
-"""Data-parallel training with ``torchrun`` (DistributedDataParallel).
+"""Where the code runs: the torch device, and data-parallel training with ``torchrun`` (DDP).
 
 ``torchrun --nproc_per_node=N stages/train.py`` starts N processes with
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set; :func:`init_from_env` joins them
@@ -44,3 +44,16 @@ def init_from_env(device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return device
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU.
+
+    Raises:
+        RuntimeError: ``cuda`` asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("runtime.device=cuda but no CUDA device is available; set runtime.device=auto or cpu")
+    return torch.device(name)

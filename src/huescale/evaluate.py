@@ -1,8 +1,8 @@
 """The evaluate stage's library: score the trained models and baselines on the test split.
 
-Writes one metrics dict (DESIGN.md §7) with three sections:
+Writes one metrics dict (docs/architecture.md) with three sections:
 - ``colorization_64``: the colorizer vs the gray baseline (ab = 0), at 64 px.
-- ``two_step_256``: 64 gray -> 256 colour (seed 000 two-step) vs gray + bicubic, at 256 px.
+- ``two_step_256``: 64 gray -> 256 colour (Frison et al. 2025 two-step) vs gray + bicubic, at 256 px.
 - ``sr_x4``: x4 super-resolution, Y-channel PSNR/SSIM with a border of 4: the
   upscaler on L (ab by bicubic) vs plain bicubic of the RGB image.
 """
@@ -20,57 +20,47 @@ from tqdm.auto import tqdm
 
 from huescale import metrics
 from huescale.atomic import write_csv
-from huescale.color import lab_normalized_to_rgb, rgb_to_uint8, uint8_to_lab_normalized
+from huescale.config import EvaluateConfig
 from huescale.data.store import PairStore
-from huescale.models.pipelines import TwoStepPipeline
+from huescale.models.pipelines import JointPipeline, TwoStepPipeline, bicubic_rgb, render
 from huescale.resize import imresize
-
-
-def _to_numpy(rgb: torch.Tensor) -> np.ndarray:
-    return rgb_to_uint8(rgb).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _stack(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(a) for a in arrays]) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 @torch.no_grad()
 def run_models(store: PairStore, colorizer: nn.Module, upscaler: nn.Module, device: torch.device,
-               scale: int = 4, batch_size: int = 32, progress: bool = True) -> dict[str, np.ndarray]:
+               scale: int = 4, batch_size: int = 32) -> dict[str, np.ndarray]:
     """Run every method on the test split; returns ``N x H x W x 3`` uint8 image sets by name.
 
     Names: ``gt_64``, ``color_64``, ``gray_64`` (tier 64); ``gt_256``, ``lr_256``
-    (the 64 px colour originals), ``input_gray_64`` (their L, the pipeline input), ``two_step_256``, ``gray_bicubic_256``, ``sr_model_256``,
-    ``sr_bicubic_256`` (tier 256).
+    (the 64 px colour originals), ``input_gray_64`` (their L, the pipeline input),
+    ``two_step_256``, ``gray_bicubic_256``, ``sr_model_256`` (the upscaler on L, ab bicubic),
+    ``sr_bicubic_256`` (bicubic of the RGB image) (tier 256). Each is one
+    :func:`huescale.models.pipelines.render` of a :class:`~huescale.models.pipelines.TwoStepPipeline`.
     """
-    out: dict[str, list[np.ndarray]] = {}
-    colorizer, upscaler = colorizer.to(device).eval(), upscaler.to(device).eval()
-    two_step = TwoStepPipeline(colorizer, upscaler, scale)
-    gray_bicubic = TwoStepPipeline(None, None, scale)
+    img64 = store.images("test", "lr64")
+    lr, hr = store.images("test", "lr256"), store.images("test", "hr256")
+    runs = {
+        "color_64": (TwoStepPipeline(colorizer, None, 1), img64),
+        "gray_64": (TwoStepPipeline(None, None, 1), img64),
+        "input_gray_64": (TwoStepPipeline(None, None, 1), lr),
+        "two_step_256": (TwoStepPipeline(colorizer, upscaler, scale), lr),
+        "gray_bicubic_256": (TwoStepPipeline(None, None, scale), lr),
+        "sr_model_256": (TwoStepPipeline(None, upscaler, scale, keep_input_ab=True), lr),
+    }
+    out = {name: render(pipeline, images, device, batch_size) for name, (pipeline, images) in runs.items()}
+    out["sr_bicubic_256"] = bicubic_rgb(lr, scale, batch_size)
+    out.update(gt_64=img64, gt_256=hr, lr_256=lr)
+    return out
 
-    def add(name: str, a: np.ndarray) -> None:
-        out.setdefault(name, []).append(a)
 
-    lr64 = _stack(store.arrays("test", "lr64"))
-    for i in tqdm(range(0, len(lr64), batch_size), desc="evaluate 64", disable=not progress):
-        x = torch.from_numpy(lr64[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
-        L, _ = uint8_to_lab_normalized(x)
-        add("color_64", _to_numpy(lab_normalized_to_rgb(L, colorizer(L))))
-        add("gray_64", _to_numpy(lab_normalized_to_rgb(L, torch.zeros_like(L).repeat(1, 2, 1, 1))))
-    out["gt_64"] = [lr64]
-
-    lr, hr = _stack(store.arrays("test", "lr256")), _stack(store.arrays("test", "hr256"))
-    for i in tqdm(range(0, len(lr), batch_size), desc="evaluate 256", disable=not progress):
-        x = torch.from_numpy(lr[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
-        L, ab = uint8_to_lab_normalized(x)
-        size = (L.shape[-2] * scale, L.shape[-1] * scale)
-        add("input_gray_64", _to_numpy(lab_normalized_to_rgb(L, torch.zeros_like(ab))))
-        add("two_step_256", _to_numpy(lab_normalized_to_rgb(*two_step(L))))
-        add("gray_bicubic_256", _to_numpy(lab_normalized_to_rgb(*gray_bicubic(L))))
-        add("sr_model_256", _to_numpy(lab_normalized_to_rgb(upscaler(L).clamp(-1, 1), imresize(ab, size).clamp(-1, 1))))
-        add("sr_bicubic_256", _to_numpy(imresize(x.float() / 255.0, size).clamp(0, 1)))
-    out["gt_256"], out["lr_256"] = [hr], [lr]
-    return {k: _stack(v) for k, v in out.items()}
+def fid_or_reason(cfg: EvaluateConfig, device: torch.device) -> tuple[metrics.FID | None, str | None]:
+    """The FID scorer of ``evaluate.*`` params, or None and the reason (disabled, or no Inception weights here:
+    the reason names the file and how to provide it). Never a made-up number."""
+    if not cfg.fid:
+        return None, "disabled by evaluate.fid=false"
+    if not metrics.FID.available(cfg.fid_weights or None):
+        return None, metrics.FID.missing_reason(cfg.fid_weights or None)
+    return metrics.FID(str(device), cfg.fid_batch_size, cfg.fid_weights or None, cfg.fid_cache or None), None
 
 
 def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metrics.FID | None,
@@ -110,6 +100,57 @@ def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metric
         "fid_note": fid_reason,
     }
     return result, per_image
+
+
+def row_pipeline(kind: str, nets: dict[str, nn.Module | None], scale: int = 4) -> nn.Module:
+    """The pipeline an ablation row is scored with.
+
+    ``colorizer``: the colorizer at 64 px; ``upscaler``: x``scale`` SR of the colour LR image
+    (the upscaler on L, or bicubic when it is None; ab bicubic); ``joint``: the joint generator;
+    ``two_step``: colorizer + upscaler (Frison et al. 2025).
+
+    Raises:
+        KeyError: a network the kind needs is missing from ``nets`` (names it).
+    """
+    need = {"colorizer": ["colorizer"], "upscaler": ["upscaler"], "joint": ["joint"],
+            "two_step": ["colorizer", "upscaler"]}[kind]
+    missing = [n for n in need if n not in nets]
+    if missing:
+        raise KeyError(f"row of kind {kind}: no trained {', '.join(missing)}")
+    if kind == "colorizer":
+        return TwoStepPipeline(nets["colorizer"], None, 1)
+    if kind == "upscaler":
+        return TwoStepPipeline(None, nets["upscaler"], scale, keep_input_ab=True)
+    if kind == "joint":
+        return JointPipeline(nets["joint"])  # type: ignore[arg-type]
+    return TwoStepPipeline(nets["colorizer"], nets["upscaler"], scale)
+
+
+def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.device, epsilon: float,
+              batch_size: int = 32, scale: int = 4) -> dict[str, float]:
+    """Test-split metrics of an ablation row's pipeline (:func:`row_pipeline`).
+
+    ``colorizer``: the 64 px colour metrics of :func:`huescale.metrics.image_metrics` on tier 64;
+    other kinds: the same at 256 px on tier 256 (input: the 64 px LR image; gray for
+    ``joint``/``two_step``, colour for ``upscaler``), plus x4 Y-PSNR/SSIM with a border of ``scale``.
+    ``fps``: images per second at batch 1 on ``device`` (Singh et al. Table 6).
+
+    Returns:
+        ``{metric: value, "n_test": N, "fps": img/s}``.
+    """
+    if kind == "colorizer":
+        inputs = truth = store.images("test", "lr64")
+    else:
+        inputs, truth = store.images("test", "lr256"), store.images("test", "hr256")
+    pred = render(pipeline, inputs, device, batch_size)
+    out = {k: float(v) for k, v in metrics.image_metrics(pred, truth, epsilon).items()} if len(pred) else {}
+    if kind != "colorizer" and len(pred):
+        out["psnr_y"], out["ssim_y"] = metrics.sr_psnr_ssim(pred, truth, border=scale)
+    out["n_test"] = int(len(pred))
+    fps_net = TwoStepPipeline(None, pipeline.upscaler, scale) if kind == "upscaler" else pipeline  # input L only
+    out["fps"] = measure_fps(fps_net, (1, inputs.shape[1], inputs.shape[2]) if len(inputs) else (1, 64, 64), device,
+                             1, 1, 3)
+    return out
 
 
 @torch.no_grad()
@@ -202,7 +243,7 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
     Args:
         files: image paths.
         colorize: ``uint8 H x W x 3 -> uint8 H x W x 3`` (e.g. :class:`huescale.infer.Colorizer`, scale 1).
-        epsilon: epsilon-accuracy threshold, a fraction of 255 (seed 004: 0.05).
+        epsilon: epsilon-accuracy threshold, a fraction of 255 (Singh et al.: 0.05).
         max_side: longest side scored, in pixels.
 
     Returns:

@@ -1,6 +1,6 @@
 """Inference on people's own photographs, any size and aspect (the DDColor recipe), in bounded memory.
 
-Recipe (DDColor, Kang et al. 2023; seed 000 for "learn L, bicubic ab"):
+Recipe (DDColor, Kang et al. 2023; Frison et al. 2025 for "learn L, bicubic ab"):
 
 1. L of the full-resolution input (the input is made gray: only its L is used),
    computed in row bands.
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from huescale.color import lab_normalized_to_rgb, rgb_to_uint8, uint8_to_lab_normalized
-from huescale.resize import imresize, resize_matrix
+from huescale.color import uint8_to_lab_normalized
+from huescale.models.pipelines import TwoStepPipeline, lab_to_uint8
+from huescale.resize import resize_matrix
 
 # output formats Pillow writes, by extension
 WRITABLE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
@@ -144,6 +145,8 @@ class Colorizer:
         self.colorizer = colorizer.to(self.device).eval()
         self.upscaler = upscaler.to(self.device).eval() if upscaler is not None else None
         self.model_size, self.scale, self.tile, self.joint = model_size, scale, tile, joint
+        # the two-step pipeline's pieces, run tile by tile (the joint model supplies ab only, see _ab_small)
+        self.pipeline = TwoStepPipeline(None if joint else self.colorizer, self.upscaler, scale)
         if margin is None:
             if self.upscaler is not None and scale > 1:
                 r = receptive_radius(self.upscaler, scale)
@@ -159,7 +162,7 @@ class Colorizer:
         m = self.model_size
         small = _resize_uncached(L, (m, m)).clamp(-1, 1).to(self.device)
         if not self.joint:
-            return self.colorizer(small).float().cpu(), None
+            return self.pipeline.colorize(small).float().cpu(), None
         out = self.colorizer(small).float().cpu()
         k = self.colorizer.scale
         if out.ndim != 4 or out.shape[1] != 3 or out.shape[-2:] != (k * m, k * m):
@@ -170,10 +173,7 @@ class Colorizer:
     @torch.no_grad()
     def _upscale(self, L: torch.Tensor) -> torch.Tensor:
         """L tile ``1 x 1 x h x w`` -> ``1 x 1 x (s*h) x (s*w)`` on the CPU (upscaler, else bicubic)."""
-        s = self.scale
-        if self.upscaler is not None:
-            return self.upscaler(L.to(self.device)).float().cpu()
-        return imresize(L, (L.shape[-2] * s, L.shape[-1] * s))
+        return self.pipeline.upscale_l(L.to(self.device)).float().cpu()
 
     # -- the whole image ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -213,7 +213,7 @@ class Colorizer:
                     up = self._upscale(L[..., py0:py1, px0:px1])
                     Lt = up[..., (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
                 abt = wh[y0 * s:y1 * s] @ ab_small @ ww[x0 * s:x1 * s].T
-                tile = rgb_to_uint8(lab_normalized_to_rgb(Lt.clamp(-1, 1), abt.clamp(-1, 1)))
+                tile = lab_to_uint8(Lt, abt)
                 sink(y0 * s, x0 * s, tile[0].permute(1, 2, 0).numpy())
                 if progress is not None:
                     progress(1)

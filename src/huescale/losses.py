@@ -1,24 +1,50 @@
-"""Losses: the GAN objectives behind one call, L1, cosine distance and VGG content losses."""
+"""Losses by name, each with its weight: the generator objective of every training phase.
+
+A phase's ``losses`` parameter maps registered names to weights, e.g. the
+adversarial phase of pix2pix (Isola et al. 2017) as the source documents train
+it (``docs/sources.md``: Brescia et al., Singh et al.: lambda_L1 = 100)::
+
+    train:
+      losses: {l1: 100, gan: 1}
+      gan_mode: lsgan
+
+Adding a loss is one registered class here plus a params entry (BasicSR's
+pattern: ``@register("name")`` on the class, the weight beside the name in the
+config). ``gan`` is the adversarial term; the Trainer computes it with the
+discriminator (:class:`GANLoss`). Every other name is a reconstruction term,
+built by :func:`build_objective`; unknown names fail there, at start-up, with
+the list of known ones.
+
+A loss is an ``nn.Module`` whose ``forward(inp: LossInput)`` returns a scalar
+float tensor and whose ``metric`` attribute names the logged value
+(``loss_G_<name>``; ``loss_G_L1`` for L1, as pix2pix names it).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from huescale.tasks import Task
+
+GAN = "gan"  # the adversarial term's name in a ``losses`` mapping (the Trainer owns it)
+GAN_MODES = ("vanilla", "lsgan", "hinge")
 
 
 class GANLoss(nn.Module):
     """GAN loss on discriminator logits, for real or fake targets (the pix2pix ``GANLoss``).
 
     Modes:
-        ``vanilla``: binary cross-entropy with logits (Goodfellow et al. 2014; seed 001).
-        ``lsgan``: least squares, ``(D - 1)^2`` for real and ``D^2`` for fake (Mao et al.
-            2017; seed 002_fb95d62aba45078e.txt uses it for the colorizer's discriminator).
-        ``hinge``: ``relu(1 - D)`` / ``relu(1 + D)`` for D; ``-D`` for the generator.
+        ``vanilla``: binary cross-entropy with logits (Goodfellow et al. 2014).
+        ``lsgan``: least squares, ``(D - 1)^2`` for real and ``D^2`` for fake (Mao et al. 2017;
+            Brescia et al. use it for the colorizer's discriminator).
+        ``hinge``: ``relu(1 - D)`` / ``relu(1 + D)`` for D; ``-D`` for the generator (Lim & Ye 2017).
 
     Call ``loss(logits, target_is_real, for_discriminator)``; logits are any
     shape (``N x 1 x h x w`` for PatchGAN), the result is a scalar float tensor.
@@ -29,8 +55,8 @@ class GANLoss(nn.Module):
 
     def __init__(self, mode: str = "lsgan"):
         super().__init__()
-        if mode not in ("vanilla", "lsgan", "hinge"):
-            raise ValueError(f"unknown GAN loss {mode!r}; use vanilla, lsgan or hinge")
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown GAN loss {mode!r}; use one of {', '.join(GAN_MODES)}")
         self.mode = mode
 
     def forward(self, logits: torch.Tensor, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
@@ -45,18 +71,118 @@ class GANLoss(nn.Module):
         return F.relu(1 - logits).mean() if target_is_real else F.relu(1 + logits).mean()
 
 
+@dataclass
+class LossInput:
+    """What every reconstruction loss sees for one batch.
+
+    Attributes:
+        x: the network input (condition), e.g. normalised L ``N x 1 x h x w`` in [-1, 1].
+        out: the generator output, normalised (ab ``N x 2``, L ``N x 1`` or Lab ``N x 3`` x H x W).
+        target: the ground truth, same shape and units as ``out``.
+        task: the task (its ``to_rgb`` converts to sRGB for losses in RGB).
+        aux: extra generator outputs by name (e.g. ``logits`` of a classification head), else empty.
+    """
+
+    x: torch.Tensor
+    out: torch.Tensor
+    target: torch.Tensor
+    task: Task
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+    _rgb: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def rgb(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(fake, real)`` sRGB ``N x 3 x H x W`` in [0, 1] through the differentiable kornia conversion
+        (computed once per batch, shared by the RGB terms); the gradient reaches the generator."""
+        if self._rgb is None:
+            x = self.x.float()
+            self._rgb = (self.task.to_rgb(x, self.out), self.task.to_rgb(x, self.target))
+        return self._rgb
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What building a loss may need beside its weight.
+
+    Attributes:
+        task: the phase's task.
+        vgg_weights: a VGG weights file for the ``vgg*`` content losses; "" = torchvision's cache
+            (``$TORCH_HOME/hub/checkpoints``).
+    """
+
+    task: Task
+    vgg_weights: str = ""
+
+
+class Loss(nn.Module):
+    """Base class of the registered reconstruction losses: ``forward(LossInput) -> scalar tensor``."""
+
+    metric: ClassVar[str] = ""
+
+    def __init__(self, context: LossContext):
+        super().__init__()
+
+
+_REGISTRY: dict[str, Callable[[LossContext], Loss]] = {}
+
+
+def register(name: str) -> Callable:
+    """Class (or factory) decorator: make a loss buildable by ``name`` in a ``losses`` mapping.
+
+    Raises:
+        KeyError: ``name`` is already registered (or is ``gan``).
+    """
+
+    def deco(cls):
+        if name in _REGISTRY or name == GAN:
+            raise KeyError(f"loss name {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available() -> dict[str, str]:
+    """Every loss name (``gan`` included) -> the first line of its docstring."""
+    out = {GAN: "adversarial term: GANLoss(gan_mode) on the discriminator's logits (needs an adversarial phase)"}
+    for name, cls in sorted(_REGISTRY.items()):
+        out[name] = (cls.__doc__ or "").strip().splitlines()[0]
+    return out
+
+
+def check_names(losses: dict[str, float], where: str) -> None:
+    """Fail for an unknown loss name or a negative weight, naming the dotted key and listing the known names.
+
+    Raises:
+        ValueError: the message names ``where.<name>``.
+    """
+    for name, weight in losses.items():
+        if name != GAN and name not in _REGISTRY:
+            raise ValueError(f"{where}.{name}: unknown loss; known losses: {', '.join(available())}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            raise ValueError(f"{where}.{name}: the weight must be a number >= 0, got {weight!r}")
+
+
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error in network units ([-1, 1] normalised L or ab); scalar float tensor."""
     return F.l1_loss(pred.float(), target.float())
 
 
-def cosine_distance(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Mean cosine distance ``1 - cos(pred, target)`` between per-pixel channel vectors (seed 003_b11eaea04742b62b.txt).
+@register("l1")
+class L1Loss(Loss):
+    """L1 between output and target in network units (pix2pix; lambda_L1 = 100 in the source documents)."""
 
-    Seed 003 trains its generator "to minimize the cosine distance between
-    predicted and the original image", with L1 (section 4.2). For ab that is
-    the angle between chroma vectors, i.e. a hue error independent of
-    saturation.
+    metric = "loss_G_L1"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        return l1_loss(inp.out, inp.target)
+
+
+def cosine_distance(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean cosine distance ``1 - cos(pred, target)`` between per-pixel channel vectors.
+
+    The CIFAR-10 cGAN report (``docs/sources.md``) trains its generator "to minimize the
+    cosine distance between predicted and the original image", with L1 (section 4.2).
+    For ab that is the angle between chroma vectors, a hue error independent of saturation.
 
     Args:
         pred, target: ``N x C x H x W`` float tensors (normalised ab or Lab).
@@ -68,16 +194,36 @@ def cosine_distance(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6)
     return (1.0 - F.cosine_similarity(pred.float(), target.float(), dim=1, eps=eps)).mean()
 
 
-# name -> (torchvision constructor, weights file in the torch hub cache, features[:cut], source)
+@register("cosine")
+class CosineLoss(Loss):
+    """Cosine distance between output and target chroma vectors (the CIFAR-10 cGAN report, with L1)."""
+
+    metric = "loss_G_cosine"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        return cosine_distance(inp.out, inp.target)
+
+
+@register("rgb_l1")
+class RGBL1Loss(Loss):
+    """L1 between the sRGB images through the differentiable Lab -> sRGB (the joint model's loss in RGB)."""
+
+    metric = "loss_G_rgb_l1"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        fake, real = inp.rgb()
+        return l1_loss(fake, real)
+
+
+# name -> (torchvision architecture, weights file in the torch hub cache, features[:cut], what it is)
 VGG_LAYERS = {
-    # the 7th conv of VGG16 is conv3_3 (features[14]); its ReLU is features[15] (seed 004, with L1)
-    "vgg16_conv7": ("vgg16", "vgg16-397923af.pth", 16, "seed 004_8015dae742fd526e.txt: 7th conv, with L1"),
-    # the 13th (last) conv of VGG16 is conv5_3 (features[28]); ReLU features[29] (seed 004, alone)
-    "vgg16_conv13": ("vgg16", "vgg16-397923af.pth", 30, "seed 004_8015dae742fd526e.txt: 13th conv, alone"),
-    # SRGAN's phi_5,4: conv5_4 of VGG19 (features[34]) after its ReLU (seed 002, Ledig et al. 2017)
-    "vgg19": ("vgg19", "vgg19-dcbb9e9d.pth", 36, "seed 002_fb95d62aba45078e.txt: VGG19 perceptual (SRGAN)"),
+    # the 7th conv of VGG16 is conv3_3 (features[14]); its ReLU is features[15] (Singh et al., with L1)
+    "vgg16_conv7": ("vgg16", "vgg16-397923af.pth", 16, "VGG16 conv3_3 (7th conv), with L1 (Singh et al.)"),
+    # the 13th (last) conv of VGG16 is conv5_3 (features[28]); ReLU features[29] (Singh et al., alone)
+    "vgg16_conv13": ("vgg16", "vgg16-397923af.pth", 30, "VGG16 conv5_3 (13th conv), alone (Singh et al.)"),
+    # SRGAN's phi_5,4: conv5_4 of VGG19 (features[34]) after its ReLU (Ledig et al. 2017; Brescia et al.)
+    "vgg19": ("vgg19", "vgg19-dcbb9e9d.pth", 36, "VGG19 conv5_4, SRGAN's perceptual loss (Brescia et al.)"),
 }
-CONTENT_LOSSES = ("none", *VGG_LAYERS)
 
 
 def vgg_weights_path(name: str, path: str | os.PathLike | None = None) -> Path:
@@ -89,40 +235,37 @@ def vgg_weights_path(name: str, path: str | os.PathLike | None = None) -> Path:
         FileNotFoundError: the file is missing; the message names it and says how to provide it.
     """
     if name not in VGG_LAYERS:
-        raise ValueError(f"unknown content loss {name!r}; use one of {', '.join(CONTENT_LOSSES)}")
-    arch, fname, _, _ = VGG_LAYERS[name]
+        raise ValueError(f"unknown content loss {name!r}; use one of {', '.join(VGG_LAYERS)}")
+    _, fname, _, _ = VGG_LAYERS[name]
     p = Path(path).expanduser() if path else Path(torch.hub.get_dir()) / "checkpoints" / fname
     if not p.is_file():
         raise FileNotFoundError(
             f"content loss {name}: VGG weights {p} not found. Copy torchvision's {fname} "
             f"(https://download.pytorch.org/models/{fname}) there, set TORCH_HOME, or give the file "
-            "as the content loss 'weights' parameter; or set the content loss to none")
+            "as train.vgg_weights; or set the loss's weight to 0")
     return p
 
 
-class VGGContentLoss(nn.Module):
-    """VGG feature-map content loss (SRGAN, Ledig et al. 2017; seeds 002 and 004).
+class VGGContentLoss(Loss):
+    """VGG feature-map content loss (SRGAN, Ledig et al. 2017; Brescia et al., Singh et al.).
 
     ``mean((phi(fake) - phi(real))^2)`` over the feature map ``phi`` after the
-    ReLU of one conv layer of an ImageNet VGG (seed 004 eq. 4; seed 002's
-    perceptual loss): ``vgg16_conv7`` (conv3_3, seed 004 with L1,
-    lambda1 = 100, lambda2 = 10), ``vgg16_conv13`` (conv5_3, seed 004 alone)
-    or ``vgg19`` (conv5_4, SRGAN's phi_5,4, seed 002 with 1e-3 adversarial).
-    The VGG is frozen (no gradient to its weights, eval mode) and sees RGB with
-    the ImageNet mean/std normalisation torchvision's weights expect.
+    ReLU of one conv layer of an ImageNet VGG (Singh et al. eq. 4; Brescia et al.'s
+    perceptual loss): ``vgg16_conv7`` (conv3_3, with L1, lambda1 = 100,
+    lambda2 = 10), ``vgg16_conv13`` (conv5_3, alone) or ``vgg19`` (conv5_4,
+    SRGAN's phi_5,4, with a 1e-3 adversarial weight). The VGG is frozen (no
+    gradient to its weights, eval mode) and sees sRGB with the ImageNet
+    mean/std normalisation torchvision's weights expect; H, W >= 16 for conv13/vgg19.
 
     The weights are loaded when the loss is built, so a missing file fails at
     start-up (see :func:`vgg_weights_path`), never mid-run.
-
-    Call ``loss(fake_rgb, real_rgb)``: ``N x 3 x H x W`` float sRGB in [0, 1]
-    (H, W >= 16 for conv13/vgg19); returns a scalar float tensor.
 
     Raises:
         FileNotFoundError: missing weights; ValueError: unknown name or a file that is not a VGG state dict.
     """
 
     def __init__(self, name: str, weights: str | os.PathLike | None = None):
-        super().__init__()
+        nn.Module.__init__(self)
         from torchvision.models.vgg import cfgs, make_layers
 
         path = vgg_weights_path(name, weights)
@@ -134,6 +277,7 @@ class VGGContentLoss(nn.Module):
         except Exception as exc:  # noqa: BLE001 - a wrong or corrupt file
             raise ValueError(f"content loss {name}: {path} is not a torchvision {arch} state dict ({exc})") from None
         self.name = name
+        self.metric = f"loss_G_{name}"  # type: ignore[misc]
         self.features = features[:cut].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
@@ -145,77 +289,65 @@ class VGGContentLoss(nn.Module):
         self.features.eval()  # frozen: never in training mode
         return self
 
-    def forward(self, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> torch.Tensor:
+    def distance(self, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> torch.Tensor:
+        """The content loss of two sRGB batches ``N x 3 x H x W`` in [0, 1]; scalar float tensor."""
         f = self.features((fake_rgb.float() - self.mean) / self.std)
         with torch.no_grad():
             r = self.features((real_rgb.float() - self.mean) / self.std)
         return F.mse_loss(f.float(), r.float())
 
+    def forward(self, inp: LossInput) -> torch.Tensor:  # type: ignore[override]
+        return self.distance(*inp.rgb())
+
+
+for _name, (_, _, _, _what) in VGG_LAYERS.items():
+    def _factory(context: LossContext, _n: str = _name) -> VGGContentLoss:
+        return VGGContentLoss(_n, context.vgg_weights or None)
+
+    _factory.__doc__ = f"VGG content loss on sRGB: {_what}."
+    register(_name)(_factory)
+
 
 class GeneratorObjective(nn.Module):
-    """The generator's reconstruction terms beside the GAN loss, each with its weight.
+    """The weighted sum of a phase's reconstruction terms (every name of ``losses`` but ``gan``).
 
-    ``total = w_l1 * L1 + lambda_content * content(RGB) + lambda_cosine * cosine + lambda_rgb * L1(RGB)``
-    with ``w_l1 = lambda_l1`` in the adversarial phase (pix2pix, seeds 002/004:
-    100) and 1 in L1 pre-training (seed 004). Terms with weight 0 are skipped.
+    ``total = sum_i w_i * loss_i`` in the order of the mapping; terms with weight 0 are not built,
+    except L1, which is always computed and logged as ``loss_G_L1`` (it is also the validation
+    metric) and only added when its weight is > 0.
 
-    - L1 in network units (normalised L/ab/Lab), :func:`l1_loss`.
-    - content: :class:`VGGContentLoss` on RGB (seed 004: ``vgg16_conv7`` with
-      lambda_l1 = 100 and lambda_content = 10; ``vgg16_conv13`` alone; seed
-      002: ``vgg19`` with lambda_l1 = 0 and a 1e-3 adversarial weight).
-    - cosine: :func:`cosine_distance` (seed 003, with L1).
-    - rgb: L1 between the RGB images (the joint model's loss in RGB, seeds 000/004).
+    Call ``objective(x, out, target, aux)`` -> dict of scalar tensors: each term's unweighted
+    value under its ``metric`` name, and ``total`` (the weighted sum; None-free: at least one term).
 
-    RGB images are built by ``to_rgb(x, out)`` (the task's converter, through
-    the differentiable kornia Lab -> sRGB of :mod:`huescale.color`), so the
-    gradient of the RGB terms reaches the generator (seed 004 blames a broken
-    RGB gradient for its failed joint model).
-
-    Call ``objective(x, out, target, adversarial)`` -> dict of scalar tensors:
-    ``loss_G_L1`` (unweighted), one entry per active extra term
-    (``loss_G_content``, ``loss_G_cos``, ``loss_G_rgb``; unweighted) and
-    ``total`` (weighted sum).
+    Args:
+        losses: name -> weight, e.g. ``{"l1": 100, "gan": 1}`` (``gan`` is skipped here).
+        context: the task and loss options.
 
     Raises:
-        ValueError: unknown content loss, negative weights, or RGB terms without ``to_rgb``.
-        FileNotFoundError: content loss weights missing (at construction).
+        ValueError: an unknown name, a negative weight, or no term at all (names the known losses).
+        FileNotFoundError: weights of a VGG loss missing (at construction, so before any step).
     """
 
-    def __init__(self, lambda_l1: float = 100.0, content: str = "none", lambda_content: float = 0.0,
-                 lambda_cosine: float = 0.0, lambda_rgb: float = 0.0, content_weights: str | None = None,
-                 to_rgb: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, losses: dict[str, float], context: LossContext, where: str = "losses"):
         super().__init__()
-        if content not in CONTENT_LOSSES:
-            raise ValueError(f"unknown content loss {content!r}; use one of {', '.join(CONTENT_LOSSES)}")
-        if min(lambda_l1, lambda_content, lambda_cosine, lambda_rgb) < 0:
-            raise ValueError("loss weights (lambda_l1, lambda_content, lambda_cosine, lambda_rgb) must be >= 0")
-        self.lambda_l1, self.lambda_content = lambda_l1, lambda_content if content != "none" else 0.0
-        self.lambda_cosine, self.lambda_rgb = lambda_cosine, lambda_rgb
-        self.content = VGGContentLoss(content, content_weights) if self.lambda_content > 0 else None
-        if (self.content is not None or lambda_rgb > 0) and to_rgb is None:
-            raise ValueError("content and RGB losses need the task's to_rgb converter")
-        self.to_rgb = to_rgb
-
-    @property
-    def extra(self) -> bool:
-        """Whether any term besides L1 is active."""
-        return self.content is not None or self.lambda_cosine > 0 or self.lambda_rgb > 0
+        check_names(losses, where)
+        self.task = context.task
+        self.weights = {n: float(w) for n, w in losses.items() if n != GAN and w > 0}
+        if not self.weights:
+            raise ValueError(f"{where}: no reconstruction loss with a weight > 0 (e.g. l1: 1); "
+                             f"known losses: {', '.join(available())}")
+        self.terms = nn.ModuleDict({n: _REGISTRY[n](context) for n in self.weights})
+        self.monitor = L1Loss(context)
 
     def forward(self, x: torch.Tensor, out: torch.Tensor, target: torch.Tensor,
-                adversarial: bool = True) -> dict[str, torch.Tensor]:
-        out, target = out.float(), target.float()
-        terms = {"loss_G_L1": l1_loss(out, target)}
-        total = (self.lambda_l1 if adversarial else 1.0) * terms["loss_G_L1"]
-        if self.lambda_cosine > 0:
-            terms["loss_G_cos"] = cosine_distance(out, target)
-            total = total + self.lambda_cosine * terms["loss_G_cos"]
-        if self.content is not None or self.lambda_rgb > 0:
-            fake_rgb, real_rgb = self.to_rgb(x.float(), out), self.to_rgb(x.float(), target)
-            if self.content is not None:
-                terms["loss_G_content"] = self.content(fake_rgb, real_rgb)
-                total = total + self.lambda_content * terms["loss_G_content"]
-            if self.lambda_rgb > 0:
-                terms["loss_G_rgb"] = l1_loss(fake_rgb, real_rgb)
-                total = total + self.lambda_rgb * terms["loss_G_rgb"]
-        terms["total"] = total
-        return terms
+                aux: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        inp = LossInput(x, out.float(), target.float(), self.task, aux or {})
+        values: dict[str, torch.Tensor] = {}
+        total: torch.Tensor | None = None
+        for name, loss in self.terms.items():
+            v = loss(inp)
+            values[loss.metric] = v
+            total = self.weights[name] * v if total is None else total + self.weights[name] * v
+        if L1Loss.metric not in values:
+            values[L1Loss.metric] = self.monitor(inp).detach()
+        values["total"] = total  # type: ignore[assignment]
+        return values

@@ -1,4 +1,4 @@
-"""Image-quality metrics (DESIGN.md §7). All take 8-bit sRGB unless stated.
+"""Image-quality metrics (docs/architecture.md). All take 8-bit sRGB unless stated.
 
 Arrays are ``N x H x W x 3`` uint8 (NumPy, channels last, as images are stored).
 Per-image values are averaged over the N images.
@@ -24,16 +24,16 @@ def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def mae(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean absolute error over all pixels and channels, in 8-bit levels (seed 004, eq. 5)."""
+    """Mean absolute error over all pixels and channels, in 8-bit levels (Singh et al., eq. 5)."""
     p, t = _pair(pred, target)
     return float(np.abs(p - t).mean())
 
 
 def epsilon_accuracy(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> float:
-    """Percent of pixels whose error is <= ``epsilon * 255`` in every channel (seed 004, eq. 6).
+    """Percent of pixels whose error is <= ``epsilon * 255`` in every channel (Singh et al., eq. 6).
 
     Returns:
-        A percentage in [0, 100] (seed 004 reports e.g. 31.97 for U-Net + L1).
+        A percentage in [0, 100] (Singh et al. reports e.g. 31.97 for U-Net + L1).
     """
     p, t = _pair(pred, target)
     ok = (np.abs(p - t) <= epsilon * 255.0).all(axis=-1)
@@ -41,7 +41,7 @@ def epsilon_accuracy(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> float:
-    """Mean over images of ``10 log10(range^2 / MSE)`` in dB (seed 004, eq. 7).
+    """Mean over images of ``10 log10(range^2 / MSE)`` in dB (Singh et al., eq. 7).
 
     Accepts ``N x H x W [x C]`` arrays of any numeric dtype. An image with
     MSE = 0 scores ``inf`` (identical images), so the mean is then ``inf``.
@@ -126,6 +126,70 @@ def colorfulness(images: np.ndarray) -> float:
     axes = (1, 2)
     m = np.sqrt(rg.std(axes) ** 2 + yb.std(axes) ** 2) + 0.3 * np.sqrt(rg.mean(axes) ** 2 + yb.mean(axes) ** 2)
     return float(m.mean())
+
+
+AB_RANGE = 110.0  # |a|, |b| of sRGB colours stay below this (the pix2pix normalisation, huescale.color)
+
+
+def ab_values(images: np.ndarray) -> np.ndarray:
+    """The CIE a*b* (D65) of every pixel of ``N x H x W x 3`` uint8 sRGB images: ``(N*H*W) x 2`` float32.
+
+    Converted with ``skimage.color.rgb2lab`` one image at a time (bounded memory).
+    """
+    from skimage.color import rgb2lab
+
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[None]
+    return np.concatenate([rgb2lab(im).reshape(-1, 3)[:, 1:].astype(np.float32) for im in x]) if len(x) else \
+        np.zeros((0, 2), np.float32)
+
+
+def ab_histogram(images: np.ndarray, bin_width: float = 10.0) -> np.ndarray:
+    """Normalised 2-D histogram of the a*b* of all pixels of a set (``N x H x W x 3`` uint8 sRGB).
+
+    Bins of ``bin_width`` a*b* units over [-110, 110]^2 (22 x 22 at width 10, the grid of Zhang et al.
+    2016); values outside are clipped into the edge bins. Returns a ``K x K`` float64 array summing to 1.
+    """
+    ab = np.clip(ab_values(images), -AB_RANGE, AB_RANGE - 1e-3)
+    edges = np.arange(-AB_RANGE, AB_RANGE + bin_width / 2, bin_width)
+    h, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=[edges, edges])
+    return h / max(h.sum(), 1.0)
+
+
+def histogram_intersection(pred: np.ndarray, target: np.ndarray, bin_width: float = 10.0) -> float:
+    """Intersection ``sum(min(p, q))`` of the a*b* histograms of two image sets: 1 = the same colour
+    distribution, 0 = no colour in common. Weight-free, so it shows a uniform tint (all pixels in a few
+    brown bins) that per-pixel errors hide (Swain & Ballard 1991)."""
+    return float(np.minimum(ab_histogram(pred, bin_width), ab_histogram(target, bin_width)).sum())
+
+
+def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, seed: int = 0) -> float:
+    """Earth mover's distance between the chroma ``C* = sqrt(a*^2 + b*^2)`` distributions of two image sets,
+    in a*b* units (``scipy.stats.wasserstein_distance``; pixels subsampled to ``max_pixels`` with a fixed seed).
+
+    0 when the sets are equally saturated; a desaturated (sepia or gray) output scores about the mean chroma
+    of the truth. Weight-free, like :func:`histogram_intersection`.
+    """
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(seed)
+
+    def chroma(images: np.ndarray) -> np.ndarray:
+        c = np.hypot(*ab_values(images).T)
+        return rng.choice(c, max_pixels, replace=False) if len(c) > max_pixels else c
+
+    return float(wasserstein_distance(chroma(pred), chroma(target)))
+
+
+def colour_distribution(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Set-level colour metrics of a prediction against its truth (both ``N x H x W x 3`` uint8 sRGB):
+    colourfulness of each and their ratio (Hasler & Süsstrunk 2003), a*b* histogram intersection and
+    chroma EMD."""
+    c_pred, c_true = colorfulness(pred), colorfulness(target)
+    return {"colorfulness": c_pred, "colorfulness_truth": c_true,
+            "colorfulness_ratio": c_pred / c_true if c_true > 0 else float("nan"),
+            "hist_intersection": histogram_intersection(pred, target), "chroma_emd": chroma_emd(pred, target)}
 
 
 def image_metrics(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> dict[str, float]:
@@ -218,7 +282,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 class FID:
-    """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; seed 004, eq. 8).
+    """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; Singh et al., eq. 8).
 
     Inception-v3 pool3 features (2048-d) of images resized to 299 inside the
     network. Weights come from ``weights`` (a path param) or the torch hub cache

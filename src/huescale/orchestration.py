@@ -1,4 +1,5 @@
-"""Prefect 3 orchestration: the DVC pipeline as a flow of tasks, and the champion decision.
+"""Orchestration: the DVC pipeline as a Prefect 3 flow of tasks, the champion decision, and ablation
+rows as DVC experiments.
 
 ``flows/retrain.py`` is the thin entry point (run once, serve on a cron
 schedule, or deploy to a ``gpu`` work pool); this module holds the flow.
@@ -10,6 +11,10 @@ on failure (a resumed training run continues from its last checkpoint). One
 flow run is one MLflow parent run (``HUESCALE_PARENT_RUN_ID``). At the end the
 new colorizer becomes the MLflow ``champion`` only if its L1 on the current
 validation split beats the champion's on the same split.
+
+:func:`rows_as_dvc_experiments` runs the rows of an ablation grid as DVC experiments
+of the ``ablate_row`` stage (``dvc exp run -S ablation.row=i``), so ``dvc exp show``
+lists them with their params and metrics.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-STAGE_ORDER = ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report")
+from huescale.stages import STAGES
 
 
 def _dvc() -> str:
@@ -78,12 +83,13 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
     from huescale.stages import COLORIZER, PAIRS
-    from huescale.train import colorization_task, mean_l1
+    from huescale.tasks import COLORIZATION
+    from huescale.train import mean_l1
 
     root = Path(project_dir)
     val = PairDataset(PairStore(root / PAIRS), "val", "64")
     new_model, _ = checkpoint.load_model(root / COLORIZER)
-    new_l1 = mean_l1(new_model, colorization_task, val)
+    new_l1 = mean_l1(new_model, COLORIZATION, val)
     current = tracking.champion(name)
     champ_l1 = None
     if current is not None:
@@ -91,7 +97,7 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
             local = MlflowClient().download_artifacts(current.run_id, "champion", tmp)
             files = sorted(Path(local).glob("*.pt"))
             champ_model, _ = checkpoint.load_model(files[0])
-            champ_l1 = mean_l1(champ_model, colorization_task, val)
+            champ_l1 = mean_l1(champ_model, COLORIZATION, val)
     result = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
     if champ_l1 is None or new_l1 < champ_l1:
         result.update(promoted=True, version=tracking.register_champion(root / COLORIZER, run_id, new_l1, name))
@@ -118,7 +124,7 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
 
     Args:
         project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``).
-        stages: stages to run, in pipeline order (default: all six).
+        stages: stages to run, in pipeline order (default: all of ``huescale.stages.STAGES``).
         force: re-run stages even when DVC finds them up to date.
         promote: run the champion decision after the stages.
 
@@ -133,14 +139,14 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     from huescale.stages import EVAL_METRICS, REPORT
 
     root = Path(project_dir).resolve()
-    stages = list(stages or STAGE_ORDER)
-    unknown = set(stages) - set(STAGE_ORDER)
+    stages = list(stages or STAGES)
+    unknown = set(stages) - set(STAGES)
     if unknown:
-        raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGE_ORDER)}")
+        raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGES)}")
     cfg = load_config(root / "params.yaml")
     parent = tracking.start_parent_run(cfg, root, tags={"orchestrator": "prefect"})
     out: dict = {"parent_run_id": parent, "tasks": {}, "metrics": None, "report": None, "champion": None}
-    for stage in sorted(stages, key=STAGE_ORDER.index):
+    for stage in sorted(stages, key=STAGES.index):
         state = dvc_stage(stage, str(root), parent, force, return_state=True)
         out["tasks"][stage] = state.name
         if not state.is_completed():
@@ -157,3 +163,38 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     if promote:
         out["champion"] = promote_champion(str(root), parent)
     return out
+
+
+def rows_as_dvc_experiments(grid_path: Path, grid: dict, parent_run_id: str, progress: bool = False) -> list[dict]:
+    """Run each row of a grid as a DVC experiment of the ``ablate_row`` stage: ``dvc exp run -n <grid>-<row>
+    -S ablation.grid=... -S ablation.row=<i> -s ablate_row`` (the row's params and metrics are in
+    ``dvc exp show``). The rows nest under MLflow run ``parent_run_id`` (passed to the stage as
+    ``HUESCALE_PARENT_RUN_ID``). ``params.yaml`` is restored afterwards (``-S`` edits it).
+
+    Returns:
+        Each row's result (its ``result.json``), in grid order.
+
+    Raises:
+        RuntimeError: ``dvc exp run`` failed (its output's tail in the message).
+    """
+    from huescale.grid import slug
+
+    params = Path("params.yaml")
+    original = params.read_text() if params.is_file() else None
+    env = {**os.environ, "HUESCALE_PARENT_RUN_ID": parent_run_id}
+    results = []
+    try:
+        for i, row in enumerate(grid["rows"]):
+            name = f"{slug(grid['name'])}-{slug(row['name'])}"
+            cmd = [_dvc(), "exp", "run", "-n", name, "-S", f"ablation.grid={grid_path}", "-S", f"ablation.row={i}",
+                   "-s", "ablate_row"]
+            res = subprocess.run(cmd, env=env, capture_output=not progress, text=True)
+            if res.returncode != 0:
+                tail = ((res.stdout or "") + (res.stderr or ""))[-3000:]
+                raise RuntimeError(f"row {row['name']!r}: `{' '.join(cmd)}` failed:\n{tail}")
+            out = Path(grid.get("out", "ablations")) / slug(row["name"]) / "result.json"
+            results.append(json.loads(out.read_text()))
+    finally:
+        if original is not None:
+            params.write_text(original)
+    return results

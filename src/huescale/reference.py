@@ -1,14 +1,14 @@
 """Published numbers the reports compare against, each with its source.
 
-Seed 004_8015dae742fd526e.txt, Table 7: colorization results of the
+Singh et al., Table 7: colorization results of the
 ablations on 5k ImageNet validation images and 2k MS-COCO images, at the
 authors' full protocol (8k COCO training images, 50 epochs, batch 16).
 Columns: FID (lower is better), epsilon-accuracy at 5 % in percent, MAE in
 8-bit levels, PSNR in dB; FPS from Table 6.
 """
 
-SEED004_TABLE7 = {
-    "source": "seed 004_8015dae742fd526e.txt, Table 7 (and FPS from Table 6)",
+SINGH_TABLE7 = {
+    "source": "Singh et al., Table 7 (and FPS from Table 6)",
     "rows": [
         # model, dataset, FID, eps-acc %, MAE, PSNR, FPS
         ("U-Net + L1", "ImageNet", 16.75, 32.98, 16.00, 21.56, 28),
@@ -28,10 +28,10 @@ SEED004_TABLE7 = {
     ],
 }
 
-# Seed 002_fb95d62aba45078e.txt reports SSIM of single chained 64 gray -> 256 colour
+# Brescia et al. reports SSIM of single chained 64 gray -> 256 colour
 # outputs (figures 4.1-4.8): 0.615, 0.537, 0.268, 0.246, 0.556, 0.554.
-SEED002_SSIM_EXAMPLES = {
-    "source": "seed 002_fb95d62aba45078e.txt, figures 4.1-4.8 (single images, 64 gray -> 256 colour)",
+BRESCIA_SSIM_EXAMPLES = {
+    "source": "Brescia et al., figures 4.1-4.8 (single images, 64 gray -> 256 colour)",
     "ssim": [0.615, 0.537, 0.268, 0.246, 0.556, 0.554],
 }
 
@@ -41,7 +41,7 @@ BICUBIC_X4 = {
     "Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675),
 }
 
-# Published x4 results of the SR networks seed 002 uses (Ledig et al. 2017, "Photo-Realistic Single
+# Published x4 results of the SR networks Brescia et al. uses (Ledig et al. 2017, "Photo-Realistic Single
 # Image Super-Resolution Using a GAN", Table 2: PSNR-Y dB / SSIM-Y, border 4): full-size ImageNet
 # training (350k images, 10^6 updates), so far above what a CPU-sized run reaches.
 SR_PUBLISHED_X4 = {
@@ -52,5 +52,5 @@ SR_PUBLISHED_X4 = {
     },
 }
 
-# Tolerances of the protocol check (issue 6): the bicubic row must match the published one.
+# Tolerances of the protocol check : the bicubic row must match the published one.
 BICUBIC_TOLERANCE = {"Set5": (0.05, 0.005), "Set14": (0.1, 0.005), "BSD100": (0.05, 0.005)}

@@ -138,6 +138,144 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
     return Markup("".join(parts))
 
 
+def run_metadata(device: str, wall_times: dict[str, float] | None = None,
+                 parent_run_id: str | None = None) -> dict[str, Any]:
+    """The run metadata every report shows: time, git commit, device, MLflow run (with a UI link), wall times.
+
+    Args:
+        device: ``cpu`` / ``cuda``.
+        wall_times: seconds per stage or per row, shown with their total.
+        parent_run_id: the MLflow parent run (default: the active run's parent).
+    """
+    import datetime as dt
+
+    from huescale import tracking
+
+    info = tracking.active_run_info()
+    if parent_run_id:
+        info["parent_run_id"] = parent_run_id
+    if info.get("experiment_id") and info.get("parent_run_id"):
+        info["url"] = f"http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs/{info['parent_run_id']}"
+    return {"generated": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": tracking.git_commit(),
+            "device": device, "mlflow": info, "wall_times": dict(wall_times or {})}
+
+
+def stage_wall_times(metrics_dir: str | Path, stages: tuple[str, ...]) -> dict[str, float]:
+    """``wall_s`` of each stage from ``<metrics_dir>/<stage>.json`` (stages that have not run are left out)."""
+    import json
+
+    out = {}
+    for stage in stages:
+        p = Path(metrics_dir) / f"{stage}.json"
+        if p.is_file():
+            out[stage] = json.loads(p.read_text()).get("wall_s", 0.0)
+    return out
+
+
+def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, history_dir: str | Path,
+               meta: dict, templates: str | Path, out: str | Path) -> Path:
+    """Render the run report (``index.html.j2``): metrics against the baselines and Singh et al.'s Table 7,
+    the sample grid (gray input / two-step / gray + bicubic / truth, with zoomed crops), loss curves,
+    data counts, run metadata and all params.
+
+    Args:
+        cfg: the run's :class:`huescale.config.Config`.
+        metrics: ``metrics.json``; manifest: the pair store's manifest.
+        samples_dir: ``eval/samples`` (PNG files and ``index.json``); history_dir: the per-epoch CSVs.
+        meta: :func:`run_metadata`.
+
+    Raises:
+        FileNotFoundError: the sample index is missing (names the stage to run).
+    """
+    import json
+
+    from huescale import reference
+    from huescale.config import to_flat_dict
+
+    samples_dir, history_dir = Path(samples_dir), Path(history_dir)
+    index = samples_dir / "index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index}: not found; run the evaluate stage first (dvc repro evaluate)")
+    samples = []
+    for r in json.loads(index.read_text())["rows"]:
+        row = {k: (v if k == "key" else data_uri(samples_dir / v)) for k, v in r.items()}
+        zoom = zoomed_crops({"two_step": samples_dir / r["two_step"], "ground_truth": samples_dir / r["ground_truth"]},
+                            reference="ground_truth")
+        row.update({f"zoom_{k}": v for k, v in zoom.items()})
+        samples.append(row)
+    charts, warnings = [], []
+    for name, title, keys in (
+        ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
+        ("pretrain_upscaler", "upscaler pre-training (L1)", ["loss_G_L1", "val_l1"]),
+        ("train", "adversarial: discriminator", ["loss_D", "loss_D_real", "loss_D_fake"]),
+        ("train", "adversarial: generator GAN loss", ["loss_G_GAN"]),
+        ("train", "adversarial: L1 (train, validation)", ["loss_G_L1", "val_l1"]),
+    ):
+        h = read_history(history_dir / f"{name}.csv")
+        if h:
+            charts.append(svg_line_chart({k: h[k] for k in keys if k in h}, h["epoch"], title))
+            if name == "train" and any(h.get("d_collapse", [])):
+                warnings.append("discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
+    m = cfg.model
+    meta = {**meta, "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}",
+            "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
+            "data_name": cfg.data.source if cfg.data.source != "folder"
+            else ", ".join(Path(f).name for f in cfg.data.folders)}
+    return render(templates, "index.html.j2", out, page="index.html", metrics=metrics, manifest=manifest,
+                  samples=samples, charts=charts, warnings=warnings, meta=meta,
+                  params=sorted(to_flat_dict(cfg).items()),
+                  reference=reference.SINGH_TABLE7, brescia=reference.BRESCIA_SSIM_EXAMPLES)
+
+
+def benchmark_report(result: dict, samples_dir: str | Path, labels: dict[str, str], meta: dict,
+                     per_image_csv: str | Path, templates: str | Path, out: str | Path) -> Path:
+    """Render the SR benchmark report (``benchmark.html.j2``) of :func:`huescale.benchmark.run`'s result:
+    the bicubic protocol check, the methods per set, published networks, zoomed crops.
+
+    Args:
+        labels: method name -> the label shown (e.g. the checkpoint it came from).
+    """
+    return render(templates, "benchmark.html.j2", out, page="benchmark.html", result=result, meta=meta,
+                  params=[], method_labels=labels, per_image_csv=str(per_image_csv),
+                  **benchmark_context(result, samples_dir))
+
+
+def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Path:
+    """Render ``ablations.html.j2``: the grid's rows next to Singh et al.'s Table 7 (with FPS) and Brescia
+    et al.'s SSIM figures (:mod:`huescale.reference`), each row's sample, the rows' validation-L1 curves
+    and the run metadata (git commit, device, MLflow parent run).
+
+    Args:
+        summary: the grid's result (:func:`huescale.ablation.run_grid`): ``rows`` (each with ``name``,
+            ``sample`` path, ...), ``parent_run_id``, ``device``.
+    """
+    from huescale import reference
+
+    published = {name.lower(): (eps, mae, psnr, fid, fps)
+                 for name, data, fid, eps, mae, psnr, fps in reference.SINGH_TABLE7["rows"] if data == "ImageNet"}
+    rows = []
+    curves: dict[str, dict[str, list[float]]] = {}
+    for r in summary["rows"]:
+        sample = Path(r["sample"]) if r.get("sample") else None
+        rows.append({**r, "sample_uri": data_uri(sample) if sample and sample.is_file() else None,
+                     "table7": published.get(r["name"].lower())})
+        for phase in ("train_colorizer", "pretrain_colorizer", "train_joint", "pretrain_joint",
+                      "pretrain_upscaler", "train_upscaler"):
+            h = read_history(sample.parent / f"{phase}.csv") if sample else {}
+            if h.get("val_l1"):
+                group = "colorizers" if "colorizer" in phase else "256 px models"
+                curves.setdefault(group, {})[r["name"]] = h["val_l1"]
+                break
+    charts = [svg_line_chart(series, list(range(1, max(len(v) for v in series.values()) + 1)),
+                             f"validation L1 per epoch: {group}", width=560, height=260)
+              for group, series in curves.items()]
+    meta = run_metadata(summary.get("device", "?"), {r["name"]: r.get("wall_s", 0.0) for r in summary["rows"]},
+                        summary.get("parent_run_id"))
+    return render(templates, "ablations.html.j2", out, page="ablations.html", summary=summary, rows=rows,
+                  charts=charts, meta=meta, params=[], table7=reference.SINGH_TABLE7,
+                  brescia=reference.BRESCIA_SSIM_EXAMPLES)
+
+
 def environment(template_dir: str | Path) -> Environment:
     """A Jinja2 environment with autoescape on for HTML and the report filters."""
     env = Environment(loader=FileSystemLoader(str(template_dir)), undefined=StrictUndefined,

@@ -1,4 +1,4 @@
-"""MLflow helpers: the one place in huescale that knows MLflow (DESIGN.md §8).
+"""MLflow helpers: the one place in huescale that knows MLflow (docs/architecture.md).
 
 One parent run per pipeline run, one nested run per stage. Stages are
 separate processes (DVC runs them one by one), so they find their parent by a
@@ -141,6 +141,39 @@ def stage_run(stage: str, cfg: Config, params_path: str | Path = "params.yaml") 
         with mlflow.start_run(run_name=stage, nested=True, tags={KIND_TAG: "stage", "stage": stage}) as child:
             mlflow.log_params(_params_for_mlflow(cfg))
             yield child
+
+
+@contextlib.contextmanager
+def grid_run(grid_name: str, grid_path: str | Path, run_id: str | None = None) -> Iterator[str]:
+    """The parent run of an ablation grid (a new one, or ``run_id`` resumed); yields its id.
+
+    Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached.
+    """
+    import mlflow
+
+    if run_id:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run.info.run_id
+        return
+    with mlflow.start_run(run_name=f"ablation-{grid_name}",
+                          tags={KIND_TAG: "ablation", "grid": str(grid_path), "git_commit": git_commit()}) as run:
+        mlflow.log_artifact(str(grid_path))
+        yield run.info.run_id
+
+
+@contextlib.contextmanager
+def row_run(name: str, kind: str, adversarial: bool, cfg: Config) -> Iterator[str]:
+    """A nested run of the active run (the grid's parent) for one ablation row; yields its id.
+
+    Logs the row's flattened params and ``row.kind`` / ``row.adversarial``; tags ``row`` and ``row_kind``.
+    """
+    import mlflow
+
+    with mlflow.start_run(run_name=name, nested=True,
+                          tags={KIND_TAG: "ablation_row", "row": name, "row_kind": kind}) as run:
+        mlflow.log_params(_params_for_mlflow(cfg))
+        mlflow.log_params({"row.kind": kind, "row.adversarial": adversarial})
+        yield run.info.run_id
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:

@@ -1,12 +1,13 @@
-"""One Trainer for L1 pre-training and adversarial training (DESIGN.md §6).
+"""One Trainer for L1 pre-training and adversarial training (docs/architecture.md).
 
-Phases:
-- ``pretrain``: the generator alone with L1 (seed 004_8015dae742fd526e.txt:
+The networks, losses and optimisers come from :func:`huescale.recipe.build` (the one
+recipe); this module owns the loop. Phases:
+- ``pretrain``: the generator alone with its ``losses`` (L1 pre-training, Singh et al.:
   "we pre-train the generator ... with L1 loss"; Adam 1e-4, default betas).
-- ``adversarial``: conditional GAN + lambda_L1 * L1 (pix2pix; seeds 002/004:
-  LSGAN, lambda_L1 = 100, Adam 2e-4, betas (0.5, 0.999)), from the pre-trained
-  generator. The GAN step is the pix2pix trio ``forward`` / ``backward_D`` /
-  ``backward_G``.
+- ``adversarial``: conditional GAN + the reconstruction terms (pix2pix, Isola et al. 2017;
+  Brescia et al., Singh et al.: LSGAN, lambda_L1 = 100, Adam 2e-4, betas (0.5, 0.999)),
+  from the pre-trained generator. The GAN step is the pix2pix trio ``forward`` /
+  ``backward_D`` / ``backward_G``. Source documents: ``docs/sources.md``.
 
 The Trainer owns seeding, the batch order (a seeded permutation per epoch, so
 a resumed run sees the same batches), bf16 autocast on CUDA, a tqdm bar,
@@ -27,7 +28,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -36,14 +37,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from huescale import checkpoint, distributed
-from huescale.color import lab_normalized_to_rgb, uint8_to_lab_normalized
-from huescale.losses import GANLoss, GeneratorObjective, l1_loss
+from huescale.losses import l1_loss
+from huescale.tasks import Batch, Task
+
+if TYPE_CHECKING:
+    from huescale.recipe import Recipe
 
 log = logging.getLogger(__name__)
-
-Batch = tuple[torch.Tensor, ...]
-# A task turns a uint8 batch (on the device) into (network input, target), both normalised.
-Task = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _worker_context(num_workers: int) -> str | None:
@@ -68,38 +68,6 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss; the last good checkpoint is kept."""
 
 
-def colorization_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr64,)`` uint8 -> (L ``N x 1 x 64 x 64``, ab ``N x 2 x 64 x 64``), normalised to [-1, 1]."""
-    L, ab = uint8_to_lab_normalized(batch[0])
-    return L, ab
-
-
-def upscaling_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr64, hr256)`` uint8 -> (L of LR ``N x 1 x 64 x 64``, L of HR ``N x 1 x 256 x 256``), in [-1, 1]."""
-    L_lr, _ = uint8_to_lab_normalized(batch[0])
-    L_hr, _ = uint8_to_lab_normalized(batch[1])
-    return L_lr, L_hr
-
-
-def joint_task(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr64, hr256)`` uint8 -> (L of LR ``N x 1 x 64 x 64``, Lab of HR ``N x 3 x 256 x 256``), in [-1, 1].
-
-    The task of the joint pipeline (seed 000's single-step GAN, seed 004's
-    ResUNet + upsampling): channel 0 of the target is ``L/50 - 1``, 1-2 ``ab/110``.
-    """
-    L_lr, _ = uint8_to_lab_normalized(batch[0])
-    L_hr, ab_hr = uint8_to_lab_normalized(batch[1])
-    return L_lr, torch.cat([L_hr, ab_hr], 1)
-
-
-# Each task's (input, output) -> sRGB in [0, 1], differentiable (kornia), for the losses taken in RGB.
-colorization_task.to_rgb = lambda x, out: lab_normalized_to_rgb(x, out)  # type: ignore[attr-defined]
-upscaling_task.to_rgb = lambda x, out: lab_normalized_to_rgb(  # type: ignore[attr-defined]
-    out, torch.zeros(out.shape[0], 2, *out.shape[-2:], device=out.device, dtype=out.dtype))
-joint_task.to_rgb = lambda x, out: lab_normalized_to_rgb(out[:, :1], out[:, 1:])  # type: ignore[attr-defined]
-TASKS: dict[str, Task] = {"colorization": colorization_task, "upscaling": upscaling_task, "joint": joint_task}
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
     random.seed(seed)
@@ -107,22 +75,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU.
-
-    Raises:
-        RuntimeError: ``cuda`` asked for but not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device=cuda but no CUDA device is available; set runtime.device=auto or cpu")
-    return torch.device(name)
-
-
 @dataclass
 class PhaseConfig:
-    """What one training phase needs (built from params by the stage)."""
+    """The loop settings of one training phase (built from the params by :mod:`huescale.recipe`)."""
 
     epochs: int
     batch_size: int
@@ -130,8 +85,9 @@ class PhaseConfig:
     betas: tuple[float, float]
     seed: int = 0
     max_batches: int = 0
-    gan_loss: str | None = None  # None = pre-training (L1 only)
-    lambda_l1: float = 100.0
+    losses: dict[str, float] = field(default_factory=dict)  # name -> weight (huescale.losses)
+    gan_mode: str | None = None  # None = no discriminator (pre-training)
+    d_conditional: bool = True  # D sees condition ++ output (pix2pix); False: output only (SRGAN)
     collapse_steps: int = 200
     collapse_threshold: float = 1e-3
     checkpoint_every: int = 50
@@ -140,31 +96,13 @@ class PhaseConfig:
     compile: bool = False  # torch.compile the forward passes
     flip: bool = True
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
-    # loss terms beside GAN + L1 (losses.GeneratorObjective); the defaults give the pix2pix objective
-    lambda_gan: float = 1.0  # weight of the generator's GAN term (seed 002 SRGAN: 1e-3)
-    content_loss: str = "none"  # none | vgg16_conv7 | vgg16_conv13 | vgg19
-    lambda_content: float = 0.0
-    content_weights: str = ""  # VGG weights file; "" = torchvision's cache
-    lambda_cosine: float = 0.0  # seed 003
-    lambda_rgb: float = 0.0  # L1 in RGB through the differentiable Lab -> sRGB
-    d_conditional: bool = True  # D sees condition ++ output (pix2pix); False: output only (SRGAN)
 
     def fingerprint(self, *parts: object) -> str:
-        """A hash of the settings that a resumed run must share with the killed one.
-
-        ``epochs`` is left out, so a finished run can be extended by raising it; the
-        loss options are left out while at their defaults, so states written before
-        they existed still resume.
-        """
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in _OPTIONAL_FIELDS}
-        settings = {k: v for k, v in self.__dict__.items()
-                    if k != "epochs" and not (k in defaults and v == defaults[k])}
+        """A hash of the settings that a resumed run must share with the killed one (``epochs`` is left
+        out, so a finished run can be extended by raising it)."""
+        settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
         blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-_OPTIONAL_FIELDS = ("lambda_gan", "content_loss", "lambda_content", "content_weights", "lambda_cosine",
-                    "lambda_rgb", "d_conditional")
 
 
 @dataclass
@@ -180,32 +118,27 @@ class Trainer:
     """Trains a generator (and optionally a discriminator) for one phase.
 
     Args:
-        netG: generator, input/output as produced by ``task``.
-        task: uint8 batch -> (input, target), e.g. :func:`colorization_task`.
-        cfg: the phase settings.
-        state_path: resumable state (model, optimizers, epoch, step, RNG, history).
+        recipe: networks, objective, GAN loss, optimisers and loop settings from
+            :func:`huescale.recipe.build`.
+        state_path: resumable state (models, optimisers, epoch, step, RNG, history).
         best_path: where the best-validation generator is saved (via :func:`checkpoint.save_model`).
-        model_spec: ``(registry name, kwargs)`` of ``netG``, stored in ``best_path``.
-        netD: discriminator for the adversarial phase (sees input ++ output).
-        device: torch device.
+        device: torch device (the recipe's networks are already there).
         on_epoch: callback ``(EpochRecord)``, e.g. MLflow logging.
         resume: continue from ``state_path`` when it matches this run's fingerprint.
+        progress: show a tqdm bar (rank 0 only).
     """
 
-    def __init__(self, netG: nn.Module, task: Task, cfg: PhaseConfig, state_path: str | Path,
-                 best_path: str | Path, model_spec: tuple[str, dict], netD: nn.Module | None = None,
+    def __init__(self, recipe: "Recipe", state_path: str | Path, best_path: str | Path,
                  device: torch.device | str = "cpu", on_epoch: Callable[[EpochRecord], None] | None = None,
                  resume: bool = True, progress: bool = True):
         self.device = torch.device(device)
-        self.netG = netG.to(self.device)
-        self.netD = netD.to(self.device) if netD is not None else None
-        self.task, self.cfg = task, cfg
+        self.netG, self.netD = recipe.netG, recipe.netD
+        self.task, self.cfg = recipe.task, recipe.phase
+        self.objective, self.criterionGAN, self.gan_weight = recipe.objective, recipe.gan, recipe.gan_weight
+        self.optG, self.optD = recipe.optG, recipe.optD
         self.state_path, self.best_path = Path(state_path), Path(best_path)
-        self.model_spec, self.on_epoch, self.resume = model_spec, on_epoch, resume
-        if cfg.channels_last:
-            self.netG = self.netG.to(memory_format=torch.channels_last)
-            if self.netD is not None:
-                self.netD = self.netD.to(memory_format=torch.channels_last)
+        self.model_spec = (recipe.spec.name, recipe.spec.kwargs)
+        self.on_epoch, self.resume = on_epoch, resume
         # forward callables (DDP- and/or compile-wrapped); the modules and their state_dicts stay plain
         self.rank, self.world = distributed.world()
         self.G, self.D = self.netG, self.netD
@@ -215,29 +148,20 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G = DDP(self.netG, device_ids=ids)
             self.D = DDP(self.netD, device_ids=ids) if self.netD is not None else None
-        if cfg.compile:
+        if self.cfg.compile:
             self.G = torch.compile(self.G)
             self.D = torch.compile(self.D) if self.D is not None else None
         self.progress = progress and self.rank == 0
-        self.adversarial = cfg.gan_loss is not None
-        if self.adversarial and self.netD is None:
-            raise ValueError("adversarial training needs a discriminator (netD)")
-        fused = self.device.type == "cuda"
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused or None)
-        self.optD = (torch.optim.Adam(self.netD.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused or None)
-                     if self.netD is not None else None)
-        self.criterionGAN = GANLoss(cfg.gan_loss) if self.adversarial else None
-        # built here so that missing VGG weights fail at start-up, not mid-run
-        self.objective = GeneratorObjective(
-            cfg.lambda_l1, cfg.content_loss, cfg.lambda_content, cfg.lambda_cosine, cfg.lambda_rgb,
-            cfg.content_weights or None, getattr(task, "to_rgb", None)).to(self.device)
+        self.adversarial = self.netD is not None
+        if self.adversarial and self.criterionGAN is None:
+            raise ValueError("adversarial training needs a GAN loss (recipe.gan)")
         self.amp = self.device.type == "cuda"
         self.epoch, self.step, self.best_val = 0, 0, math.inf
         self.best_state: dict[str, torch.Tensor] | None = None  # best-validation weights, also kept in the state
         self.history: list[EpochRecord] = []
         self.collapse_run = 0
         self.collapse_warned = False
-        self.fingerprint = cfg.fingerprint(model_spec, type(netD).__name__ if netD is not None else None)
+        self.fingerprint = self.cfg.fingerprint(self.model_spec, type(self.netD).__name__ if self.netD else None)
 
     # -- state ---------------------------------------------------------------
     def _state(self, batch_in_epoch: int) -> dict:
@@ -298,7 +222,7 @@ class Trainer:
             coins = torch.rand(global_size or batch[0].shape[0], generator=g)[self.rank::self.world]
             mask = (coins < 0.5).to(self.device).view(-1, 1, 1, 1)
             batch = tuple(torch.where(mask, b.flip(-1), b) for b in batch)
-        x, y = self.task(batch)
+        x, y = self.task.prepare(batch)
         if self.cfg.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         return x, y
@@ -318,7 +242,7 @@ class Trainer:
         """One optimisation step on a batch; returns the named losses as floats."""
         if not self.adversarial:
             with self._autocast():
-                terms = self.objective(x, self.G(x), y, adversarial=False)
+                terms = self.objective(x, self.G(x), y)
             self._check(terms)  # names the first non-finite term (loss_G_L1 first)
             loss = terms.pop("total")
             self.optG.zero_grad(set_to_none=True)
@@ -339,8 +263,8 @@ class Trainer:
         # backward_G: fool D, stay close to the target in L1
         with self._autocast():
             loss_G_GAN = self.criterionGAN(self.D(self._d_input(x, fake)), True, for_discriminator=False)
-            terms = self.objective(x, fake, y, adversarial=True)
-            loss_G = self.cfg.lambda_gan * loss_G_GAN + terms.pop("total")
+            terms = self.objective(x, fake, y)
+            loss_G = self.gan_weight * loss_G_GAN + terms.pop("total")
         self._check({"loss_G": loss_G})
         self.optG.zero_grad(set_to_none=True)
         loss_G.backward()
@@ -364,6 +288,31 @@ class Trainer:
         val = mean_l1(self.netG, self.task, val_set, self.device, max(self.cfg.batch_size, 32), self.cfg.num_workers)
         self.netG.train()
         return val
+
+    def _end_epoch(self, values: dict[str, float], val_set: Dataset) -> None:
+        """Validate, record the epoch, keep the best weights, write the state; ``values`` = mean train losses."""
+        val = self.validate(val_set)
+        values["val_l1"] = val
+        if self.adversarial:
+            values["d_collapse"] = float(self.collapse_run >= self.cfg.collapse_steps)
+            if values["d_collapse"] and not self.collapse_warned:
+                log.warning("discriminator collapse: loss_D < %g for %d steps", self.cfg.collapse_threshold,
+                            self.collapse_run)
+                self.collapse_warned = True
+        self.epoch += 1
+        rec = EpochRecord(self.epoch, self.step, values)
+        self.history.append(rec)
+        improved = val < self.best_val  # every rank validates the same weights: same decision
+        self.best_val = min(val, self.best_val)
+        if improved:
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.netG.state_dict().items()}
+        if self.rank == 0:
+            if improved:
+                checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
+            checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
+            if self.on_epoch:
+                self.on_epoch(rec)
+        log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
 
     # -- the loop --------------------------------------------------------------
     def fit(self, train_set: Dataset, val_set: Dataset) -> list[EpochRecord]:
@@ -404,29 +353,7 @@ class Trainer:
                     checkpoint.save_atomic(self._state(i + 1), self.state_path, keep_previous=True)
             bar.close()
             start_batch = 0
-            val = self.validate(val_set)
-            values = {k: v / max(n, 1) for k, v in sums.items()}
-            values["val_l1"] = val
-            if self.adversarial:
-                values["d_collapse"] = float(self.collapse_run >= self.cfg.collapse_steps)
-                if values["d_collapse"] and not self.collapse_warned:
-                    log.warning("discriminator collapse: loss_D < %g for %d steps", self.cfg.collapse_threshold,
-                                self.collapse_run)
-                    self.collapse_warned = True
-            self.epoch += 1
-            rec = EpochRecord(self.epoch, self.step, values)
-            self.history.append(rec)
-            improved = val < self.best_val  # every rank validates the same weights: same decision
-            self.best_val = min(val, self.best_val)
-            if improved:
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.netG.state_dict().items()}
-            if self.rank == 0:
-                if improved:
-                    checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
-                checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
-                if self.on_epoch:
-                    self.on_epoch(rec)
-            log.info("epoch %d: %s", self.epoch, json.dumps({k: round(v, 5) for k, v in values.items()}))
+            self._end_epoch({k: v / max(n, 1) for k, v in sums.items()}, val_set)
         if self.rank == 0 and not self.best_path.is_file() and self.best_state is not None:
             # resumed after DVC removed the stage's outputs: write the best weights kept in the state
             best = copy.deepcopy(self.netG).cpu()
@@ -447,7 +374,7 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
     total, count = 0.0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             multiprocessing_context=_worker_context(num_workers)):
-        x, y = task(tuple(b.to(device) for b in batch))
+        x, y = task.prepare(tuple(b.to(device) for b in batch))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             pred = net(x)
         total += l1_loss(pred, y).item() * x.shape[0]

@@ -4,7 +4,7 @@ A source lists :class:`ImageRef` records: a stable ``key`` (source name +
 relative path; the split and the subset depend on it alone) and the local
 ``path``. ``list_images`` writes this listing for the ``download`` stage.
 
-Sources (issue 4): ``folder`` (local trees), ``imagenette`` (fast.ai archive,
+Sources : ``folder`` (local trees), ``imagenette`` (fast.ai archive,
 variant 320 / full / 160), ``coco`` (train2017/val2017 zips: when a subset is
 asked for, only the sampled members are extracted), ``voc`` (VOC2012 trainval
 tar, ``JPEGImages/``) and ``hf`` (``datasets.load_dataset``, images written
@@ -168,7 +168,7 @@ class ArchiveSource:
 
 
 class ImagenetteSource(ArchiveSource):
-    """fast.ai Imagenette (seed 000): official archive, md5-verified, resumable; keys ``imagenette/<split>/<wnid>/<file>``."""
+    """fast.ai Imagenette (Frison et al. 2025): official archive, md5-verified, resumable; keys ``imagenette/<split>/<wnid>/<file>``."""
 
     name = "imagenette"
 
@@ -179,7 +179,7 @@ class ImagenetteSource(ArchiveSource):
 
 
 class CocoSource:
-    """MS-COCO 2017 image zips (seeds 002, 004); keys ``coco/<train2017|val2017>/<file>``.
+    """MS-COCO 2017 image zips (Brescia et al., Singh et al.); keys ``coco/<train2017|val2017>/<file>``.
 
     With ``limit`` (a subset: ``data.n_images`` x (1 + ``data.fetch_margin``)),
     only that many members are extracted per archive, chosen by the stable hash
@@ -206,7 +206,7 @@ class CocoSource:
 
 
 class VocSource(ArchiveSource):
-    """PASCAL VOC 2012 trainval tar (seed 002): ``VOCdevkit/VOC2012/JPEGImages/*``; keys ``voc/<file>``."""
+    """PASCAL VOC 2012 trainval tar (Brescia et al.): ``VOCdevkit/VOC2012/JPEGImages/*``; keys ``voc/<file>``."""
 
     name = "voc"
 

@@ -1,13 +1,13 @@
 """The pair store: 8-bit sRGB training pairs in memory-mapped ``.npy`` shards.
 
-Two tiers (DESIGN.md §3), per split:
+Two tiers (docs/architecture.md), per split:
 - ``256``: a 256 x 256 crop (short side resized down to 256, centre crop) and
   its x1/4 MATLAB-bicubic downscale (64 x 64): pairs for x4 super-resolution
   and for the 64 gray -> 256 colour pipelines. Targets are never upscaled.
 - ``64``: every usable image at 64 x 64 (the 256 tier's downscales, plus
   smaller images centre-cropped and downscaled): colorization pairs.
 
-Speed (issue 4): a large JPEG is decoded at reduced DCT scale when its short
+Speed : a large JPEG is decoded at reduced DCT scale when its short
 side stays >= 256 (Pillow ``draft``), and the photo -> 256 step (centre square
 only) uses Pillow's antialiased bicubic (same a = -0.5 kernel, 8-bit fixed point); the 256 -> 64
 LR step that the x4 tables depend on stays MATLAB bicubic
@@ -376,3 +376,9 @@ class PairStore:
         """Manifest records of the images of ``tier`` in ``split``, in store order."""
         recs = [r for r in self.manifest["images"] if r["split"] == split and tier in r["tiers"]]
         return sorted(recs, key=lambda r: tuple(r[tier]))
+
+    def images(self, split: str, name: str) -> np.ndarray:
+        """All images of array ``name`` in ``split`` as one ``N x H x W x 3`` uint8 array (read into memory;
+        ``0 x 1 x 1 x 3`` when empty)."""
+        arrays = self.arrays(split, name)
+        return np.concatenate([np.asarray(a) for a in arrays]) if arrays else np.zeros((0, 1, 1, 3), np.uint8)

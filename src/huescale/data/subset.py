@@ -1,4 +1,4 @@
-"""Deterministic subset and split, from the image key alone (DESIGN.md §4).
+"""Deterministic subset and split, from the image key alone (docs/architecture.md).
 
 Both use SHA-256 of the key, so they are the same on every machine and Python
 version, and adding images never moves an old one between splits.

@@ -10,11 +10,11 @@ from huescale.models.registry import register
 
 @register("patchgan")
 class PatchGANDiscriminator(nn.Module):
-    """Conditional PatchGAN (pix2pix, Isola et al. 2017; seeds 002 and 004).
+    """Conditional PatchGAN (pix2pix, Isola et al. 2017; Brescia et al., Singh et al.).
 
     ``n_layers`` strided conv4x4-BN-LeakyReLU(0.2) blocks, then a stride-1
     block and a 1-channel conv; ``n_layers=3`` gives the 70x70 receptive field
-    of pix2pix. It sees the condition and the output concatenated (seed 000:
+    of pix2pix. It sees the condition and the output concatenated (Frison et al. 2025:
     "the discriminator receives both"), e.g. L ++ ab = 3 channels.
 
     Input ``N x in_channels x H x W`` float in [-1, 1]; output ``N x 1 x h x w``
@@ -42,7 +42,7 @@ class PatchGANDiscriminator(nn.Module):
 
 @register("srgan")
 class SRGANDiscriminator(nn.Module):
-    """SRGAN discriminator (seed 002_fb95d62aba45078e.txt, section 3.2.1; Ledig et al. 2017).
+    """SRGAN discriminator (Brescia et al., section 3.2.1; Ledig et al. 2017).
 
     conv3x3-LeakyReLU(0.2), then 7 conv3x3-BN-LeakyReLU blocks alternating
     stride 2 and 1 with filters doubling from ``base_channels`` to 8x (64 ->
@@ -51,7 +51,7 @@ class SRGANDiscriminator(nn.Module):
     at 256 px SRGAN's flatten would feed 131,072 features to the 1024 units),
     dense 1024, LeakyReLU(0.2), dense 1.
 
-    Seed 002 ends with a sigmoid; huescale returns the logit and lets
+    Brescia et al. ends with a sigmoid; huescale returns the logit and lets
     :class:`huescale.losses.GANLoss` apply the sigmoid (``vanilla`` =
     binary cross-entropy with logits): the same objective, numerically stable
     when the discriminator is confident (log(sigmoid) saturates), and the
@@ -82,14 +82,14 @@ class SRGANDiscriminator(nn.Module):
 
 @register("dense128")
 class Dense128Discriminator(nn.Module):
-    """The conditional discriminator of seed 003_b11eaea04742b62b.txt (CIFAR-10 32 x 32): dense-128 head.
+    """The conditional discriminator of the CIFAR-10 cGAN report (CIFAR-10 32 x 32): dense-128 head.
 
-    It sees gray ++ colour (condition and output concatenated, seed 003 section
+    It sees gray ++ colour (condition and output concatenated, the CIFAR-10 cGAN report section
     4.2). ``n_layers`` conv2x2 stride 2 layers (filters doubling from
     ``base_channels``, up to 512), each with batch norm and LeakyReLU(0.2),
     flattened, a dense layer of 128 units (LeakyReLU 0.2) and a dense layer of 1.
-    ``image_size`` fixes the flatten size (32 in seed 003; 64 works too). The
-    seed's final sigmoid is left to the loss (BCE with logits, see
+    ``image_size`` fixes the flatten size (32 in the CIFAR-10 cGAN report; 64 works too). The
+    report's final sigmoid is left to the loss (BCE with logits, see
     :class:`SRGANDiscriminator` for why).
 
     Input ``N x in_channels x image_size x image_size`` float in [-1, 1];

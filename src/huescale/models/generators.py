@@ -16,9 +16,9 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 
 @register("unet")
 class UNetGenerator(nn.Module):
-    """pix2pix U-Net colorizer (seed 002_fb95d62aba45078e.txt; pix2pix, Isola et al. 2017).
+    """pix2pix U-Net colorizer (Brescia et al.; pix2pix, Isola et al. 2017).
 
-    Encoder: ``depth`` steps of conv3x3-BN-ReLU then 2x2 max-pooling (seed 002:
+    Encoder: ``depth`` steps of conv3x3-BN-ReLU then 2x2 max-pooling (Brescia et al.:
     "3 steps" at 64 px); a bottleneck conv; decoder: 2x2 transposed conv-BN-ReLU,
     concatenation with the encoder feature of the same size (skip connection),
     conv3x3-BN-ReLU; a 1x1 conv and ``tanh``. Channels double per step from
@@ -75,7 +75,7 @@ class UNetGenerator(nn.Module):
 
 
 def _pixel_shuffle_upsampler(channels: int, scale: int) -> nn.Sequential:
-    """``log2(scale)`` x [conv3x3 (c -> 4c), PixelShuffle(2), PReLU] (SRGAN, Ledig et al. 2017; seeds 002/004)."""
+    """``log2(scale)`` x [conv3x3 (c -> 4c), PixelShuffle(2), PReLU] (SRGAN, Ledig et al. 2017; Brescia et al., Singh et al.)."""
     if scale < 2 or scale & (scale - 1):
         raise ValueError(f"scale factor must be a power of 2 >= 2, got {scale}")
     layers: list[nn.Module] = []
@@ -85,7 +85,7 @@ def _pixel_shuffle_upsampler(channels: int, scale: int) -> nn.Sequential:
 
 
 class _PlainResBlock(nn.Module):
-    """conv3x3-BN-ReLU-conv3x3-BN plus identity; resolution and channels kept (SRResNet block, seed 002)."""
+    """conv3x3-BN-ReLU-conv3x3-BN plus identity; resolution and channels kept (SRResNet block, Brescia et al.)."""
 
     def __init__(self, c: int, act: nn.Module | None = None):
         super().__init__()
@@ -98,7 +98,7 @@ class _PlainResBlock(nn.Module):
 
 
 class _ResDown(nn.Module):
-    """Seed 004 encoder block: conv3x3-BN-LReLU, conv4x4/2-BN; skip conv4x4/2-BN; sum, LeakyReLU(0.2)."""
+    """Singh et al. encoder block: conv3x3-BN-LReLU, conv4x4/2-BN; skip conv4x4/2-BN; sum, LeakyReLU(0.2)."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
@@ -114,7 +114,7 @@ class _ResDown(nn.Module):
 
 class _ResUp(nn.Module):
     """The decoder mirror of :class:`_ResDown`: transposed conv4x4/2-BN-ReLU, conv3x3-BN; skip transposed
-    conv4x4/2-BN; sum, ReLU, optional dropout (seed 004: ReLU in the decoder, dropout 0.5)."""
+    conv4x4/2-BN; sum, ReLU, optional dropout (Singh et al.: ReLU in the decoder, dropout 0.5)."""
 
     def __init__(self, c_in: int, c_out: int, dropout: float = 0.0):
         super().__init__()
@@ -132,24 +132,24 @@ class _ResUp(nn.Module):
 
 @register("resunet")
 class ResidualUNet(nn.Module):
-    """ResidualUNet colorizer (seed 004_8015dae742fd526e.txt, section 3.2 and "ResUNet + L1 (upsampling)").
+    """ResidualUNet colorizer (Singh et al., section 3.2 and "ResUNet + L1 (upsampling)").
 
-    ``n_blocks`` (6 in seed 004) residual down blocks in the encoder (each:
+    ``n_blocks`` (6 in Singh et al.) residual down blocks in the encoder (each:
     conv3x3-BN-LeakyReLU(0.2), conv4x4 stride 2-BN, with a conv4x4 stride 2-BN
     skip) and as many residual up blocks in the decoder (ReLU; dropout
     ``dropout`` = 0.5 in the three blocks after the first), U-Net skip
     concatenations, filters doubling from ``base_channels`` up to 8x (the
     standard U-Net progression), then conv3x3 to ``out_channels`` and tanh.
 
-    ``upsample=True`` is seed 004's end-to-end variant: six resolution-keeping
+    ``upsample=True`` is Singh et al.'s end-to-end variant: six resolution-keeping
     residual blocks on the decoder features, a PixelShuffle + PReLU upsampling
     block (x ``scale``), a conv to ``out_channels``, and a skip connection from
     the ResidualUNet output (bicubic-upscaled) to the final output, clamped to
     [-1, 1]. The residual branch's last conv starts at zero, so an untrained
-    model outputs the upscaled ResidualUNet prediction. (Seed 004 says the six
+    model outputs the upscaled ResidualUNet prediction. (Singh et al. says the six
     blocks "follow the same architecture" as the encoder's; blocks that halve
     the resolution cannot precede an x4 upsampling to 4x, so huescale uses the
-    SRResNet block of seed 002 here.)
+    SRResNet block of Brescia et al. here.)
 
     Input ``N x in_channels x H x W`` float in [-1, 1] (normalised L), H and W
     multiples of ``2**n_blocks`` (64 for 6 blocks: the bottleneck is 1 x 1);
@@ -218,14 +218,14 @@ class ResidualUNet(nn.Module):
 
 @register("residual")
 class ResidualGenerator(nn.Module):
-    """Residual generator without downsampling (seed 004_8015dae742fd526e.txt, "Is downsampling necessary?").
+    """Residual generator without downsampling (Singh et al., "Is downsampling necessary?").
 
-    conv3x3 (``in_channels`` -> ``features``)-ReLU, ``n_blocks`` (8 in seed 004)
+    conv3x3 (``in_channels`` -> ``features``)-ReLU, ``n_blocks`` (8 in Singh et al.)
     residual blocks of two conv3x3 (stride 1, same padding; ReLU after the
     first) with an identity skip and batch norm at the end of each block,
-    then the network input concatenated to the features (seed 004's "extra
+    then the network input concatenated to the features (Singh et al.'s "extra
     skip-connection" from input to output), conv3x3 to ``out_channels`` and
-    tanh. Resolution is kept throughout; 64 filters per layer in seed 004.
+    tanh. Resolution is kept throughout; 64 filters per layer in Singh et al..
 
     Input ``N x in_channels x H x W`` float in [-1, 1] (any H, W); output
     ``N x out_channels x H x W`` in [-1, 1].
@@ -249,21 +249,21 @@ class ResidualGenerator(nn.Module):
 
 @register("encdec32")
 class EncoderDecoder32(nn.Module):
-    """Strided encoder-decoder colorizer of seed 003_b11eaea04742b62b.txt (CIFAR-10, 32 x 32).
+    """Strided encoder-decoder colorizer of the CIFAR-10 cGAN report (CIFAR-10, 32 x 32).
 
     A conv1x1 stride 1 (``base_channels``), then ``n_down`` conv2x2 stride 2
-    (4 in seed 003: 32 -> 2, reaching 2 x 2 x 512; filters double up to 512),
+    (4 in the CIFAR-10 cGAN report: 32 -> 2, reaching 2 x 2 x 512; filters double up to 512),
     each with batch norm and LeakyReLU(0.2); the decoder mirrors it with
     transposed conv2x2 stride 2 + BN + LeakyReLU(0.2), concatenating encoder
     layer i with decoder layer n-i, dropout 0.5 in the first two expansive
     layers; a final conv1x1 to ``out_channels`` and tanh. No pooling.
 
     It is fully convolutional: it runs at any H, W that are multiples of
-    ``2**n_down``. At 64 px the seed's ``n_down=4`` ends at 4 x 4 x 512;
-    ``n_down=5`` reaches the seed's 2 x 2 x 512 bottleneck at 64 px.
+    ``2**n_down``. At 64 px the report's ``n_down=4`` ends at 4 x 4 x 512;
+    ``n_down=5`` reaches the report's 2 x 2 x 512 bottleneck at 64 px.
 
     Input ``N x in_channels x H x W`` float in [-1, 1]; output ``N x
-    out_channels x H x W`` in [-1, 1] (seed 003 predicts 3 channels; huescale's
+    out_channels x H x W`` in [-1, 1] (the CIFAR-10 cGAN report predicts 3 channels; huescale's
     colorizers predict normalised ab, 2 channels).
 
     Raises:
@@ -310,8 +310,8 @@ class EncoderDecoder32(nn.Module):
 
 @register("joint")
 class JointGenerator(ResidualUNet):
-    """One generator 64 L -> 256 Lab: seed 000_6ebeceacfbce2423.txt's single-step GAN with seed
-    004_8015dae742fd526e.txt's ResidualUNet + PixelShuffle upsampling block.
+    """One generator 64 L -> 256 Lab: Frison et al. 2025's single-step GAN with
+    Singh et al.'s ResidualUNet + PixelShuffle upsampling block.
 
     A :class:`ResidualUNet` with ``out_channels=3`` and ``upsample=True``: the
     ResidualUNet predicts normalised Lab at the input size, a residual branch

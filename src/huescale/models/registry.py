@@ -41,5 +41,5 @@ def build(name: str, **kwargs) -> nn.Module:
 
 
 def available() -> dict[str, str]:
-    """Registered names -> the first line of their docstring (which cites the seed)."""
+    """Registered names -> the first line of their docstring (which cites its source, docs/sources.md)."""
     return {k: (v.__doc__ or "").strip().splitlines()[0] for k, v in sorted(_REGISTRY.items())}

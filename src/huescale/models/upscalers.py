@@ -11,7 +11,7 @@ from huescale.resize import imresize
 
 @register("espcn")
 class ESPCN(nn.Module):
-    """ESPCN sub-pixel upscaler (seed 000_6ebeceacfbce2423.txt; Shi et al. 2016).
+    """ESPCN sub-pixel upscaler (Frison et al. 2025; Shi et al. 2016).
 
     conv5x5(64)-tanh, conv3x3(32)-tanh, conv3x3(channels * scale^2), PixelShuffle.
     With ``residual=True`` (huescale's default; global residual learning as in
@@ -51,20 +51,20 @@ class ESPCN(nn.Module):
 
 @register("srresnet")
 class SRResNet(nn.Module):
-    """SRResNet / SRGAN generator (seed 002_fb95d62aba45078e.txt, section 3.2.1; Ledig et al. 2017).
+    """SRResNet / SRGAN generator (Brescia et al., section 3.2.1; Ledig et al. 2017).
 
     conv9x9 (``features``)-PReLU; ``n_blocks`` residual blocks (two conv3x3,
     each followed by batch norm, ReLU between them, identity skip; 16 in
-    SRGAN, seed 002 does not give the count); an intermediate conv3x3-BN plus
+    SRGAN, Brescia et al. does not give the count); an intermediate conv3x3-BN plus
     the global skip; ``log2(scale)`` upsampling blocks ``PReLU(PixelShuffle(
     Conv2D(y)))``; a final conv9x9 to ``channels`` and a sigmoid.
 
-    huescale's range convention: the seed's sigmoid output ``s`` in [0, 1] is
+    huescale's range convention: Brescia et al.'s sigmoid output ``s`` in [0, 1] is
     an image in [0, 1]; for the L channel that is ``L / 100``, so the network
     returns ``2 s - 1 = L / 50 - 1``, the normalised L in [-1, 1] that every
     huescale upscaler returns (``2 * sigmoid(z) - 1 == tanh(z / 2)``).
 
-    ``residual=True`` (huescale's option, off by default as in the seed) adds
+    ``residual=True`` (huescale's option, off by default as in Brescia et al.) adds
     the MATLAB-bicubic upscale of the input inside the sigmoid,
     ``2 sigmoid(z + 2 atanh(bicubic)) - 1``, with the last conv starting at zero:
     an untrained model equals bicubic (as the residual ESPCN) and the output

@@ -1,0 +1,237 @@
+"""The one training recipe: params -> generator, discriminator, objective, optimisers, and a phase run.
+
+Every entry point that trains (the ``pretrain`` and ``train`` stages, every row of an ablation
+grid) builds its phase here, so the same params give the same networks and the same run
+(BasicSR's ``init_training_settings``, in one function):
+
+- :func:`build` makes a :class:`Recipe` for one model role (``colorizer``, ``upscaler``,
+  ``joint``) and one phase (``pretrain``: the generator alone with ``pretrain.<role>.losses``,
+  L1 pre-training as Singh et al.; ``adversarial``: the generator against a discriminator
+  whose input width follows from the task and ``train.d_conditional``, with ``train.losses``).
+- :func:`run_phase` trains it on a pair store with the one :class:`huescale.train.Trainer`,
+  writes the per-epoch history, and leaves the best-validation generator at its path.
+
+Sources: pix2pix (Isola et al. 2017) for the conditional GAN; see ``docs/sources.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import torch
+from torch import nn
+
+from huescale import checkpoint, models
+from huescale.config import Config, ModelSpec, OptimConfig
+from huescale.data.dataset import PairDataset
+from huescale.data.store import PairStore
+from huescale.losses import GAN, VGG_LAYERS, GANLoss, GeneratorObjective, LossContext, check_names, vgg_weights_path
+from huescale.tasks import COLORIZATION, JOINT, UPSCALING, Task
+from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
+
+ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
+PHASES = ("pretrain", "adversarial")
+
+
+@dataclass
+class Recipe:
+    """Everything one training phase needs, built from the params by :func:`build`.
+
+    Attributes:
+        role: ``colorizer``, ``upscaler`` or ``joint``.
+        task: what the generator maps (input/target tensors, tier of the pair store).
+        netG: the generator (on the device, channels_last when asked).
+        spec: the generator's registry name and kwargs (stored in its checkpoint).
+        netD: the discriminator (adversarial phase) or None.
+        objective: the reconstruction terms of the phase's ``losses``.
+        gan: the GAN loss (adversarial phase) or None; ``gan_weight`` its weight lambda_GAN.
+        optG, optD: Adam optimisers of G and D (optD None without D).
+        phase: loop settings (epochs, batch size, seed, ...).
+    """
+
+    role: str
+    task: Task
+    netG: nn.Module
+    spec: ModelSpec
+    netD: nn.Module | None
+    objective: GeneratorObjective
+    gan: GANLoss | None
+    gan_weight: float
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer | None
+    phase: PhaseConfig
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether this phase trains a discriminator."""
+        return self.netD is not None
+
+
+def optim_section(cfg: Config, role: str, phase: str) -> tuple[OptimConfig, str]:
+    """The params section of a phase and its dotted name: ``pretrain.<role>`` (the joint generator uses
+    ``pretrain.colorizer``) or ``train``."""
+    if phase == "adversarial":
+        return cfg.train, "train"  # type: ignore[return-value]  # TrainConfig has OptimConfig's fields
+    name = "upscaler" if role == "upscaler" else "colorizer"
+    return getattr(cfg.pretrain, name), f"pretrain.{name}"
+
+
+def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adversarial: bool = True) -> None:
+    """Check, before any training, every loss name of the phases ``roles`` will run, and the VGG weights
+    those losses need; the pretrain stage calls it for ``train`` too, so a typo fails at the first stage.
+
+    Raises:
+        ValueError: an unknown loss (names the dotted key, lists the known losses).
+        FileNotFoundError: a VGG loss's weights file is missing (names it).
+    """
+    phases = [optim_section(cfg, r, "pretrain") for r in roles]
+    if adversarial:
+        phases.append(optim_section(cfg, roles[0], "adversarial"))
+    for opt, where in phases:
+        check_names(opt.losses, f"{where}.losses")
+        for name, weight in opt.losses.items():
+            if name in VGG_LAYERS and weight > 0:
+                vgg_weights_path(name, cfg.train.vgg_weights or None)
+
+
+def _phase_config(cfg: Config, opt: OptimConfig, **extra) -> PhaseConfig:
+    return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
+                       seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
+                       channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
+                       losses=dict(opt.losses), **extra)
+
+
+def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",
+          init: str | Path | None = None) -> Recipe:
+    """Build one training phase from the params.
+
+    Seeds every RNG with ``cfg.seed`` first, then builds the generator ``model.<role>`` (or loads
+    it from the checkpoint ``init``, e.g. the pre-trained one) and, for the adversarial phase,
+    the discriminator ``model.discriminator`` with ``in_channels = task.d_channels(train.d_conditional)``.
+    The order is fixed, so the same params give bit-identical networks wherever a phase is built.
+
+    Args:
+        cfg: the validated params.
+        role: ``colorizer``, ``upscaler`` or ``joint`` (model ``model.<role>``).
+        phase: ``pretrain`` or ``adversarial``.
+        device: where the networks live.
+        init: a checkpoint of :func:`huescale.checkpoint.save_model` to start the generator from.
+
+    Raises:
+        ValueError: unknown role/phase or loss name; discriminator kwargs that contradict the task
+            (an explicit ``in_channels``); bad model kwargs.
+        FileNotFoundError: weights of a VGG loss are missing.
+    """
+    if role not in ROLES or phase not in PHASES:
+        raise ValueError(f"unknown role {role!r} or phase {phase!r}; roles: {', '.join(ROLES)}; phases: {PHASES}")
+    task, device = ROLES[role], torch.device(device)
+    opt, where = optim_section(cfg, role, phase)
+    seed_everything(cfg.seed)
+    extra: dict = {}
+    if init is None:
+        spec = getattr(cfg.model, role)
+        netG = models.build(spec.name, **spec.kwargs)
+    else:
+        netG, ck = checkpoint.load_model(init)
+        spec = ModelSpec(ck["model"], ck.get("kwargs", {}))
+        extra["pretrained_val_l1"] = ck.get("val_l1")
+    netD, gan, gan_weight = None, None, 0.0
+    if phase == "adversarial":
+        t = cfg.train
+        d = cfg.model.discriminator
+        want = task.d_channels(t.d_conditional)
+        if d.kwargs.get("in_channels", want) != want:
+            raise ValueError(f"model.discriminator.kwargs.in_channels={d.kwargs['in_channels']} but the {task.name} "
+                             f"discriminator sees {want} channels (train.d_conditional={t.d_conditional}); remove it")
+        netD = models.build(d.name, **{**d.kwargs, "in_channels": want})
+        gan, gan_weight = GANLoss(t.gan_mode), float(t.losses.get(GAN, 0.0))
+        loop = dict(gan_mode=t.gan_mode, d_conditional=t.d_conditional, collapse_steps=t.collapse_steps,
+                    collapse_threshold=t.collapse_threshold)
+    else:
+        loop = {}
+    objective = GeneratorObjective(opt.losses, LossContext(task, cfg.train.vgg_weights), f"{where}.losses")
+    phase_cfg = _phase_config(cfg, opt, extra=extra, **loop)
+    netG = netG.to(device)
+    netD = netD.to(device) if netD is not None else None
+    if phase_cfg.channels_last:
+        netG = netG.to(memory_format=torch.channels_last)
+        netD = netD.to(memory_format=torch.channels_last) if netD is not None else None
+    fused = True if device.type == "cuda" else None
+    optG = torch.optim.Adam(netG.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused)
+    optD = torch.optim.Adam(netD.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused) if netD else None
+    return Recipe(role, task, netG, spec, netD, objective.to(device), gan, gan_weight, optG, optD, phase_cfg)
+
+
+@dataclass
+class PhaseResult:
+    """What :func:`run_phase` returns: where the best generator is and the run's figures.
+
+    Attributes:
+        best_path: the best-validation generator's checkpoint (:func:`load` rebuilds it).
+        history: one record per epoch (losses, ``val_l1``).
+        best_val: the best validation L1 (network units).
+        epochs, steps: how far the phase ran.
+        d_collapse: the discriminator's loss stayed near 0 (adversarial phase only).
+    """
+
+    best_path: Path
+    history: list[EpochRecord]
+    best_val: float
+    epochs: int
+    steps: int
+    d_collapse: bool = False
+
+    def load(self, device: torch.device | str = "cpu") -> nn.Module:
+        """The best-validation generator, in eval mode.
+
+        Raises:
+            huescale.checkpoint.CheckpointError: the checkpoint is missing or unreadable.
+        """
+        return checkpoint.load_model(self.best_path, device)[0]
+
+    def figures(self, prefix: str) -> dict[str, float | int | bool]:
+        """``<prefix>_best_val_l1``, ``_epochs``, ``_steps`` (and ``_d_collapse``, ``_final_loss_D`` when adversarial)."""
+        out: dict[str, float | int | bool] = {f"{prefix}_best_val_l1": self.best_val, f"{prefix}_epochs": self.epochs,
+                                              f"{prefix}_steps": self.steps}
+        last = self.history[-1].values if self.history else {}
+        if "loss_D" in last:
+            out[f"{prefix}_d_collapse"] = self.d_collapse
+            out[f"{prefix}_final_loss_D"] = last["loss_D"]
+        return out
+
+
+def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path, history_csv: str | Path,
+              state_path: str | Path, device: torch.device | str = "cpu", resume: bool = True,
+              progress: bool = True) -> PhaseResult:
+    """Train one phase on a pair store to its end and keep the best-validation generator.
+
+    Trains on the store's ``train`` split and validates on ``val``, both of the task's tier. After
+    every epoch the history CSV is rewritten (``dvc plots``, the report) and the epoch's values are
+    logged to the active MLflow run as ``<name>/<value>`` with the epoch as step. On success the
+    resumable state is deleted; after a kill the same call resumes from it (``resume``).
+
+    Args:
+        recipe: from :func:`build`.
+        store: the pair store (``data/pairs``).
+        name: the phase's name in MLflow and logs, e.g. ``pretrain_colorizer``.
+        best_path: the best generator's checkpoint; history_csv: per-epoch values; state_path: resumable state.
+
+    Raises:
+        ValueError: an empty split. huescale.train.TrainingDiverged: a non-finite loss.
+    """
+    from huescale import tracking
+
+    tier = recipe.task.tier
+
+    def on_epoch(rec: EpochRecord) -> None:
+        write_history_csv(trainer.history, history_csv)
+        tracking.log_metrics(rec.values, step=rec.epoch, prefix=f"{name}/")
+
+    trainer = Trainer(recipe, state_path, best_path, device=device, on_epoch=on_epoch, resume=resume,
+                      progress=progress)
+    history = trainer.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
+    write_history_csv(history, history_csv)
+    trainer.state_path.unlink(missing_ok=True)
+    checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
+    collapse = bool(history and history[-1].values.get("d_collapse", 0))
+    return PhaseResult(Path(best_path), history, trainer.best_val, trainer.epoch, trainer.step, collapse)

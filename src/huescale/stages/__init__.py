@@ -1,0 +1,37 @@
+"""The pipeline stages: one module each, thin glue between params, the library, files and MLflow.
+
+``STAGES`` is the one list of stage names, in pipeline order (``dvc.yaml`` declares
+the same stages; a test checks they agree). Each ``huescale.stages.<name>`` module
+has ``run(cfg) -> dict`` (the stage's flat figures); ``stages/<name>.py`` (DVC) runs
+it through :func:`huescale.stages.runner.main`, which opens the stage's nested
+MLflow run and writes ``metrics/<name>.json``. Every stage reads only its own
+params section and its declared deps, and writes its declared outs.
+
+The paths below are the stage outputs, relative to the project root (as in ``dvc.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STAGES = ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "ablate_row", "report")
+
+LISTING = Path("data/raw.json")
+PAIRS = Path("data/pairs")
+MODELS = Path("models")
+COLORIZER_PRE = MODELS / "colorizer_pretrained.pt"
+UPSCALER = MODELS / "upscaler.pt"
+COLORIZER = MODELS / "colorizer.pt"
+DISCRIMINATOR = MODELS / "discriminator.pt"
+METRICS = Path("metrics")
+STATE = Path(".huescale/state")
+EVAL_METRICS = Path("metrics.json")
+SAMPLES = Path("eval/samples")
+PER_IMAGE = Path("eval/per_image.csv")
+REPORT = Path("reports/index.html")
+BENCH_SAMPLES = Path("eval/benchmark")
+BENCH_METRICS = BENCH_SAMPLES / "result.json"  # the full result; metrics/benchmark.json has the flat figures
+BENCH_CSV = Path("eval/benchmark_per_image.csv")
+BENCH_REPORT = Path("reports/benchmark.html")
+ROW_METRICS = METRICS / "ablation_row.json"
+TEMPLATES = Path("reports/templates")

@@ -1,0 +1,43 @@
+"""Stage ``evaluate``: score the colorizer, the two-step pipeline, the upscaler and the baselines on the test split."""
+
+from __future__ import annotations
+
+from huescale.config import Config
+from huescale.stages import COLORIZER, EVAL_METRICS, PAIRS, PER_IMAGE, SAMPLES, UPSCALER
+
+
+def run(cfg: Config) -> dict:
+    """Write ``metrics.json`` (docs/architecture.md), ``eval/per_image.csv`` and the sample grid ``eval/samples``.
+
+    Raises:
+        huescale.checkpoint.CheckpointError: a model checkpoint is missing (names the stage to run).
+    """
+    import torch
+
+    from huescale import checkpoint, evaluate as ev, tracking
+    from huescale.atomic import write_json
+    from huescale.config import to_flat_dict
+    from huescale.data.store import PairStore
+    from huescale.stages.runner import device
+
+    dev = device(cfg)
+    colorizer, _ = checkpoint.load_model(COLORIZER, dev)
+    upscaler, _ = checkpoint.load_model(UPSCALER, dev)
+    store = PairStore(PAIRS)
+    images = ev.run_models(store, colorizer, upscaler, dev, cfg.data.scale, cfg.evaluate.batch_size)
+    fid, reason = ev.fid_or_reason(cfg.evaluate, dev)
+    result, per_image = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason)
+    lr = cfg.data.lr_size
+    result["fps"] = {"device": dev.type, "dtype": "float32", "batch_sizes": [1, 64],
+                     "threads": torch.get_num_threads(),
+                     "colorizer_batch1": ev.measure_fps(colorizer, (1, lr, lr), dev, 1),
+                     "colorizer_batch64": ev.measure_fps(colorizer, (1, lr, lr), dev, 64, 1, 2),
+                     "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), dev, 1)}
+    result = ev.finite_or_none(result)
+    write_json(result, EVAL_METRICS)
+    ev.write_per_image_csv(per_image, store, PER_IMAGE)
+    samples = ev.save_samples(images, SAMPLES, cfg.evaluate.grid_rows, [r["key"] for r in store.records("test", "256")])
+    write_json({"rows": samples}, SAMPLES / "index.json")
+    tracking.log_metrics({k: v for k, v in to_flat_dict(result).items() if isinstance(v, (int, float))})
+    tracking.log_artifact(EVAL_METRICS)
+    return {}

@@ -1,0 +1,48 @@
+"""dvc.yaml lists exactly the code each stage runs, and the stages agree with huescale.stages.STAGES."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from stage_deps import ROOT, closure, declared_modules, imported_modules, stage_entries
+
+
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_lists_every_module_it_imports_and_no_other():
+    """For each stage: the huescale modules of its deps == the transitive imports of its entry script."""
+    problems = []
+    for name, entry in stage_entries().items():
+        deps = _stages()[name]["deps"]
+        assert str(entry) in deps, f"{name}: its entry script {entry} is not a dep"
+        want, have = closure(ROOT / entry), declared_modules(deps)
+        if want - have:
+            problems.append(f"{name}: missing {sorted(map(str, want - have))}")
+        if have - want:
+            problems.append(f"{name}: lists modules it does not import {sorted(map(str, have - want))}")
+    assert not problems, "\n".join(problems) + "\n(python tests/stage_deps.py prints the lists)"
+
+
+def test_the_dependency_scan_sees_imports_inside_functions(tmp_path):
+    """The scan must not miss the lazy imports the stage modules use, nor count type-checking-only ones."""
+    src = tmp_path / "m.py"
+    src.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from huescale import recipe\n"
+                   "def f():\n    from huescale.data.store import PairStore\n    import huescale.metrics\n")
+    found = imported_modules(src)
+    assert {"huescale.data.store", "huescale.metrics", "huescale.data", "huescale"} <= found
+    assert "huescale.recipe" not in found
+    assert Path("src/huescale/models/generators.py") in closure(ROOT / "stages" / "train.py")
+    assert Path("src/huescale/models/generators.py") not in closure(ROOT / "stages" / "download.py")
+
+
+def test_dvc_stages_are_the_stage_table():
+    from huescale.stages import STAGES
+
+    assert tuple(_stages()) == STAGES
+    for name in STAGES:
+        assert (ROOT / "src" / "huescale" / "stages" / f"{name}.py").is_file(), name
+        assert _stages()[name]["cmd"] == f"python stages/{name}.py"
