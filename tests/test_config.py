@@ -95,3 +95,21 @@ def test_a_bad_profile_key_is_named_and_params_yaml_is_left_alone(tmp_path):
     with pytest.raises(ConfigError, match="no such profile; profiles in .*: bad, typo"):
         apply_profiles(["gpu2"], target, tmp_path / "profiles")
     assert target.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "profiles"]
+
+
+def test_a_held_out_folder_that_training_reads_is_refused(tmp_path):
+    """data.holdout must be photographs training never reads: inside, equal to or above a training folder fails."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    train = tmp_path / "photos"
+    (train / "sub").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    for held, ok in ((train / "sub", False), (train, False), (tmp_path, False), (tmp_path / "other", True)):
+        raw = {**base, "data": {**base["data"], "source": "folder", "folders": [str(train)],
+                                "holdout": {"h": str(held)}}}
+        p = tmp_path / "p.yaml"
+        p.write_text(yaml.safe_dump(raw))
+        if ok:
+            assert load_config(p).data.holdout == {"h": str(held)}
+        else:
+            with pytest.raises(ConfigError, match="data.holdout.h .* overlaps the training folder"):
+                load_config(p)

@@ -1,6 +1,7 @@
 """Metrics against independent computations and hand-made cases with known answers."""
 
 import numpy as np
+import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from huescale import metrics
@@ -102,3 +103,32 @@ def test_frechet_distance_equals_pytorch_fid(real_batch):
         assert abs(metrics.frechet_distance(*args) - ref) <= 1e-6 * abs(ref), n
     s = np.cov(x[:, :8], rowvar=False)
     assert abs(metrics.frechet_distance(np.zeros(8), s, np.zeros(8), s)) < 1e-9 * np.trace(s)  # same Gaussian: 0
+
+
+def test_colour_distribution_metrics_on_real_photos(real_batch):
+    """Weight-free colour metrics: identical sets score perfectly; a gray set has no colour in common with the
+    photographs beyond the gray bins, and its chroma EMD equals the photographs' mean chroma (all of it moved
+    to 0); a uniform sepia tint scores badly although it is not gray."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    from huescale.metrics import ab_histogram, chroma_emd, colour_distribution, histogram_intersection
+
+    photos = real_batch
+    same = colour_distribution(photos, photos)
+    assert same["hist_intersection"] == pytest.approx(1.0) and same["chroma_emd"] == pytest.approx(0.0, abs=1e-9)
+    assert same["colorfulness_ratio"] == pytest.approx(1.0)
+    lab = np.stack([rgb2lab(p) for p in photos])
+    gray_lab = lab.copy()
+    gray_lab[..., 1:] = 0
+    gray = np.stack([np.round(lab2rgb(g) * 255).astype(np.uint8) for g in gray_lab])
+    chroma = np.hypot(lab[..., 1], lab[..., 2]).mean()
+    assert chroma_emd(gray, photos, max_pixels=10**9) == pytest.approx(chroma, rel=0.02)
+    sepia_lab = gray_lab.copy()
+    sepia_lab[..., 1], sepia_lab[..., 2] = 6.0, 18.0  # one brown-beige tint everywhere
+    sepia = np.stack([np.round(lab2rgb(s) * 255).astype(np.uint8) for s in sepia_lab])
+    tint = colour_distribution(sepia, photos)
+    assert tint["hist_intersection"] < 0.5 * same["hist_intersection"]
+    assert tint["colorfulness_ratio"] < 0.6 and tint["chroma_emd"] > 5
+    h = ab_histogram(photos)
+    assert h.shape == (22, 22) and h.sum() == pytest.approx(1.0)
+    assert 0 < histogram_intersection(gray, photos) <= h[10:12, 10:12].sum() + 1e-9  # gray: mass in the 4 central bins

@@ -24,6 +24,7 @@ import yaml
 from conftest import ROOT, browser_check, copy_project, project_env, run_checked, save_random_fid_weights
 
 N_IMAGES = 240
+HOLDOUT = 24  # held-out photographs (bsds500/test, never in training)
 EPOCHS = {"colorizer": 2, "upscaler": 2, "train": 2}
 
 
@@ -36,7 +37,8 @@ def project(tmp_path_factory, shared_data):
     work = tmp_path_factory.mktemp("e2e") / "huescale"
     copy_project(work)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=N_IMAGES)
+    params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=N_IMAGES,
+                          holdout={"bsds500_test": str(shared_data / "bsds500" / "test")}, holdout_images=HOLDOUT)
     params["pretrain"]["colorizer"].update(epochs=EPOCHS["colorizer"], max_batches=6)
     params["pretrain"]["upscaler"].update(epochs=EPOCHS["upscaler"], max_batches=6)
     params["train"].update(epochs=EPOCHS["train"], max_batches=6)
@@ -87,6 +89,27 @@ def test_metrics_are_finite_and_in_range(project):
     assert m["fps"]["colorizer_batch1"] > 0
 
 
+def test_held_out_photographs_are_scored_beside_gray(project):
+    """evaluate scores the colorizer on data.holdout (never trained on) at 64 px and through the two-step pipeline
+    at 256 px, with colourfulness of output and truth, histogram intersection and chroma EMD, beside gray."""
+    work, _, _ = project
+    h = json.loads((work / "metrics.json").read_text())["holdout"]["bsds500_test"]
+    assert h["n"] == {"tier_64": HOLDOUT, "tier_256": HOLDOUT}  # 481 x 321 photographs: both tiers
+    listing = json.loads((work / "data/holdout/bsds500_test.json").read_text())
+    train_keys = {r["key"] for r in json.loads((work / "data/raw.json").read_text())["images"]}
+    assert listing["count"] == 200 and not train_keys & {r["key"] for r in listing["images"]}
+    for section, base in (("colorization_64", "gray_baseline"), ("two_step_256", "gray_bicubic_baseline")):
+        model, gray = h[section]["model"], h[section][base]
+        assert model["colorfulness_truth"] == gray["colorfulness_truth"] > 15  # the same photographs
+        assert gray["colorfulness_ratio"] < 0.01 and gray["chroma_emd"] > 5
+        assert model["colorfulness"] > gray["colorfulness"]  # even a tiny model adds some colour
+        assert 0 < model["hist_intersection"] <= 1
+    html = (work / "reports/index.html").read_text()
+    assert "Held-out photographs" in html and "bsds500_test: colourfulness vs colour error" in html
+    rows = json.loads((work / "eval/holdout/index.json").read_text())["rows"]
+    assert len(rows) == 6 and all((work / "eval/holdout" / r["output"]).is_file() for r in rows)
+
+
 def test_report_has_tables_images_and_curves(project):
     work, _, _ = project
     html = (work / "reports/index.html").read_text()
@@ -103,7 +126,7 @@ def test_reports_render_in_a_real_browser(project, tmp_path):
     work, _, _ = project
     run = browser_check(work / "reports/index.html", tmp_path / "run_report.png")
     assert not run["broken"] and not run["errors"], run
-    assert run["images"] >= 8 * 6 and run["svgs"] >= 5 and run["height"] > 2000
+    assert run["images"] >= 8 * 6 + 6 * 3 and run["svgs"] >= 6 and run["height"] > 2000
     bench = browser_check(work / "reports/benchmark.html", tmp_path / "benchmark_report.png")
     assert not bench["broken"] and not bench["errors"], bench
     assert bench["images"] == 2 * 5  # Set5 and Set14: one image each, full + LR + 2 methods + HR

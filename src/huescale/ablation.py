@@ -22,39 +22,9 @@ from typing import Any
 
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
-from huescale.grid import load_grid, row_config, slug
+from huescale.grid import adversarial as _adversarial, check_rows, load_grid, slug
 
 log = logging.getLogger(__name__)
-
-def check_rows(grid: dict) -> list[tuple[dict, Config, Any]]:
-    """Every row's Config and pair store, checked before any training: params, pair store, loss names,
-    VGG weights.
-
-    Raises:
-        ConfigError: a bad override (names the key); FileNotFoundError: no pair store, no VGG weights;
-        ValueError: an unknown loss name.
-    """
-    from huescale import recipe
-    from huescale.data.store import PairStore
-
-    stores: dict[str, PairStore] = {}
-    rows = []
-    for row in grid["rows"]:
-        cfg = row_config(grid, row, Path(grid.get("out", "ablations")) / slug(row["name"]))
-        pairs = Path(row.get("pairs", grid.get("pairs", "data/pairs")))
-        if not (pairs / "manifest.json").is_file():
-            raise FileNotFoundError(f"row {row['name']!r}: {pairs}: no prepared pair store; run `dvc repro prepare`")
-        stores.setdefault(str(pairs), PairStore(pairs))
-        kind = row.get("kind", "colorizer")
-        roles = {"upscaler": ("upscaler",), "joint": ("joint",), "two_step": ("colorizer", "upscaler")}.get(kind,
-                                                                                                         ("colorizer",))
-        recipe.check(cfg, roles, adversarial=_adversarial(row))
-        rows.append((row, cfg, stores[str(pairs)]))
-    return rows
-
-
-def _adversarial(row: dict) -> bool:
-    return bool(row.get("adversarial", row.get("kind", "colorizer") != "upscaler"))
 
 
 def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, device,
@@ -103,8 +73,8 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
 
 
 def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = False) -> dict:
-    """Train and score one row as a nested MLflow run of the active run (the grid's parent); its result dict,
-    also written to ``<out>/<row slug>/result.json``."""
+    """Train and score one row as a nested MLflow run of the active run (the grid's parent): test split, and the
+    held-out sets for rows that colorize; its result dict, also written to ``<out>/<row slug>/result.json``."""
     from huescale import benchmark, evaluate, tracking
     from huescale.models.pipelines import render
     from huescale.stages.runner import device as stage_device
@@ -119,11 +89,14 @@ def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = 
         train_s = time.perf_counter() - t0
         pipeline = evaluate.row_pipeline(kind, nets)
         test = evaluate.score_row(kind, pipeline, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size)
+        held = {} if kind == "upscaler" else {
+            name: evaluate.score_row(kind, pipeline, s, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size, fps=False)
+            for name, s in evaluate.holdout_stores(grid.get("holdout", "data/holdout_pairs")).items()}
         bench = {}
         if kind == "upscaler" and grid.get("benchmark", True):
             bench = benchmark.upscaler_scores(cfg.benchmark.sets, nets["upscaler"], cfg.data.scale, device)
         res = {"name": row["name"], "kind": kind, "adversarial": adversarial, "run_id": run_id, **figures,
-               "test": test, "benchmark": bench, "train_s": round(train_s, 2),
+               "test": test, "holdout": held, "benchmark": bench, "train_s": round(train_s, 2),
                "wall_s": round(time.perf_counter() - t0, 2), "device": str(device)}
         if sample is not None and len(sample):
             res["sample"] = str(row_dir / "sample.png")
@@ -133,6 +106,7 @@ def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = 
             tracking.log_artifact(res["checkpoint"], "checkpoints")
         tracking.log_artifact(row_dir / "params.yaml")
         tracking.log_metrics({f"benchmark/{st}/{k}": v[k] for st, v in bench.items() for k in ("psnr_y", "ssim_y")})
+        tracking.log_metrics({f"holdout/{h}/{k}": v for h, m in held.items() for k, v in m.items()})
         tracking.log_metrics({**{f"test/{k}": v for k, v in test.items()}, "wall_s": res["wall_s"],
                               **{k: v for k, v in figures.items() if isinstance(v, float)}})
         if any(v is True for k, v in figures.items() if k.endswith("_d_collapse")):
@@ -159,7 +133,8 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         ConfigError: a bad grid or override; FileNotFoundError: no pair store; ValueError: an unknown loss;
         whatever training raises.
     """
-    from huescale import report, tracking
+    from huescale import evaluate, report, tracking
+    from huescale.stages.runner import device as stage_device
 
     grid = load_grid(grid_path)
     rows = check_rows(grid)  # every row is checked before any training
@@ -181,7 +156,10 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
                         "model": "huescale-colorizer", "version": version}
             tracking.set_tags({"champion_row": best["name"]})
         summary = {"grid": grid["name"], "parent_run_id": parent, "device": results[0].get("device", "?"),
-                   "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champion}
+                   "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champion,
+                   "holdout_baselines": evaluate.holdout_baselines(
+                       evaluate.holdout_stores(grid.get("holdout", "data/holdout_pairs")), stage_device(rows[0][1]),
+                       rows[0][1].evaluate.epsilon, rows[0][1].evaluate.batch_size)}
         metrics_path = Path(grid.get("metrics", "metrics/ablations.json"))
         write_json(_finite(summary), metrics_path)
         tracking.log_artifact(metrics_path)

@@ -102,6 +102,9 @@ class DataConfig:
     max_pixels: int = 64_000_000
     shard_size: int = 512
     workers: int = 2
+    # held-out photographs that training never reads: set name -> folder (scored by evaluate, never trained on)
+    holdout: dict[str, str] = field(default_factory=dict)
+    holdout_images: int = 500  # usable images taken from each held-out set (seeded, stable subset)
 
     @property
     def lr_size(self) -> int:
@@ -198,6 +201,7 @@ class EvaluateConfig:
     fid_weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; "" = the torch hub cache
     fid_cache: str = "~/.cache/huescale/fid"  # real-set statistics cached by content hash; "" = off
     grid_rows: int = 8
+    holdout_rows: int = 6  # images per held-out set shown in the report (the first ones of its seeded subset)
     batch_size: int = 32
 
 
@@ -249,7 +253,8 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0
     threads: int = 0  # torch CPU threads, 0 = torch default
-    channels_last: bool = False  # NHWC tensors for the conv nets (faster on GPUs)
+    amp: str = "auto"  # auto: bf16 autocast on GPUs and on CPUs with AMX/AVX512-BF16, fp32 elsewhere | bf16 | off
+    channels_last: bool = False  # NHWC tensors for the conv nets (with bf16: faster on CPUs and GPUs)
     compile: bool = False  # torch.compile the training forward passes
 
 
@@ -346,6 +351,8 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
     if cfg.benchmark.samples < 0:
         raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
+    if cfg.runtime.amp not in ("auto", "bf16", "off"):
+        raise ConfigError(f"{src}: runtime.amp must be auto, bf16 or off, got {cfg.runtime.amp!r}")
     if cfg.runtime.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
     return cfg
@@ -371,6 +378,15 @@ def _validate_sources(d: DataConfig, src: str) -> None:
         raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
     if t.n_images < 0 or d.fetch_margin < 0:
         raise ConfigError(f"{src}: data.test_source.n_images and data.fetch_margin must be >= 0")
+    if d.holdout_images < 1:
+        raise ConfigError(f"{src}: data.holdout_images must be >= 1, got {d.holdout_images}")
+    training = [Path(f).expanduser().resolve() for f in d.folders + d.test_source.folders]
+    for name, folder in d.holdout.items():
+        h = Path(folder).expanduser().resolve()
+        clash = next((t for t in training if t == h or t in h.parents or h in t.parents), None)
+        if clash is not None:
+            raise ConfigError(f"{src}: data.holdout.{name} ({folder}) overlaps the training folder {clash}: "
+                              "held-out photographs must be ones training never reads")
     for prefix, split in d.split_map.items():
         if split not in ("train", "val", "test"):
             raise ConfigError(f"{src}: data.split_map.{prefix} must be train, val or test, got {split!r}")

@@ -57,3 +57,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("runtime.device=cuda but no CUDA device is available; set runtime.device=auto or cpu")
     return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matmuls/convolutions natively: a CUDA GPU with bf16, or a CPU with
+    AMX tiles or AVX512-BF16 (oneDNN then uses them under ``torch.autocast("cpu", torch.bfloat16)``)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = torch.cpu
+        return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                    or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    return False
+
+
+def use_bf16(mode: str, device: torch.device) -> bool:
+    """Resolve ``runtime.amp`` for ``device``: ``auto`` -> bf16 autocast where :func:`bf16_supported`, else fp32;
+    ``bf16`` -> always (slow where emulated); ``off`` -> fp32.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in ("auto", "bf16", "off"):
+        raise ValueError(f"runtime.amp must be auto, bf16 or off, got {mode!r}")
+    return mode == "bf16" or (mode == "auto" and bf16_supported(device))

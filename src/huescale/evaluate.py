@@ -102,6 +102,84 @@ def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metric
     return result, per_image
 
 
+def set_metrics(pred: np.ndarray, truth: np.ndarray, epsilon: float) -> dict[str, float]:
+    """Per-pixel metrics (:func:`huescale.metrics.image_metrics`, means over the set) and the set-level colour
+    distribution metrics (:func:`huescale.metrics.colour_distribution`: colourfulness of output and truth and
+    their ratio, a*b* histogram intersection, chroma EMD) of ``N x H x W x 3`` uint8 sets; ``{}`` when empty."""
+    if not len(pred):
+        return {}
+    out = {k: float(v) for k, v in metrics.image_metrics(pred, truth, epsilon).items()}
+    out.update(metrics.colour_distribution(pred, truth))
+    return out
+
+
+@torch.no_grad()
+def score_holdout(store: PairStore, colorizer: nn.Module, upscaler: nn.Module | None, device: torch.device,
+                  epsilon: float, scale: int = 4, batch_size: int = 32) -> tuple[dict, dict[str, np.ndarray]]:
+    """Score a colorizer (and the two-step pipeline with ``upscaler``) on a held-out set's store, beside the gray
+    baseline: photographs training never read.
+
+    Returns:
+        ``(result, images)``: result ``{"colorization_64": {"model", "gray_baseline"}, "two_step_256": {"model",
+        "gray_bicubic_baseline"}, "n": {"tier_64", "tier_256"}}``, each method's :func:`set_metrics` (the 256 px
+        section is empty when no image has a short side of 256 or more, or without an upscaler); images by name
+        (``gt_64``, ``color_64``, ``gray_64``, ``gt_256``, ``input_gray_64``, ``two_step_256``) for sample grids.
+    """
+    img64 = store.images("test", "lr64")
+    lr, hr = store.images("test", "lr256"), store.images("test", "hr256")
+    images = {"gt_64": img64, "color_64": render(TwoStepPipeline(colorizer, None, 1), img64, device, batch_size),
+              "gray_64": render(TwoStepPipeline(None, None, 1), img64, device, batch_size),
+              "gt_256": hr, "input_gray_64": render(TwoStepPipeline(None, None, 1), lr, device, batch_size)}
+    result = {"colorization_64": {"model": set_metrics(images["color_64"], img64, epsilon),
+                                  "gray_baseline": set_metrics(images["gray_64"], img64, epsilon)},
+              "two_step_256": {}, "n": {"tier_64": int(len(img64)), "tier_256": int(len(hr))}}
+    if len(hr) and upscaler is not None:
+        images["two_step_256"] = render(TwoStepPipeline(colorizer, upscaler, scale), lr, device, batch_size)
+        gray = render(TwoStepPipeline(None, None, scale), lr, device, batch_size)
+        result["two_step_256"] = {"model": set_metrics(images["two_step_256"], hr, epsilon),
+                                  "gray_bicubic_baseline": set_metrics(gray, hr, epsilon)}
+    return result, images
+
+
+def save_holdout_samples(images: dict[str, np.ndarray], folder: str | Path, name: str, rows: int) -> list[dict]:
+    """The first ``rows`` images of a held-out set (the seeded subset's order, no picking) as PNGs: gray input,
+    colorized, truth; at 256 px through the two-step pipeline when the set has that tier, else at 64 px.
+    Returns one dict per row: panel name -> file name, plus ``set``."""
+    from huescale.atomic import write_png
+
+    big = "two_step_256" in images and len(images["gt_256"])
+    panels = (("input", "input_gray_64"), ("output", "two_step_256"), ("ground_truth", "gt_256")) if big else \
+        (("input", "gray_64"), ("output", "color_64"), ("ground_truth", "gt_64"))
+    out = []
+    for i in range(min(rows, len(images[panels[-1][1]]))):
+        row = {"set": name, "size": 256 if big else 64}
+        for panel, key in panels:
+            row[panel] = write_png(images[key][i], Path(folder) / f"{name}_{i:03d}_{panel}.png")
+        out.append(row)
+    return out
+
+
+def holdout_stores(root: str | Path) -> dict[str, PairStore]:
+    """The held-out sets' pair stores under ``root`` (``data/holdout_pairs``): set name -> store; ``{}`` if none."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    return {p.name: PairStore(p) for p in sorted(root.iterdir()) if (p / "manifest.json").is_file()}
+
+
+def holdout_baselines(stores: dict[str, PairStore], device: torch.device, epsilon: float,
+                      batch_size: int = 32) -> dict[str, dict[str, dict[str, float]]]:
+    """The gray baseline of every held-out set at 64 px (kind ``colorizer``) and gray + bicubic at 256 px
+    (``two_step``): what a row must beat; ``{set: {kind: metrics of score_row}}``."""
+    return {name: {kind: score_row(kind, gray_pipeline(kind), s, device, epsilon, batch_size, fps=False)
+                   for kind in ("colorizer", "two_step")} for name, s in stores.items()}
+
+
+def gray_pipeline(kind: str, scale: int = 4) -> nn.Module:
+    """The do-nothing baseline of a row kind: gray at 64 px (colorizer rows) or gray + bicubic x``scale``."""
+    return TwoStepPipeline(None, None, 1 if kind == "colorizer" else scale)
+
+
 def row_pipeline(kind: str, nets: dict[str, nn.Module | None], scale: int = 4) -> nn.Module:
     """The pipeline an ablation row is scored with.
 
@@ -127,13 +205,14 @@ def row_pipeline(kind: str, nets: dict[str, nn.Module | None], scale: int = 4) -
 
 
 def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.device, epsilon: float,
-              batch_size: int = 32, scale: int = 4) -> dict[str, float]:
+              batch_size: int = 32, scale: int = 4, fps: bool = True) -> dict[str, float]:
     """Test-split metrics of an ablation row's pipeline (:func:`row_pipeline`).
 
-    ``colorizer``: the 64 px colour metrics of :func:`huescale.metrics.image_metrics` on tier 64;
+    ``colorizer``: the 64 px metrics of :func:`set_metrics` (per-pixel and colour distribution) on tier 64;
     other kinds: the same at 256 px on tier 256 (input: the 64 px LR image; gray for
     ``joint``/``two_step``, colour for ``upscaler``), plus x4 Y-PSNR/SSIM with a border of ``scale``.
-    ``fps``: images per second at batch 1 on ``device`` (Singh et al. Table 6).
+    ``store`` may be the pair store or a held-out set's store (its test split).
+    ``fps`` (when asked): images per second at batch 1 on ``device`` (Singh et al. Table 6).
 
     Returns:
         ``{metric: value, "n_test": N, "fps": img/s}``.
@@ -143,13 +222,14 @@ def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.de
     else:
         inputs, truth = store.images("test", "lr256"), store.images("test", "hr256")
     pred = render(pipeline, inputs, device, batch_size)
-    out = {k: float(v) for k, v in metrics.image_metrics(pred, truth, epsilon).items()} if len(pred) else {}
+    out = set_metrics(pred, truth, epsilon)
     if kind != "colorizer" and len(pred):
         out["psnr_y"], out["ssim_y"] = metrics.sr_psnr_ssim(pred, truth, border=scale)
     out["n_test"] = int(len(pred))
-    fps_net = TwoStepPipeline(None, pipeline.upscaler, scale) if kind == "upscaler" else pipeline  # input L only
-    out["fps"] = measure_fps(fps_net, (1, inputs.shape[1], inputs.shape[2]) if len(inputs) else (1, 64, 64), device,
-                             1, 1, 3)
+    if fps:
+        fps_net = TwoStepPipeline(None, pipeline.upscaler, scale) if kind == "upscaler" else pipeline  # input L only
+        out["fps"] = measure_fps(fps_net, (1, inputs.shape[1], inputs.shape[2]) if len(inputs) else (1, 64, 64),
+                                 device, 1, 1, 3)
     return out
 
 

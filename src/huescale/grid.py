@@ -4,6 +4,7 @@
 
     base: params.yaml            # the base parameters
     pairs: data/pairs            # the prepared pair store (dvc repro prepare)
+    holdout: data/holdout_pairs  # the held-out sets' stores (default; every row is also scored on them)
     out: ablations               # the rows' params, checkpoints, samples
     metrics: metrics/ablations.json
     report: reports/ablations.html
@@ -29,13 +30,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 from huescale.atomic import write_text
 from huescale.config import Config, ConfigError, load_config, read_yaml, set_dotted
 
 KINDS = ("colorizer", "upscaler", "joint", "two_step")
-GRID_KEYS = {"base", "pairs", "out", "metrics", "report", "templates", "register_champion", "benchmark", "set", "rows",
-             "name"}
+GRID_KEYS = {"base", "pairs", "holdout", "out", "metrics", "report", "templates", "register_champion", "benchmark",
+             "set", "rows", "name"}
 ROW_KEYS = {"name", "kind", "adversarial", "set", "pairs"}
 
 
@@ -87,3 +89,33 @@ def row_config(grid: dict, row: dict, row_dir: Path) -> Config:
     return load_config(row_dir / "params.yaml")
 
 
+def check_rows(grid: dict) -> list[tuple[dict, Config, Any]]:
+    """Every row's Config and pair store, checked before any training: params, pair store, loss names,
+    VGG weights.
+
+    Raises:
+        ConfigError: a bad override (names the key); FileNotFoundError: no pair store, no VGG weights;
+        ValueError: an unknown loss name.
+    """
+    from huescale import recipe
+    from huescale.data.store import PairStore
+
+    stores: dict[str, PairStore] = {}
+    rows = []
+    for row in grid["rows"]:
+        cfg = row_config(grid, row, Path(grid.get("out", "ablations")) / slug(row["name"]))
+        pairs = Path(row.get("pairs", grid.get("pairs", "data/pairs")))
+        if not (pairs / "manifest.json").is_file():
+            raise FileNotFoundError(f"row {row['name']!r}: {pairs}: no prepared pair store; run `dvc repro prepare`")
+        stores.setdefault(str(pairs), PairStore(pairs))
+        kind = row.get("kind", "colorizer")
+        roles = {"upscaler": ("upscaler",), "joint": ("joint",), "two_step": ("colorizer", "upscaler")}.get(kind,
+                                                                                                         ("colorizer",))
+        recipe.check(cfg, roles, adversarial=adversarial(row))
+        rows.append((row, cfg, stores[str(pairs)]))
+    return rows
+
+
+def adversarial(row: dict) -> bool:
+    """Whether a row runs the adversarial phase: its ``adversarial`` key, else true except for upscalers."""
+    return bool(row.get("adversarial", row.get("kind", "colorizer") != "upscaler"))

@@ -94,11 +94,13 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
                 vgg_weights_path(name, cfg.train.vgg_weights or None)
 
 
-def _phase_config(cfg: Config, opt: OptimConfig, **extra) -> PhaseConfig:
+def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) -> PhaseConfig:
+    from huescale.distributed import use_bf16
+
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
-                       losses=dict(opt.losses), **extra)
+                       bf16=use_bf16(cfg.runtime.amp, device), losses=dict(opt.losses), **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",
@@ -150,7 +152,7 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
     else:
         loop = {}
     objective = GeneratorObjective(opt.losses, LossContext(task, cfg.train.vgg_weights), f"{where}.losses")
-    phase_cfg = _phase_config(cfg, opt, extra=extra, **loop)
+    phase_cfg = _phase_config(cfg, opt, device, extra=extra, **loop)
     netG = netG.to(device)
     netD = netD.to(device) if netD is not None else None
     if phase_cfg.channels_last:

@@ -138,6 +138,72 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
     return Markup("".join(parts))
 
 
+def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, width: int = 460, height: int = 300,
+                hline: float | None = None) -> Markup:
+    """An inline SVG scatter plot: each point ``{"label", "x", "y", "kind"}`` (``kind``: ``model``, ``baseline``,
+    ``truth`` or ``row`` picks the marker colour), labelled beside its marker; ``hline`` draws a dashed target
+    line (e.g. colourfulness ratio 0.75). Labels are escaped; no scripts."""
+    esc = html.escape
+    pts = [p for p in points if p.get("x") is not None and p.get("y") is not None
+           and math.isfinite(p["x"]) and math.isfinite(p["y"])]
+    if not pts:
+        return Markup(f'<svg width="{width}" height="{height}" role="img"><text x="10" y="20">{esc(title)}: no data</text></svg>')
+    pad_l, pad_r, pad_t, pad_b = 56, 150, 26, 38
+    xs, ys = [p["x"] for p in pts], [p["y"] for p in pts] + ([hline] if hline is not None else [])
+    x0, x1 = 0.0, max(xs) * 1.1 or 1.0
+    y0, y1 = 0.0, max(max(ys) * 1.1, 1.05)
+    sx = lambda v: pad_l + (v - x0) / (x1 - x0) * (width - pad_l - pad_r)  # noqa: E731
+    sy = lambda v: height - pad_b - (v - y0) / (y1 - y0) * (height - pad_t - pad_b)  # noqa: E731
+    colours = {"model": "#1f77b4", "baseline": "#7f7f7f", "truth": "#2ca02c", "row": "#ff7f0e"}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{esc(title)}" class="chart">',
+             f'<text x="{(width - pad_r + pad_l) / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
+             f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width - pad_r}" y2="{height - pad_b}" stroke="#888"/>',
+             f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{height - pad_b}" stroke="#888"/>',
+             f'<text x="{(pad_l + width - pad_r) / 2}" y="{height - 6}" text-anchor="middle" font-size="11">'
+             f'{esc(x_label)}</text>',
+             f'<text x="14" y="{(pad_t + height - pad_b) / 2}" text-anchor="middle" font-size="11" '
+             f'transform="rotate(-90 14 {(pad_t + height - pad_b) / 2})">{esc(y_label)}</text>']
+    for t in range(5):
+        xv, yv = x0 + (x1 - x0) * t / 4, y0 + (y1 - y0) * t / 4
+        parts.append(f'<text x="{sx(xv):.1f}" y="{height - pad_b + 13}" text-anchor="middle" font-size="10">{xv:.3g}</text>')
+        parts.append(f'<text x="{pad_l - 4}" y="{sy(yv) + 4:.1f}" text-anchor="end" font-size="10">{yv:.3g}</text>')
+    if hline is not None:
+        parts.append(f'<line x1="{pad_l}" y1="{sy(hline):.1f}" x2="{width - pad_r}" y2="{sy(hline):.1f}" '
+                     f'stroke="#b3261e" stroke-dasharray="4 3"/><text x="{width - pad_r + 4}" y="{sy(hline) + 4:.1f}" '
+                     f'font-size="10" fill="#b3261e">target {hline:g}</text>')
+    for p in pts:
+        c = colours.get(p.get("kind", "model"), "#1f77b4")
+        parts.append(f'<circle cx="{sx(p["x"]):.1f}" cy="{sy(p["y"]):.1f}" r="5" fill="{c}"/>'
+                     f'<text x="{sx(p["x"]) + 7:.1f}" y="{sy(p["y"]) + 4:.1f}" font-size="10" fill="{c}">'
+                     f'{esc(p["label"])}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def holdout_context(holdout: dict) -> list[dict]:
+    """Per held-out set: its table rows and its colourfulness-vs-Delta-E2000 scatter (the model, the gray
+    baseline at colourfulness 0, the ground truth at ratio 1 and Delta-E 0; dashed: the 0.75 target)."""
+    out = []
+    for name, res in holdout.items():
+        rows, points = [], [{"label": "ground truth", "x": 0.0, "y": 1.0, "kind": "truth"}]
+        for section, size, base_key in (("colorization_64", 64, "gray_baseline"),
+                                        ("two_step_256", 256, "gray_bicubic_baseline")):
+            sec = res.get(section) or {}
+            if not sec:
+                continue
+            m, g = sec["model"], sec[base_key]
+            for label, vals, kind in ((f"model, {size} px", m, "model"), (f"gray, {size} px", g, "baseline")):
+                de_ratio = vals["delta_e2000"] / g["delta_e2000"] if g.get("delta_e2000") else None
+                rows.append({"label": label, "kind": kind, "de_ratio": de_ratio, **vals})
+                points.append({"label": label, "x": vals["delta_e2000"], "y": vals.get("colorfulness_ratio") or 0.0,
+                               "kind": kind})
+        chart = svg_scatter(points, f"{name}: colourfulness vs colour error", "ΔE2000 (lower is better)",
+                            "colourfulness / truth's", hline=0.75)
+        out.append({"name": name, "n": res.get("n", {}), "rows": rows, "chart": chart})
+    return out
+
+
 def run_metadata(device: str, wall_times: dict[str, float] | None = None,
                  parent_run_id: str | None = None) -> dict[str, Any]:
     """The run metadata every report shows: time, git commit, device, MLflow run (with a UI link), wall times.
@@ -173,7 +239,7 @@ def stage_wall_times(metrics_dir: str | Path, stages: tuple[str, ...]) -> dict[s
 
 
 def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, history_dir: str | Path,
-               meta: dict, templates: str | Path, out: str | Path) -> Path:
+               meta: dict, templates: str | Path, out: str | Path, holdout_dir: str | Path | None = None) -> Path:
     """Render the run report (``index.html.j2``): metrics against the baselines and Singh et al.'s Table 7,
     the sample grid (gray input / two-step / gray + bicubic / truth, with zoomed crops), loss curves,
     data counts, run metadata and all params.
@@ -181,7 +247,8 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     Args:
         cfg: the run's :class:`huescale.config.Config`.
         metrics: ``metrics.json``; manifest: the pair store's manifest.
-        samples_dir: ``eval/samples`` (PNG files and ``index.json``); history_dir: the per-epoch CSVs.
+        samples_dir: ``eval/samples`` (PNG files and ``index.json``); history_dir: the per-epoch CSVs;
+        holdout_dir: ``eval/holdout`` (the held-out sets' sample grids), if any.
         meta: :func:`run_metadata`.
 
     Raises:
@@ -193,6 +260,11 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     from huescale.config import to_flat_dict
 
     samples_dir, history_dir = Path(samples_dir), Path(history_dir)
+    holdout_dir = Path(holdout_dir) if holdout_dir is not None else None
+    held_rows = []
+    if holdout_dir is not None and (holdout_dir / "index.json").is_file():
+        for r in json.loads((holdout_dir / "index.json").read_text())["rows"]:
+            held_rows.append({k: (v if k in ("set", "size") else data_uri(holdout_dir / v)) for k, v in r.items()})
     index = samples_dir / "index.json"
     if not index.is_file():
         raise FileNotFoundError(f"{index}: not found; run the evaluate stage first (dvc repro evaluate)")
@@ -223,6 +295,7 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
             else ", ".join(Path(f).name for f in cfg.data.folders)}
     return render(templates, "index.html.j2", out, page="index.html", metrics=metrics, manifest=manifest,
                   samples=samples, charts=charts, warnings=warnings, meta=meta,
+                  holdout=holdout_context(metrics.get("holdout") or {}), holdout_samples=held_rows,
                   params=sorted(to_flat_dict(cfg).items()),
                   reference=reference.SINGH_TABLE7, brescia=reference.BRESCIA_SSIM_EXAMPLES)
 
@@ -238,6 +311,32 @@ def benchmark_report(result: dict, samples_dir: str | Path, labels: dict[str, st
     return render(templates, "benchmark.html.j2", out, page="benchmark.html", result=result, meta=meta,
                   params=[], method_labels=labels, per_image_csv=str(per_image_csv),
                   **benchmark_context(result, samples_dir))
+
+
+def ablation_holdout(summary: dict) -> list[dict]:
+    """Per held-out set: every colorizing row's held-out scores beside the gray baseline of its size, and the
+    colourfulness-vs-Delta-E2000 scatter of all of them (ground truth at ratio 1, Delta-E 0)."""
+    out = []
+    for name, base in (summary.get("holdout_baselines") or {}).items():
+        rows, points = [], [{"label": "ground truth", "x": 0.0, "y": 1.0, "kind": "truth"}]
+        for kind, label in (("colorizer", "gray, 64 px"), ("two_step", "gray + bicubic, 256 px")):
+            if base.get(kind, {}).get("n_test"):
+                rows.append({"label": label, "kind": "baseline", **base[kind]})
+                points.append({"label": label, "x": base[kind]["delta_e2000"], "y": 0.0, "kind": "baseline"})
+        for r in summary["rows"]:
+            m = (r.get("holdout") or {}).get(name)
+            if not m or not m.get("n_test"):
+                continue
+            gray = base.get("colorizer" if r["kind"] == "colorizer" else "two_step", {})
+            de = m["delta_e2000"] / gray["delta_e2000"] if gray.get("delta_e2000") else None
+            size = 64 if r["kind"] == "colorizer" else 256
+            rows.append({"label": f"{r['name']} ({size} px)", "kind": "row", "de_ratio": de, **m})
+            points.append({"label": r["name"], "x": m["delta_e2000"], "y": m.get("colorfulness_ratio") or 0.0,
+                           "kind": "row"})
+        chart = svg_scatter(points, f"{name}: colourfulness vs colour error", "ΔE2000 (lower is better)",
+                            "colourfulness / truth's", width=620, height=340, hline=0.75)
+        out.append({"name": name, "rows": rows, "chart": chart})
+    return out
 
 
 def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Path:
@@ -272,7 +371,8 @@ def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Pa
     meta = run_metadata(summary.get("device", "?"), {r["name"]: r.get("wall_s", 0.0) for r in summary["rows"]},
                         summary.get("parent_run_id"))
     return render(templates, "ablations.html.j2", out, page="ablations.html", summary=summary, rows=rows,
-                  charts=charts, meta=meta, params=[], table7=reference.SINGH_TABLE7,
+                  charts=charts, meta=meta, params=[], holdout=ablation_holdout(summary),
+                  table7=reference.SINGH_TABLE7,
                   brescia=reference.BRESCIA_SSIM_EXAMPLES)
 
 

@@ -94,6 +94,7 @@ class PhaseConfig:
     num_workers: int = 0
     channels_last: bool = False  # NHWC memory format for the conv nets
     compile: bool = False  # torch.compile the forward passes
+    bf16: bool = False  # bf16 autocast of the forward passes (runtime.amp resolved for the device)
     flip: bool = True
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
@@ -155,7 +156,7 @@ class Trainer:
         self.adversarial = self.netD is not None
         if self.adversarial and self.criterionGAN is None:
             raise ValueError("adversarial training needs a GAN loss (recipe.gan)")
-        self.amp = self.device.type == "cuda"
+        self.amp = self.cfg.bf16
         self.epoch, self.step, self.best_val = 0, 0, math.inf
         self.best_state: dict[str, torch.Tensor] | None = None  # best-validation weights, also kept in the state
         self.history: list[EpochRecord] = []
@@ -285,7 +286,8 @@ class Trainer:
 
     def validate(self, val_set: Dataset) -> float:
         """Mean L1 of the generator on the validation set (network units); lower is better."""
-        val = mean_l1(self.netG, self.task, val_set, self.device, max(self.cfg.batch_size, 32), self.cfg.num_workers)
+        val = mean_l1(self.netG, self.task, val_set, self.device, max(self.cfg.batch_size, 32), self.cfg.num_workers,
+                      self.amp)
         self.netG.train()
         return val
 
@@ -364,10 +366,10 @@ class Trainer:
 
 @torch.no_grad()
 def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device | str = "cpu",
-            batch_size: int = 32, num_workers: int = 0) -> float:
+            batch_size: int = 32, num_workers: int = 0, bf16: bool = False) -> float:
     """Mean L1 of ``net`` over ``dataset`` (network units, lower is better); the validation metric.
 
-    Leaves ``net`` in eval mode. bf16 autocast on CUDA, as in training.
+    Leaves ``net`` in eval mode; ``bf16``: autocast as in training.
     """
     device = torch.device(device)
     net = net.to(device).eval()
@@ -375,7 +377,7 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             multiprocessing_context=_worker_context(num_workers)):
         x, y = task.prepare(tuple(b.to(device) for b in batch))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = net(x)
         total += l1_loss(pred, y).item() * x.shape[0]
         count += x.shape[0]

@@ -79,8 +79,9 @@ class FolderSource:
 
     name = "folder"
 
-    def __init__(self, folders: list[str | Path]):
+    def __init__(self, folders: list[str | Path], param: str = "data.folders"):
         self.folders = [Path(f).expanduser() for f in folders]
+        self.param = param  # the params key that names the folders (for the error message)
 
     def fetch(self) -> None:
         """Check the folders exist.
@@ -90,7 +91,7 @@ class FolderSource:
         """
         for f in self.folders:
             if not f.is_dir():
-                raise FileNotFoundError(f"data.folders: {f} is not a directory; fix the path in params.yaml")
+                raise FileNotFoundError(f"{self.param}: {f} is not a directory; fix the path in params.yaml")
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
         """Image files under each folder; keys are ``<folder name>/<relative path>``."""

@@ -17,7 +17,9 @@ from pathlib import Path
 STAGES = ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "ablate_row", "report")
 
 LISTING = Path("data/raw.json")
+HOLDOUT_LISTINGS = Path("data/holdout")  # <set>.json: the listing of each held-out set (data.holdout)
 PAIRS = Path("data/pairs")
+HOLDOUT_PAIRS = Path("data/holdout_pairs")  # <set>/: a pair store (split test) of each held-out set
 MODELS = Path("models")
 COLORIZER_PRE = MODELS / "colorizer_pretrained.pt"
 UPSCALER = MODELS / "upscaler.pt"
@@ -27,6 +29,7 @@ METRICS = Path("metrics")
 STATE = Path(".huescale/state")
 EVAL_METRICS = Path("metrics.json")
 SAMPLES = Path("eval/samples")
+HOLDOUT_SAMPLES = Path("eval/holdout")  # sample grids of the held-out sets (PNG + index.json)
 PER_IMAGE = Path("eval/per_image.csv")
 REPORT = Path("reports/index.html")
 BENCH_SAMPLES = Path("eval/benchmark")

@@ -20,7 +20,7 @@ def run(cfg: Config) -> dict:
 
     from huescale import ablation, tracking
     from huescale.config import ConfigError
-    from huescale.grid import load_grid
+    from huescale.grid import check_rows, load_grid
 
     a = cfg.ablation
     if a.row < 0 or not a.grid:
@@ -28,7 +28,7 @@ def run(cfg: Config) -> dict:
     grid = load_grid(a.grid)
     if a.row >= len(grid["rows"]):
         raise ConfigError(f"ablation.row={a.row}: the grid {a.grid} has {len(grid['rows'])} rows")
-    rows = ablation.check_rows(grid)
+    rows = check_rows(grid)
     row, row_cfg, store = rows[a.row]
     tracking.setup(row_cfg)
     with tracking.grid_run(grid["name"], a.grid, os.environ.get("HUESCALE_PARENT_RUN_ID")):

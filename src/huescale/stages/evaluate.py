@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import COLORIZER, EVAL_METRICS, PAIRS, PER_IMAGE, SAMPLES, UPSCALER
+from huescale.stages import (COLORIZER, EVAL_METRICS, HOLDOUT_PAIRS, HOLDOUT_SAMPLES, PAIRS, PER_IMAGE, SAMPLES,
+                             UPSCALER)
 
 
 def run(cfg: Config) -> dict:
-    """Write ``metrics.json`` (docs/architecture.md), ``eval/per_image.csv`` and the sample grid ``eval/samples``.
+    """Write ``metrics.json`` (test split and held-out sets; docs/architecture.md), ``eval/per_image.csv``, the
+    sample grid ``eval/samples`` and the held-out sample grids ``eval/holdout``.
 
     Raises:
         huescale.checkpoint.CheckpointError: a model checkpoint is missing (names the stage to run).
@@ -33,6 +35,14 @@ def run(cfg: Config) -> dict:
                      "colorizer_batch1": ev.measure_fps(colorizer, (1, lr, lr), dev, 1),
                      "colorizer_batch64": ev.measure_fps(colorizer, (1, lr, lr), dev, 64, 1, 2),
                      "upscaler_batch1": ev.measure_fps(upscaler, (1, lr, lr), dev, 1)}
+    result["holdout"], rows = {}, []
+    for name in cfg.data.holdout:
+        held, held_images = ev.score_holdout(PairStore(HOLDOUT_PAIRS / name), colorizer, upscaler, dev,
+                                             cfg.evaluate.epsilon, cfg.data.scale, cfg.evaluate.batch_size)
+        result["holdout"][name] = held
+        rows += ev.save_holdout_samples(held_images, HOLDOUT_SAMPLES, name, cfg.evaluate.holdout_rows)
+    HOLDOUT_SAMPLES.mkdir(parents=True, exist_ok=True)
+    write_json({"rows": rows}, HOLDOUT_SAMPLES / "index.json")
     result = ev.finite_or_none(result)
     write_json(result, EVAL_METRICS)
     ev.write_per_image_csv(per_image, store, PER_IMAGE)

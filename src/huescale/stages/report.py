@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import (BENCH_CSV, BENCH_METRICS, BENCH_REPORT, BENCH_SAMPLES, EVAL_METRICS, METRICS, PAIRS,
-                             REPORT, SAMPLES, STAGES, TEMPLATES)
+from huescale.stages import (BENCH_CSV, BENCH_METRICS, BENCH_REPORT, BENCH_SAMPLES, EVAL_METRICS, HOLDOUT_SAMPLES,
+                             METRICS, PAIRS, REPORT, SAMPLES, STAGES, TEMPLATES)
 
 
 def run(cfg: Config) -> dict:
@@ -22,7 +22,7 @@ def run(cfg: Config) -> dict:
     metrics = json.loads(EVAL_METRICS.read_text())
     manifest = json.loads((PAIRS / "manifest.json").read_text())
     meta = report.run_metadata(metrics.get("fps", {}).get("device", "?"), report.stage_wall_times(METRICS, STAGES))
-    report.run_report(cfg, metrics, manifest, SAMPLES, METRICS, meta, TEMPLATES, REPORT)
+    report.run_report(cfg, metrics, manifest, SAMPLES, METRICS, meta, TEMPLATES, REPORT, HOLDOUT_SAMPLES)
     tracking.log_artifact(REPORT, "report")
     if BENCH_METRICS.is_file():
         result = json.loads(BENCH_METRICS.read_text())
