@@ -150,6 +150,8 @@ def child(n: int, workers: int) -> None:
     others = {pid: v for pid, v in seen.items() if pid != me}
     cpu = final[1] - cpu0 + sum(v[1] for v in others.values())  # forkserver + workers: all their CPU is ours
     out["cpu_s"] = round(cpu, 2)
+    out["cpu_main_s"] = round(final[1] - cpu0, 2)  # the main process (includes this poller thread)
+    out["cpu_workers_s"] = round(cpu - (final[1] - cpu0), 2)  # forkserver + pool workers
     out["cpu_ms_per_img"] = round(cpu / out["images"] * 1e3, 2)
     out["img_s_if_2_free_cores"] = round(2 / (cpu / out["images"]), 1)
     out["peak_rss_main_mib"] = round(max(final[0], seen.get(me, (0, 0))[0]) / 1024, 1)
