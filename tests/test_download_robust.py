@@ -254,3 +254,16 @@ def loopback_srv():
     srv = LoopbackServer()
     yield srv
     srv.close()
+
+
+def test_truncated_archive_fails_with_a_clear_message_not_a_bare_eoferror(archive, tmp_path):
+    """What a truncated download used to become (EOFError deep in tarfile): now named, with what to do."""
+    from huescale.data.download import archive_members
+
+    bad = tmp_path / "imagenette2-320.tgz"
+    bad.write_bytes(archive[: len(archive) * 6 // 10])
+    for call in (lambda: extract(bad, tmp_path / "out"), lambda: archive_members(bad)):
+        with pytest.raises(DownloadError, match="corrupt or truncated") as e:
+            call()
+        assert str(bad) in str(e.value) and "delete it" in str(e.value)
+    assert not (tmp_path / "out").exists()

@@ -38,12 +38,14 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tqdm.auto import tqdm
 
-from huescale.atomic import atomic_open, clean_stale_in, clean_stale_tmp, commit, file_lock, fsync_file, tmp_path, write_text
+from huescale.atomic import (atomic_open, clean_stale_in, clean_stale_tmp, commit, file_lock, fsync_file, tmp_path,
+                             write_text)
 from huescale.redact import redact, url_identity
 
 OFFLINE_HINT = (
@@ -311,15 +313,30 @@ def _zip_is_link(info: zipfile.ZipInfo) -> bool:
     return (info.external_attr >> 16) & 0o170000 == 0o120000
 
 
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, ValueError)
+
+
+def _corrupt(archive: Path, exc: BaseException) -> DownloadError:
+    return DownloadError(f"{archive}: corrupt or truncated archive ({type(exc).__name__}: {exc}); delete it and run "
+                         "the stage again to download it anew")
+
+
 def archive_listing(archive: str | Path) -> dict[str, int]:
     """Regular-file members of a zip or tar archive -> their declared (uncompressed) size in bytes,
     in archive order; every member is checked safe.
 
     Raises:
         DownloadError: any member is absolute, contains ``..``, is a link or a device (the whole
-            archive is refused), or the file is not a tar/zip archive.
+            archive is refused), the file is not a tar/zip archive, or it is corrupt/truncated.
     """
     archive = Path(archive)
+    try:
+        return _archive_listing(archive)
+    except _CORRUPT as exc:
+        raise _corrupt(archive, exc) from None
+
+
+def _archive_listing(archive: Path) -> dict[str, int]:
     root = Path("/nonexistent-huescale-root")
     sizes: dict[str, int] = {}
     if zipfile.is_zipfile(archive):
@@ -439,6 +456,15 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
         with atomic_open(out, "wb", clean=False) as f:  # one sweep below, not one scan of dest per member
             _copy_limited(stream, f, declared, name, archive, budget)
 
+    try:
+        _extract_todo(archive, dest, todo, budget, write, max_ratio, max_bytes, progress)
+    except _CORRUPT as exc:
+        raise _corrupt(archive, exc) from None
+    return len(todo)
+
+
+def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list[int], write, max_ratio: float,
+                  max_bytes: int, progress: bool) -> None:
     bar = tqdm(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
     with bar:
         if zipfile.is_zipfile(archive):
@@ -482,7 +508,6 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
                     raise DownloadError(f"{archive}: member {next(iter(left))!r} not found; delete the archive")
         else:
             raise DownloadError(f"{archive}: not a tar or zip archive; delete it and run the stage again")
-    return len(todo)
 
 
 def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MAX_EXTRACT_RATIO,
@@ -537,8 +562,10 @@ def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MA
                             out.parent.mkdir(parents=True, exist_ok=True)
                             with tf.extractfile(m) as stream, open(out, "wb") as f:
                                 _copy_limited(stream, f, m.size, m.name, archive, budget)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, _CORRUPT):
+                raise _corrupt(archive, exc) from None
             raise
         old = tmp_path(dest, ".old")
         if dest.exists():
