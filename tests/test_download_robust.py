@@ -267,3 +267,14 @@ def test_truncated_archive_fails_with_a_clear_message_not_a_bare_eoferror(archiv
             call()
         assert str(bad) in str(e.value) and "delete it" in str(e.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_of_the_old_cache_layout_is_adopted_not_downloaded_again(flaky, archive, tmp_path):
+    """Before issue 13 the cache was <cache>/downloads/<name>: a copy with the right md5 moves to its URL key."""
+    cache = tmp_path / "cache"
+    (cache / "downloads").mkdir(parents=True)
+    (cache / "downloads" / "imagenette2-320.tgz").write_bytes(archive)
+    flaky.files["/imagenette2-320.tgz"] = archive
+    src = ImagenetteSource(_url(flaky, "imagenette2-320.tgz"), hashlib.md5(archive).hexdigest(), cache, progress=False)
+    assert len(list_images(src)) == 2 * 3 * 4 and flaky.ranges == []  # nothing downloaded
+    assert src.archive.read_bytes() == archive and not (cache / "downloads" / "imagenette2-320.tgz").exists()

@@ -197,7 +197,8 @@ def test_crafted_fid_weights_are_never_unpickled(tmp_path):
 
 
 def test_fid_inception_loaded_safely_equals_pytorch_fids(tmp_path, real_batch):
-    """The random-weights fixture still works, and gives pytorch-fid's own InceptionV3 features exactly."""
+    """The random-weights fixture still works, and our safely loaded network gives pytorch-fid's own
+    InceptionV3 features exactly."""
     from pytorch_fid.inception import InceptionV3
 
     from conftest import save_random_fid_weights
@@ -211,10 +212,9 @@ def test_fid_inception_loaded_safely_equals_pytorch_fids(tmp_path, real_batch):
         theirs = InceptionV3([3]).eval()
     finally:
         torch.hub.set_dir(previous)
-    x = torch.from_numpy(real_batch[:4]).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(real_batch[:2]).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
-        assert torch.equal(ours.model(x)[0], theirs(x)[0])
-    assert np.isfinite(ours(real_batch[:8], real_batch[8:]))
+        assert torch.equal(ours.model(x)[0], theirs(x)[0])  # (the FID value itself: tests/test_metrics.py)
 
 
 def test_redact_masks_credentials_and_signatures():

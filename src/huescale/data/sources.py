@@ -151,6 +151,18 @@ class ArchiveSource:
         write_text(json.dumps({"stamp": stamp, "sizes": sizes}), index)
         return sizes
 
+    def _adopt_legacy_download(self) -> None:
+        """Move an archive from the cache layout before issue 13 (``<cache>/downloads/<name>``, keyed by
+        file name) to its URL-keyed place, if it has this source's checksum: no 18 GB re-download."""
+        legacy = self.cache / "downloads" / self.archive.name
+        if self.archive.exists() or not legacy.is_file() or not (self.md5 or self.sha256):
+            return
+        with file_lock(self.archive, f"download of {self.archive.name}"):
+            if self.archive.exists() or not legacy.is_file():
+                return
+            if all(file_digest(legacy, a) == w.lower() for a, w in (("md5", self.md5), ("sha256", self.sha256)) if w):
+                os.replace(legacy, self.archive)  # same folder tree, same filesystem
+
     def _members(self) -> list[str]:
         """Member names of the archive, in archive order (see :meth:`_listing`)."""
         return list(self._listing())
@@ -163,6 +175,7 @@ class ArchiveSource:
                 decompression bomb (``data.max_extract_ratio`` / ``data.max_extract_bytes``), disk full.
             FileNotFoundError: the archive has no images under ``member_prefix``.
         """
+        self._adopt_legacy_download()
         download(self.url, self.archive, md5=self.md5, sha256=self.sha256, size=self.size, progress=self.progress,
                  param=self.param)
         sizes = self._listing()
