@@ -73,8 +73,8 @@ def _center_square(a: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _bands(in_length: int, out_length: int, channels: int = 1,
-           rows: int = 4) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+def _bands(in_length: int, out_length: int, channels: int = 1, rows: int = 4,
+           dtype: type = np.float64) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
     """:func:`huescale.resize.resize_matrix` cut into bands of ``rows`` output pixels.
 
     Each band is ``(o0, o1, i0, i1, weights)``: outputs ``o0:o1`` depend only on inputs
@@ -83,7 +83,8 @@ def _bands(in_length: int, out_length: int, channels: int = 1,
     right factor for pixel-interleaved columns, ``kron(block.T, I_c)``, and the indices count
     values (pixel x c + channel). Small bands keep each matrix product below OpenBLAS's threading
     threshold (threads fighting over 2 busy cores cost 10-50x) and skip the ~94 % zeros of the
-    full matrix.
+    full matrix. ``dtype``: of the row-pass blocks (float32 only where exact, see
+    :func:`_rows_exact_in_float32`).
     """
     mat = resize_matrix(in_length, out_length)
     bands = []
@@ -93,37 +94,53 @@ def _bands(in_length: int, out_length: int, channels: int = 1,
         i0, i1 = int(nz[0]), int(nz[-1]) + 1
         block = mat[o0:o1, i0:i1]
         if channels == 1:
-            bands.append((o0, o1, i0, i1, np.ascontiguousarray(block)))
+            bands.append((o0, o1, i0, i1, np.ascontiguousarray(block, dtype=dtype)))
         else:
             c = channels
             bands.append((o0 * c, o1 * c, i0 * c, i1 * c, np.ascontiguousarray(np.kron(block.T, np.eye(c)))))
     return tuple(bands)
 
 
+@lru_cache(maxsize=64)
+def _rows_exact_in_float32(in_length: int, out_length: int) -> bool:
+    """Whether the row pass of ``in_length -> out_length`` is exact in float32 on uint8 input: every weight a
+    multiple of 2^-15, so each product and partial sum (< 2^9 in magnitude) fits float32's 24-bit mantissa."""
+    w = resize_matrix(in_length, out_length) * 2.0**15
+    return bool(np.array_equal(w, np.round(w)))
+
+
 def matlab_downscale(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """MATLAB bicubic ``imresize`` of an ``H x W x C`` uint8 image, computed band by band.
 
-    The same weights as :func:`huescale.resize.imresize` (float64, MATLAB's antialiased
-    a = -0.5 kernel, symmetric borders), rows then columns, each pass as a few small
-    matrix products over the non-zero bands of the resize matrices (:func:`_bands`), with
-    no transposes (the column pass multiplies the pixel-interleaved rows from the right):
-    ~5x faster than a gather of the taps.
+    The same weights as :func:`huescale.resize.imresize` (MATLAB's antialiased a = -0.5
+    kernel, symmetric borders), rows then columns, each pass as a few small matrix products
+    over the non-zero bands of the resize matrices (:func:`_bands`), with no transposes (the
+    column pass multiplies the pixel-interleaved rows from the right): ~5x faster than a
+    gather of the taps.
 
     For an integer factor such as the store's 256 -> 64 (x1/4), the weights are dyadic
     rationals (multiples of 2^-12), so every product and sum of uint8 values is exact in
-    float64: the result is bit-identical to ``imresize`` whatever the summation order. For
-    other factors it agrees up to float64 rounding (a value on an exact .5 tie may round
-    the other way), so the store uses it for the x1/4 step only.
+    float64: the result is bit-identical to ``imresize`` whatever the summation order; the
+    row pass is then even exact in float32, which it uses (half the memory traffic). For
+    other factors it agrees up to float64 rounding (a value on an exact .5 tie may round the
+    other way), so the store uses it for the x1/4 step only.
 
     Returns:
         ``size[0] x size[1] x C`` uint8, rounded and clipped like ``imresize``.
     """
     h, w, c = a.shape
     oh, ow = size
-    x = a.reshape(h, w * c).astype(np.float64)
-    y = np.empty((oh, w * c))
-    for o0, o1, i0, i1, m in _bands(h, oh):
-        np.matmul(m, x[i0:i1], out=y[o0:o1])
+    if _rows_exact_in_float32(h, oh):
+        x = a.reshape(h, w * c).astype(np.float32)
+        y = np.empty((oh, w * c), dtype=np.float32)
+        for o0, o1, i0, i1, m in _bands(h, oh, 1, 4, np.float32):
+            np.matmul(m, x[i0:i1], out=y[o0:o1])
+        y = y.astype(np.float64)
+    else:
+        x = a.reshape(h, w * c).astype(np.float64)
+        y = np.empty((oh, w * c))
+        for o0, o1, i0, i1, m in _bands(h, oh):
+            np.matmul(m, x[i0:i1], out=y[o0:o1])
     z = np.empty((oh, ow * c))
     for o0, o1, i0, i1, k in _bands(w, ow, c):
         np.matmul(y[:, i0:i1], k, out=z[:, o0:o1])
