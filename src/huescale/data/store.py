@@ -47,6 +47,8 @@ from huescale.resize import imresize, resize_matrix
 if TYPE_CHECKING:  # the pool workers import this module: keep it light (no tqdm, no download code)
     from huescale.data.sources import ImageRef
 
+Image.init()  # all format plugins once: the forkserver preloads this module, so every pool worker inherits them
+
 TIER_ARRAYS = {"64": ("lr64",), "256": ("lr256", "hr256")}
 
 
