@@ -359,7 +359,6 @@ class FID:
         if self.cache_dir is None:
             return self.statistics(images)
         import hashlib
-        import os
 
         key = hashlib.sha256(f"{images_digest(images)}|{self.weights_id}".encode()).hexdigest()[:32]
         path = self.cache_dir / f"fid_real_{key}.npz"

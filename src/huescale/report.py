@@ -10,7 +10,6 @@ import base64
 import csv
 import html
 import math
-import os
 from pathlib import Path
 from typing import Any
 
