@@ -2,7 +2,8 @@
 
 ``python tests/stage_deps.py`` prints, for every stage of ``dvc.yaml``, the module files its
 ``cmd`` imports (directly or through other huescale modules, at top level or inside
-functions, package ``__init__`` files included): what its ``deps`` must list.
+functions, package ``__init__`` files included): what its ``deps`` must list;
+``python tests/stage_deps.py --write`` puts them into ``dvc.yaml``.
 ``tests/test_stage_deps.py`` fails when ``dvc.yaml`` and this disagree.
 """
 
@@ -86,9 +87,41 @@ def declared_modules(deps: list[str]) -> set[Path]:
     return out
 
 
+def code_deps(entry: Path) -> list[str]:
+    """The code deps of a stage as ``dvc.yaml`` lists them: its entry script, then its module files, a whole
+    package folder when every module of it is imported."""
+    items: set[Path] = set(closure(ROOT / entry))
+    for folder in sorted({p.parent for p in items if p.parent != SRC / "huescale"}):
+        every = {f.relative_to(ROOT) for f in (ROOT / folder).rglob("*.py")}
+        if every <= items:
+            items = (items - every) | {folder}
+    return [str(entry)] + sorted(str(p) for p in items)
+
+
+def write_dvc_yaml() -> None:
+    """Rewrite the code entries of every stage's ``deps`` in ``dvc.yaml`` (comments and the other deps kept)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the file's own style
+    doc = yaml.load((ROOT / "dvc.yaml").read_text())
+    for name, entry in stage_entries().items():
+        deps = doc["stages"][name]["deps"]
+        others = [d for d in deps if not (str(d).startswith("src/huescale") or str(d).startswith("stages/"))]
+        deps.clear()
+        deps.extend(code_deps(entry) + others)
+    with open(ROOT / "dvc.yaml", "w") as f:
+        yaml.dump(doc, f)
+
+
 if __name__ == "__main__":
-    for stage, entry in stage_entries().items():
-        print(f"{stage}:")
-        for p in sorted([entry, *closure(ROOT / entry)]):
-            print(f"  - {p}")
+    if "--write" in sys.argv:
+        write_dvc_yaml()
+        print("dvc.yaml: code deps rewritten")
+    else:
+        for stage, entry in stage_entries().items():
+            print(f"{stage}:")
+            for p in code_deps(entry):
+                print(f"  - {p}")
     sys.exit(0)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from huescale import models
+from huescale.atomic import clean_stale_tmp, commit, tmp_path
 
 
 class CheckpointError(RuntimeError):
@@ -23,29 +24,32 @@ def previous(path: str | Path) -> Path:
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = False) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``.
+    """``torch.save`` to a process-private temp file in the same folder, fsync it, ``os.replace``, fsync the folder.
 
-    A reader never sees a half-written file, even if the process is killed.
-    With ``keep_previous`` the file being replaced is kept as :func:`previous`,
-    a fallback should the new one ever be unreadable.
+    A reader never sees a half-written file, even if the process is killed, and the new file
+    survives a power cut once this returns. With ``keep_previous`` the file being replaced is
+    kept as :func:`previous`, a fallback should the new one ever be unreadable. Temporaries left
+    by killed processes next to ``path`` are removed (:func:`huescale.atomic.clean_stale_tmp`).
 
     Raises:
-        CheckpointError: the file cannot be written (disk full, read-only folder); names
-            the file, and the previous checkpoint is left untouched.
+        CheckpointError: the file cannot be written (disk full, read-only folder); names the
+            file, and the previous checkpoint is left untouched.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_path(path)
+        clean_stale_tmp(path)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         if keep_previous and path.exists():
             os.replace(path, previous(path))
-        os.replace(tmp, path)
+        commit(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}; free disk space or fix permissions") from None
 
 

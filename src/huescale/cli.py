@@ -6,7 +6,7 @@
     huescale losses                                       the loss names of the losses params
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
                      [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
-                     [--format png] [--tile 256] [--device auto]
+                     [--format png] [--tile 256] [--device auto] [--overwrite]
     huescale export-onnx --checkpoint models/colorizer.pt --upscaler models/upscaler.pt --out DIR
                          [--images PHOTO...] [--tolerance 1e-4]
     huescale benchmark-sr HR_DIR... [--lr LR_DIR...] [--upscaler CKPT...] --out DIR
@@ -62,8 +62,8 @@ def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from huescale.data.images import ImageError, read_image
-    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, plan_inputs
     from huescale.distributed import resolve_device
+    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, output_paths, plan_inputs
 
     device = resolve_device(args.device)
     if args.threads:
@@ -75,44 +75,46 @@ def _colorize(args: argparse.Namespace) -> int:
         fmt = "." + args.format.lower().lstrip(".")
         if fmt not in WRITABLE_FORMATS:
             raise ValueError(f"--format {args.format}: use one of {', '.join(sorted(WRITABLE_FORMATS))}")
-    plan, failed, written, seen = [], 0, 0, set()
+    plan, failed, skipped, written, seen = [], 0, 0, 0, set()
     for item in args.inputs:  # an input that matches nothing is reported; the others go on
         try:
             plan += [pair for pair in plan_inputs([item]) if pair[0] not in seen and not seen.add(pair[0])]
         except FileNotFoundError as exc:
             print(f"huescale colorize: failed: {exc}", file=sys.stderr)
             failed += 1
-    out = Path(args.out)
-    single_file = out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
-    if single_file and len(plan) > 1:
-        raise ValueError(f"--out {out} names one file but {len(plan)} images were given; pass a folder")
+    # every output checked before anything runs: never an input, never inside an input folder, one input each
+    jobs = output_paths(plan, Path(args.out), fmt, [i for i in args.inputs if Path(i).is_dir()])
     with tempfile.TemporaryDirectory(prefix="huescale-model-") as tmp:
         model, upscaler = _load_models(args, device, tmp)
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
                     tile=args.tile, margin=args.margin, joint=args.pipeline == "joint")
-    bar = tqdm(plan, desc="colorize", unit="img")
-    for f, rel in bar:
+    bar = tqdm(jobs, desc="colorize", unit="img")
+    for f, dest in bar:
         bar.set_postfix_str(f.name)
-        if single_file:
-            dest = out
-        else:
-            keep = rel.suffix.lower() if rel.suffix.lower() in WRITABLE_FORMATS else ".png"
-            dest = out / rel.with_suffix(fmt or keep)
+        if dest.exists() and not args.overwrite:
+            tqdm.write(f"huescale colorize: skipped: {dest} exists (output of {f}); pass --overwrite to replace it",
+                       file=sys.stderr)
+            skipped += 1
+            continue
         try:
             rgb = read_image(f, max_pixels=args.max_pixels)
             n = run.n_tiles(*rgb.shape[:2])
             with tqdm(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
-                colorize_to_file(run, rgb, dest, tiles.update)
+                colorize_to_file(run, rgb, dest, tiles.update, overwrite=args.overwrite)
             del rgb
             written += 1
+        except FileExistsError:  # created by someone else while this one was colorized
+            tqdm.write(f"huescale colorize: skipped: {dest} appeared meanwhile (output of {f}); pass --overwrite "
+                       "to replace it", file=sys.stderr)
+            skipped += 1
         except (ImageError, ValueError, OSError, RuntimeError, MemoryError) as exc:
             msg = str(exc) if str(f) in str(exc) else f"{f}: {type(exc).__name__}: {exc}"
             tqdm.write(f"huescale colorize: failed: {msg}", file=sys.stderr)
             failed += 1
-    if failed:
-        print(f"huescale colorize: {failed} input(s) failed (named above); {written} written",
+    if failed or skipped:
+        print(f"huescale colorize: {failed} input(s) failed, {skipped} skipped (named above); {written} written",
               file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or skipped else 0
 
 
 def _set_name(folder: Path) -> str:
@@ -284,6 +286,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="tile overlap in input pixels (default: upscaler receptive field + 4)")
     co.add_argument("--model-size", type=int, default=64, help="the colour model's input side (its training size)")
     co.add_argument("--max-pixels", type=int, default=64_000_000, help="largest input accepted, in pixels")
+    co.add_argument("--overwrite", action="store_true",
+                    help="replace output files that exist (default: skip them and exit non-zero)")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     co.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ex = sub.add_parser("export-onnx", help="export the colorizer and upscaler to ONNX, checked with onnxruntime")

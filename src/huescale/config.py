@@ -105,6 +105,8 @@ class DataConfig:
     # held-out photographs that training never reads: set name -> folder (scored by evaluate, never trained on)
     holdout: dict[str, str] = field(default_factory=dict)
     holdout_images: int = 500  # usable images taken from each held-out set (seeded, stable subset)
+    max_extract_ratio: float = 200.0  # refuse archives declaring more than this x their size (decompression bombs)
+    max_extract_bytes: int = 100_000_000_000  # refuse extracting more than this many bytes from one archive
 
     @property
     def lr_size(self) -> int:
@@ -327,6 +329,9 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
     if d.n_images < 1 or d.shard_size < 1:
         raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
+    if not d.max_extract_ratio >= 1 or d.max_extract_bytes < 1:
+        raise ConfigError(f"{src}: data.max_extract_ratio must be >= 1 (uncompressed / archive size) and "
+                          f"data.max_extract_bytes >= 1, got {d.max_extract_ratio} and {d.max_extract_bytes}")
     t = cfg.train
     if t.gan_mode not in GAN_MODES:
         raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
@@ -371,6 +376,14 @@ def _validate_sources(d: DataConfig, src: str) -> None:
     for name, h in (("data", d), ("data.test_source", d.test_source)):
         if h.source == "hf" and not d.hf.name:
             raise ConfigError(f"{src}: {name}.source=hf needs data.hf.name (a hub name, parquet or imagefolder)")
+    used = {d.source, d.test_source.source}
+    if "imagenette" in used and d.imagenette.url and not d.imagenette.md5:
+        raise ConfigError(f"{src}: data.imagenette.url is set without data.imagenette.md5: set data.imagenette.md5 "
+                          "to the archive's md5 (md5sum FILE on a good copy); an archive that cannot be verified "
+                          "is never installed")
+    if "voc" in used and not d.voc.md5:
+        raise ConfigError(f"{src}: data.voc.md5 is empty: set it to the md5 of the archive at data.voc.url "
+                          "(the official one is 6cd6e144f989b92b3379bac3b3de84fd)")
     t = d.test_source
     if t.source != "none" and t.source not in SOURCES:
         raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, got {t.source!r}")

@@ -307,26 +307,87 @@ def output_format(path: str | Path) -> str:
     return WRITABLE_FORMATS[suffix]
 
 
-def save_image_atomic(image, path: str | Path) -> None:
-    """Save a Pillow image to ``path`` (format from the extension) via a temp file and ``os.replace``.
+def output_paths(plan: list[tuple[Path, Path]], out: str | Path, fmt: str | None = None,
+                 input_dirs: list[str | Path] = ()) -> list[tuple[Path, Path]]:
+    """Where ``huescale colorize`` writes each input: ``(input file, output file)``, checked so that no
+    photograph is ever overwritten or lost.
+
+    ``out`` is a folder (each input goes to ``out / <its relative path>``, with the extension
+    ``fmt`` or its own when writable, else ``.png``) or, for a single input, a file.
+
+    Args:
+        plan: ``(image file, relative output path)`` from :func:`plan_inputs`.
+        out: the ``--out`` folder or file.
+        fmt: ``--format`` as an extension (``".png"``), or None.
+        input_dirs: the folders given as inputs (``--out`` must not lie inside one).
+
+    Returns:
+        The ``(input, output)`` pairs in plan order.
+
+    Raises:
+        ValueError: ``out`` names one file but several images were given; ``out`` lies inside an
+            input folder; an output would be an input file (itself or another one); two inputs
+            map to one output (both named).
+    """
+    out = Path(out)
+    single_file = out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
+    if single_file and len(plan) > 1:
+        raise ValueError(f"--out {out} names one file but {len(plan)} images were given; pass a folder")
+    out_r = out.resolve()
+    for d in input_dirs:
+        if out_r == Path(d).resolve() or out_r.is_relative_to(Path(d).resolve()):
+            raise ValueError(f"--out {out} lies inside the input folder {d}: the results would overwrite or mix "
+                             "with the photographs; pass an --out outside it")
+    inputs = {f.resolve(): f for f, _ in plan}
+    taken: dict[Path, Path] = {}
+    pairs = []
+    for f, rel in plan:
+        if single_file:
+            dest = out
+        else:
+            keep = rel.suffix.lower() if rel.suffix.lower() in WRITABLE_FORMATS else ".png"
+            dest = out / rel.with_suffix(fmt or keep)
+        key = dest.resolve()
+        if key in inputs:
+            raise ValueError(f"{dest} is the input {inputs[key]}: colorizing would replace the photograph; "
+                             "pass another --out (or --format)")
+        if key in taken:
+            raise ValueError(f"{taken[key]} and {f} would both be written to {dest}; colorize them into "
+                             "different --out folders, pass their folder instead of the files, or rename one")
+        taken[key] = f
+        pairs.append((f, dest))
+    return pairs
+
+
+def save_image_atomic(image, path: str | Path, overwrite: bool = True) -> None:
+    """Save a Pillow image to ``path`` (format from the extension) via a process-private temp file,
+    fsync and ``os.replace`` (:func:`huescale.atomic.atomic_path`).
 
     JPEG and WebP are written at quality 95. A reader never sees a partial file.
 
+    Args:
+        image: the Pillow image.
+        path: the output file.
+        overwrite: replace an existing ``path``; False never replaces one (not even one another
+            process creates meanwhile).
+
     Raises:
+        FileExistsError: ``overwrite`` is False and ``path`` exists.
         ValueError: unsupported extension, or an image the format cannot hold (e.g. WebP
             over 16383 px); names the file.
         OSError: the folder is not writable / the disk is full (temp file removed).
     """
+    from huescale.atomic import atomic_path
+
     path = Path(path)
     fmt = output_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:
-        image.save(tmp, format=fmt, **opts)
-        os.replace(tmp, path)
+        with atomic_path(path, replace=overwrite) as tmp:
+            image.save(tmp, format=fmt, **opts)
+    except FileExistsError:
+        raise
     except (OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise  # a filesystem error (permissions, disk full): its message names the file
         raise ValueError(f"{path}: {fmt} cannot hold a {image.width}x{image.height} image ({exc}); "
@@ -346,18 +407,23 @@ class PNGBandWriter:
         path: the ``.png`` to write.
         width, height: image size in pixels.
         level: zlib compression level (6, Pillow's default).
+        overwrite: replace an existing ``path`` on :meth:`close`; False never replaces one.
 
     Raises:
         ValueError: on :meth:`close` if fewer or more than ``height`` rows were written.
+        FileExistsError: on :meth:`close`, ``overwrite`` is False and ``path`` exists.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, level: int = 6):
+    def __init__(self, path: str | Path, width: int, height: int, level: int = 6, overwrite: bool = True):
         import zlib
+
+        from huescale.atomic import clean_stale_tmp, tmp_path
 
         self.path = Path(path)
         self.width, self.height, self.rows = width, height, 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.overwrite = overwrite
+        self.tmp = tmp_path(self.path)
+        clean_stale_tmp(self.path)
         self._f = open(self.tmp, "wb")
         self._z = zlib.compressobj(level)
         self._prev = np.zeros((1, width, 3), dtype=np.uint8)
@@ -402,7 +468,9 @@ class PNGBandWriter:
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
-            os.replace(self.tmp, self.path)
+            from huescale.atomic import commit
+
+            commit(self.tmp, self.path, self.overwrite)  # os.replace (or a no-replace link) + fsync of the folder
         finally:
             self.abort()
 
@@ -423,28 +491,38 @@ class PNGBandWriter:
 
 
 def colorize_to_file(run: Colorizer, rgb: np.ndarray, path: str | Path,
-                     progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-    """Colorize ``rgb`` with ``run`` and write it to ``path`` atomically; format from the extension.
+                     progress: Callable[[int], None] | None = None, overwrite: bool = True) -> tuple[int, int]:
+    """Colorize ``rgb`` with ``run`` and write it to ``path`` atomically and durably; format from the extension.
 
     PNG is streamed band by band (:class:`PNGBandWriter`): memory stays one band
     of tiles whatever the output size. Other formats go through a Pillow image of
     the whole output (4 bytes a pixel) and :func:`save_image_atomic`.
 
+    Args:
+        run: the colorizer.
+        rgb: ``H x W x 3`` uint8 input.
+        path: output file.
+        progress: called with the number of tiles done.
+        overwrite: replace an existing ``path``; False never replaces one.
+
     Returns:
         The output size ``(height, width)``.
 
     Raises:
+        FileExistsError: ``overwrite`` is False and ``path`` exists (nothing written).
         ValueError: an unsupported extension or a size the format cannot hold (names the file).
         OSError: the file cannot be written.
     """
     fmt = output_format(path)
+    if not overwrite and Path(path).exists():
+        raise FileExistsError(f"{path} exists; not replaced")
     if fmt != "PNG":
         image = run.to_image(rgb, progress)
-        save_image_atomic(image, path)
+        save_image_atomic(image, path, overwrite)
         return image.height, image.width
     h, w = rgb.shape[0] * run.scale, rgb.shape[1] * run.scale
     band: dict[str, np.ndarray] = {}
-    with PNGBandWriter(path, w, h) as png:
+    with PNGBandWriter(path, w, h, overwrite=overwrite) as png:
         def put(y: int, x: int, tile: np.ndarray) -> None:
             if x == 0:
                 band["rows"] = np.empty((tile.shape[0], w, 3), dtype=np.uint8)
@@ -471,6 +549,7 @@ def load_champion(tracking_uri: str, dst: str | Path, name: str = "huescale-colo
     from mlflow.artifacts import download_artifacts
 
     from huescale import tracking
+    from huescale.redact import redact
 
     prefix = "sqlite:///"
     if tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).is_file():
@@ -482,7 +561,7 @@ def load_champion(tracking_uri: str, dst: str | Path, name: str = "huescale-colo
     mlflow.set_tracking_uri(tracking_uri)
     mv = tracking.champion(name)
     if mv is None:
-        raise LookupError(f"no MLflow model {name!r} with alias 'champion' at {tracking_uri}; run the retrain "
+        raise LookupError(f"no MLflow model {name!r} with alias 'champion' at {redact(tracking_uri)}; run the retrain "
                           "flow (python flows/retrain.py run) to register one, or pass --checkpoint")
     local = Path(download_artifacts(artifact_uri=mv.source, dst_path=str(dst)))
     wanted = (mv.tags or {}).get("checkpoint")

@@ -281,6 +281,77 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
 
 
+class FIDWeightsError(RuntimeError):
+    """The FID Inception weights file is not a plain state dict of tensors (or not the FID Inception's);
+    names the file."""
+
+
+def fid_inception(weights: str | Path):
+    """pytorch-fid's ``InceptionV3`` (pool3, 2048-d output) with weights loaded safely from ``weights``.
+
+    pytorch-fid's own loader (``fid_inception_v3`` -> ``load_state_dict_from_url``) unpickles the
+    file with ``weights_only=False``, which runs any code a crafted file carries. Here the FID
+    Inception is built without it (the same modules: torchvision's Inception-v3 with
+    pytorch-fid's FID blocks) and the file is read with ``torch.load(weights_only=True)``, which
+    accepts only tensors and plain containers.
+
+    Args:
+        weights: ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid's release) or a file of
+            the same state dict.
+
+    Returns:
+        An ``InceptionV3`` module (eval mode, no gradients): ``N x 3 x H x W`` float in [0, 1] ->
+        ``[N x 2048 x 1 x 1]``.
+
+    Raises:
+        FIDWeightsError: the file is not loadable as weights only (e.g. a pickle with code in it),
+            not a dict of tensors, or its keys/shapes do not match the FID Inception.
+    """
+    import torch
+    from pytorch_fid import inception as I
+    from torch import nn
+
+    path = Path(weights)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ... for a bad file
+        raise FIDWeightsError(f"{path}: not a plain PyTorch state dict of tensors ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]}); it was not executed. Replace it with "
+                              f"{FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FIDWeightsError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}; "
+                              f"use {FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)")
+    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)  # as pytorch-fid's fid_inception_v3
+    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = I.FIDInceptionE_1(1280)
+    net.Mixed_7c = I.FIDInceptionE_2(2048)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise FIDWeightsError(f"{path}: not the FID Inception's weights ({str(exc).splitlines()[0][:200]}); "
+                              f"use {FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)") from None
+    model = I.InceptionV3.__new__(I.InceptionV3)  # pytorch-fid's forward, without its weight loader
+    nn.Module.__init__(model)
+    model.resize_input, model.normalize_input = True, True
+    model.output_blocks, model.last_needed_block = [3], 3
+    model.blocks = nn.ModuleList([
+        nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+        nn.Sequential(net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+        nn.Sequential(net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c,
+                      net.Mixed_6d, net.Mixed_6e),
+        nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1))),
+    ])
+    for param in model.parameters():
+        param.requires_grad = False
+    return model.eval()
+
+
 class FID:
     """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; Singh et al., eq. 8).
 
@@ -300,14 +371,13 @@ class FID:
 
     Raises:
         FileNotFoundError: at construction, when the weights file is absent (names it).
+        FIDWeightsError: the weights file is not a plain state dict of the FID Inception (it is
+            never unpickled with code execution; see :func:`fid_inception`).
     """
 
     def __init__(self, device: str = "cpu", batch_size: int = 32, weights: str | Path | None = None,
                  cache_dir: str | Path | None = None):
-        import tempfile
-
         import torch
-        from pytorch_fid.inception import InceptionV3
 
         path = fid_weights_path(weights)
         if not path.is_file():
@@ -317,20 +387,7 @@ class FID:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         st = path.stat()
         self.weights_id = f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
-        block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
-        if weights:  # pytorch-fid loads from the hub cache: point a private hub dir at the file
-            previous = torch.hub.get_dir()
-            with tempfile.TemporaryDirectory(prefix="huescale-fid-") as hub:
-                (Path(hub) / "checkpoints").mkdir()
-                (Path(hub) / "checkpoints" / FID_WEIGHTS_FILE).symlink_to(path.resolve())
-                torch.hub.set_dir(hub)
-                try:
-                    self.model = InceptionV3([block])
-                finally:
-                    torch.hub.set_dir(previous)
-        else:
-            self.model = InceptionV3([block])
-        self.model = self.model.to(self.device).eval()
+        self.model = fid_inception(path).to(self.device).eval()
         self.cache_hits = 0
 
     @staticmethod
@@ -366,7 +423,6 @@ class FID:
         if self.cache_dir is None:
             return self.statistics(images)
         import hashlib
-        import os
 
         key = hashlib.sha256(f"{images_digest(images)}|{self.weights_id}".encode()).hexdigest()[:32]
         path = self.cache_dir / f"fid_real_{key}.npz"
@@ -378,10 +434,10 @@ class FID:
             except (OSError, ValueError, KeyError):
                 path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
         mu, sigma = self.statistics(images)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=mu, sigma=sigma)
-        os.replace(tmp, path)
+        from huescale.atomic import atomic_path
+
+        with atomic_path(path, ".npz") as tmp:  # process-private temporary: concurrent evaluations never collide
+            np.savez(tmp, mu=mu, sigma=sigma)
         return mu, sigma
 
     def __call__(self, generated: np.ndarray, real: np.ndarray) -> float:

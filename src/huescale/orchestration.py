@@ -136,6 +136,7 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     """
     from huescale import tracking
     from huescale.config import load_config
+    from huescale.redact import redact
     from huescale.stages import EVAL_METRICS, REPORT
 
     root = Path(project_dir).resolve()
@@ -158,7 +159,7 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     if (root / REPORT).is_file():
         out["report"] = str(root / REPORT)
         create_link_artifact((root / REPORT).as_uri(), link_text="huescale report", key="huescale-report")
-    create_link_artifact(f"{tracking.resolve_uri(cfg.tracking.uri, root)}#runs/{parent}",
+    create_link_artifact(redact(f"{tracking.resolve_uri(cfg.tracking.uri, root)}#runs/{parent}"),
                          link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
     if promote:
         out["champion"] = promote_champion(str(root), parent)

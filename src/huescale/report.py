@@ -10,7 +10,6 @@ import base64
 import csv
 import html
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -385,11 +384,15 @@ def environment(template_dir: str | Path) -> Environment:
 
 
 def render(template_dir: str | Path, template: str, out: str | Path, **context: Any) -> Path:
-    """Render ``template`` with ``context`` to ``out`` atomically; returns the path."""
+    """Render ``template`` with ``context`` to ``out`` atomically and durably; returns the path.
+
+    Credentials, tokens and signatures in URLs and URIs anywhere in the page (params such as
+    ``tracking.uri`` or a signed ``data.imagenette.url``, MLflow run info) are masked with
+    :func:`huescale.redact.redact` before the file is written. The file goes through
+    :func:`huescale.atomic.write_text` (process-private temporary, fsync, ``os.replace``).
+    """
+    from huescale.atomic import write_text
+    from huescale.redact import redact
+
     text = environment(template_dir).get_template(template).render(**context)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text(redact(text), out)

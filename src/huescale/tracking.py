@@ -123,7 +123,11 @@ def register_champion(checkpoint: str | Path, run_id: str, val_l1: float, name: 
 
 
 def _params_for_mlflow(cfg: Config) -> dict[str, str]:
-    return {k: str(v)[:6000] for k, v in to_flat_dict(cfg).items()}
+    """Flattened params as MLflow param strings, with credentials and URL signatures masked
+    (``tracking.uri`` may hold a database password, ``data.*.url`` a signed URL)."""
+    from huescale.redact import redact
+
+    return {k: redact(v)[:6000] for k, v in to_flat_dict(cfg).items()}
 
 
 @contextlib.contextmanager
@@ -210,11 +214,13 @@ def set_tags(tags: dict[str, Any]) -> None:
 
 
 def active_run_info() -> dict[str, str]:
-    """Run id, parent run id, experiment id and tracking URI of the active run (for reports)."""
+    """Run id, parent run id, experiment id and tracking URI (password masked) of the active run (for reports)."""
     import mlflow
+
+    from huescale.redact import redact
 
     run = mlflow.active_run()
     if run is None:
         return {}
     return {"run_id": run.info.run_id, "parent_run_id": run.data.tags.get("mlflow.parentRunId", ""),
-            "experiment_id": run.info.experiment_id, "tracking_uri": mlflow.get_tracking_uri()}
+            "experiment_id": run.info.experiment_id, "tracking_uri": redact(mlflow.get_tracking_uri())}

@@ -386,13 +386,11 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
 
 def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:
     """Per-epoch values as CSV (columns ``epoch, step, <loss names>``) for ``dvc plots`` and the report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from huescale.atomic import atomic_open
+
     keys = sorted({k for r in history for k in r.values})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:  # process-private temporary, fsync, os.replace
         w = csv.writer(f)
         w.writerow(["epoch", "step", *keys])
         for r in history:
             w.writerow([r.epoch, r.step, *[f"{r.values.get(k, float('nan')):.6g}" for k in keys]])
-    os.replace(tmp, path)

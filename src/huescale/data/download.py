@@ -1,17 +1,36 @@
-"""Resumable, checksum-verified downloads and safe archive extraction.
+"""Resumable, verified downloads and safe, bounded archive extraction.
 
-Downloads go to ``<dest>.part`` with HTTP ``Range`` resume, are verified (md5
-or sha256) and only then renamed into place, so a file at ``dest`` is always
-complete and correct. Archives are extracted into a temporary sibling folder
-that is renamed when done; members that would escape it (absolute paths,
-``..``, links) are refused. :func:`extract_members` extracts only chosen
-members (a COCO subset out of an 18 GB zip), each file atomically.
+Downloads (:func:`download`):
+- every archive must come with a checksum (md5 and/or sha256) or at least its size: a copy that
+  cannot be verified is never installed (a truncated one would otherwise be reused forever);
+- the transfer goes to ``<dest>.part``; the bytes received are checked against the server's
+  ``Content-Length`` / ``Content-Range``, so a connection closed mid-body is noticed, the valid
+  prefix is kept and the next attempt (or the next run) resumes it with HTTP ``Range``;
+- the finished file is verified, fsynced and only then renamed into place, so a file at ``dest``
+  is always complete and correct; a ``.verified`` marker spares re-hashing 18 GB on later runs;
+- one process at a time per destination (a lock next to it): a second run waits for the first
+  instead of writing the same ``.part``;
+- credentials in the URL (``user:pass@``) are sent as HTTP basic auth, and every message shows
+  the URL through :func:`huescale.redact.redact` (no password, token or signature).
+
+:func:`cache_path` keys downloads by URL (not by file name), so two different archives that
+happen to share a name never stand in for each other.
+
+Extraction (:func:`extract`, :func:`extract_members`): members that would escape the target
+(absolute paths, ``..``, links, devices) are refused; so are archives whose declared size (zip
+central directory, tar headers) or actual output exceeds ``max_ratio`` x the archive size or
+``max_bytes`` in all (decompression bombs: a 200 KB zip can hold 200 MB of zeros), and
+extractions the free disk space cannot hold. Files are written under process-private temporary
+names and renamed into place.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -19,19 +38,35 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tqdm.auto import tqdm
+
+from huescale.atomic import (atomic_open, clean_stale_in, clean_stale_tmp, commit, file_lock, fsync_file, tmp_path,
+                             write_text)
+from huescale.redact import redact, url_identity
 
 OFFLINE_HINT = (
     "this machine cannot reach it; to run offline, use a local copy: "
     "set data.source=folder and data.folders=[<dir of photos>] in params.yaml "
     "(or place the archive at the path above)"
 )
+# Decompression-bomb guards (params data.max_extract_ratio / data.max_extract_bytes).
+DEFAULT_MAX_EXTRACT_RATIO = 200.0
+DEFAULT_MAX_EXTRACT_BYTES = 100_000_000_000
+DISK_MARGIN_BYTES = 256 * 2**20  # left free after an extraction or download
 
 
 class DownloadError(RuntimeError):
-    """A download that failed for good: unreachable URL, HTTP error or checksum mismatch."""
+    """A download or extraction that failed for good; the message names the URL or archive, the file
+    and what to do (unreachable URL, HTTP error, truncated transfer, checksum mismatch, unsafe or
+    oversized archive, disk full)."""
+
+
+class _Incomplete(OSError):
+    """The server closed the connection before the announced end of the body (transient: resume)."""
 
 
 def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
@@ -43,15 +78,40 @@ def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) 
     return h.hexdigest()
 
 
-def _verify(path: Path, md5: str | None, sha256: str | None) -> None:
+def url_file_name(url: str) -> str:
+    """The file name of a URL's path (query and fragment ignored): ``.../a.tgz?sig=x`` -> ``a.tgz``."""
+    name = Path(unquote(urlsplit(url).path)).name
+    return name or "download"
+
+
+def cache_path(cache_dir: str | Path, url: str, kind: str = "downloads") -> Path:
+    """Where the cache keeps what comes from ``url``: ``<cache>/<kind>/<sha256(url)[:16]>/<file name>``.
+
+    The key is the hash of :func:`huescale.redact.url_identity` (the URL without credentials or
+    signatures), so the same object behind re-signed URLs is downloaded once, while two different
+    archives with the same file name get different folders.
+    """
+    key = hashlib.sha256(url_identity(url).encode()).hexdigest()[:16]
+    return Path(cache_dir).expanduser() / kind / key / url_file_name(url)
+
+
+def _verify(path: Path, md5: str | None, sha256: str | None, url: str, size: int | None = None) -> None:
+    """Check size and checksums of ``path``; on a mismatch delete it and raise a DownloadError."""
+    if size is not None and path.stat().st_size != size:
+        got = path.stat().st_size
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{redact(url)}: {path.name} has {got} bytes, expected {size}; the file was deleted. "
+                            "If the archive changed on the server, update its size/checksum in params.yaml; "
+                            "else run the stage again to re-download")
     for algo, want in (("md5", md5), ("sha256", sha256)):
         if want:
             got = file_digest(path, algo)
             if got != want.lower():
                 path.unlink(missing_ok=True)
                 raise DownloadError(
-                    f"{path.name}: {algo} mismatch (expected {want}, got {got}); the partial or corrupt "
-                    "file was deleted, run the stage again to re-download"
+                    f"{redact(url)}: {path.name}: {algo} mismatch (expected {want}, got {got}); the corrupt "
+                    "file was deleted. Run the stage again to re-download; if it fails again, the URL serves "
+                    "another file: fix the URL or the checksum in params.yaml"
                 )
 
 
@@ -62,101 +122,186 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(reason, OSError) and reason.errno in (101, 111, 113)  # ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
 
 
+def _request(url: str, start: int) -> urllib.request.Request:
+    """A GET request; credentials in the URL become an ``Authorization: Basic`` header (urllib cannot
+    take them in the URL)."""
+    parts = urlsplit(url)
+    headers = {"User-Agent": "huescale"}
+    if parts.username is not None or "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+        url = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.Request(url, headers=headers)
+
+
 def download(url: str, dest: str | Path, md5: str | None = None, sha256: str | None = None,
-             retries: int = 3, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest``, resuming a previous partial transfer.
+             retries: int = 3, timeout: float = 30.0, progress: bool = True, size: int | None = None,
+             param: str | None = None) -> Path:
+    """Download ``url`` to ``dest``: verified, resumable, one process at a time.
 
     Args:
-        url: http(s) URL.
-        dest: final path; its folder is created. If it already exists and matches
-            the checksum, nothing is downloaded.
-        md5, sha256: expected hex digests (either, both or none).
-        retries: attempts after the first for transient errors (timeouts, resets,
-            HTTP 5xx), with exponential backoff (1, 2, 4 ... s).
+        url: http(s) URL; ``user:password@`` in it is sent as basic auth and never printed.
+        dest: final path; its folder is created. If it already exists and matches the checksum
+            (or the size), nothing is downloaded.
+        md5, sha256: expected hex digests (either or both).
+        retries: attempts after the first for transient errors (timeouts, resets, a connection
+            closed mid-body, HTTP 5xx), with exponential backoff (1, 2, 4 ... s); each resumes
+            the bytes already received.
         timeout: socket timeout in seconds.
         progress: show a tqdm bar with bytes and rate.
+        size: expected size in bytes (the least verification accepted when no checksum is known).
+        param: the params.yaml key that gives the checksum, named in the message when none is given.
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
-        DownloadError: unreachable host (at once, with the offline option), HTTP
-            error, or a checksum mismatch (the bad file is removed).
+        DownloadError: no checksum and no size (names ``param``); unreachable host (at once, with
+            the offline option); HTTP error; transfer still incomplete after the retries (the
+            partial file is kept for the next run to resume); size or checksum mismatch (the bad
+            file is removed); disk full. Every message names the (redacted) URL and the file.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not (md5 or sha256 or size):
+        raise DownloadError(
+            f"{redact(url)}: no checksum or size given for {dest.name}; huescale installs only archives it can "
+            f"verify (a truncated copy would otherwise be reused forever). Set {param or 'its md5'} to the "
+            "archive's md5 (md5sum FILE on a good copy)")
+    with file_lock(dest, f"download of {dest.name}"):
+        return _download_locked(url, dest, md5, sha256, size, retries, timeout, progress)
+
+
+def _download_locked(url: str, dest: Path, md5: str | None, sha256: str | None, size: int | None, retries: int,
+                     timeout: float, progress: bool) -> Path:
     if dest.exists():
-        if md5 is None and sha256 is None or _verified_before(dest, md5, sha256):
+        if _verified_before(dest, md5, sha256, size):
             return dest
         try:
-            _verify(dest, md5, sha256)
-            _mark_verified(dest, md5, sha256)
+            _verify(dest, md5, sha256, url, size)
+            _mark_verified(dest, md5, sha256, size)
             return dest
         except DownloadError:
             pass  # corrupt copy removed by _verify: download again
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(dest.name + ".part")  # stable name (resume); only the lock holder touches it
+    clean_stale_tmp(dest)
     for attempt in range(retries + 1):
         try:
-            _fetch(url, part, timeout, progress)
+            _fetch(url, part, timeout, progress, size)
             break
         except urllib.error.HTTPError as exc:
-            if exc.code == 416:  # range beyond the end: the part file is complete or bogus
-                if part.exists() and (md5 or sha256):
-                    break
-                part.unlink(missing_ok=True)
-            elif exc.code < 500 or attempt == retries:
-                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            if exc.code == 416:  # range beyond the end: the part file is complete (or bogus: verified below)
+                break
+            if exc.code < 500 or attempt == retries:
+                raise DownloadError(f"{redact(url)}: HTTP {exc.code} {exc.reason} while downloading {dest.name}; "
+                                    "check the URL (and its credentials) in params.yaml, or run again later "
+                                    "if the server is down") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if _is_unreachable(exc):
-                raise DownloadError(f"cannot download {url} to {dest}: {exc}; {OFFLINE_HINT}") from None
+                raise DownloadError(f"cannot download {redact(url)} to {dest}: {redact(exc)}; {OFFLINE_HINT}") from None
+            if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
+                raise DownloadError(f"{redact(url)}: disk full while writing {part}; free space or point "
+                                    "data.cache_dir (or HUESCALE_CACHE) at a larger disk, then run again to "
+                                    "resume") from None
             if attempt == retries:
-                raise DownloadError(f"{url}: failed after {retries + 1} attempts ({exc}); "
-                                    "run the stage again to resume the partial download") from None
+                have = part.stat().st_size if part.exists() else 0
+                raise DownloadError(f"{redact(url)}: download of {dest.name} failed after {retries + 1} attempts "
+                                    f"({redact(exc)}); the {have} bytes received are kept in {part}: run the "
+                                    "stage again to resume") from None
+        except ValueError as exc:  # a malformed URL (http.client.InvalidURL, unknown scheme)
+            raise DownloadError(f"{redact(url)}: not a valid download URL ({redact(exc)}); fix it in "
+                                "params.yaml") from None
         time.sleep(2**attempt)
-    _verify(part, md5, sha256)
-    os.replace(part, dest)
-    _mark_verified(dest, md5, sha256)
+    if not part.exists():
+        raise DownloadError(f"{redact(url)}: the server sent nothing for {dest.name}; run the stage again, or "
+                            "check the URL")
+    _verify(part, md5, sha256, url, size)
+    fsync_file(part)
+    commit(part, dest)
+    _mark_verified(dest, md5, sha256, size)
     return dest
 
 
-def _stamp(dest: Path, md5: str | None, sha256: str | None) -> str:
+def _stamp(dest: Path, md5: str | None, sha256: str | None, size: int | None) -> str:
     st = dest.stat()
-    return f"md5={md5} sha256={sha256} size={st.st_size} mtime_ns={st.st_mtime_ns}"
+    return f"md5={md5} sha256={sha256} expected_size={size} size={st.st_size} mtime_ns={st.st_mtime_ns}"
 
 
-def _mark_verified(dest: Path, md5: str | None, sha256: str | None) -> None:
+def _mark_verified(dest: Path, md5: str | None, sha256: str | None, size: int | None) -> None:
     """Record that ``dest`` (this size and mtime) matched its checksums: later runs skip re-hashing 18 GB."""
-    if md5 or sha256:
-        marker = dest.with_name(dest.name + ".verified")
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(_stamp(dest, md5, sha256))
-        os.replace(tmp, marker)
+    write_text(_stamp(dest, md5, sha256, size), dest.with_name(dest.name + ".verified"))
 
 
-def _verified_before(dest: Path, md5: str | None, sha256: str | None) -> bool:
+def _verified_before(dest: Path, md5: str | None, sha256: str | None, size: int | None) -> bool:
     marker = dest.with_name(dest.name + ".verified")
-    return marker.is_file() and marker.read_text() == _stamp(dest, md5, sha256)
+    return marker.is_file() and marker.read_text() == _stamp(dest, md5, sha256, size)
 
 
-def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _check_space(folder: Path, need: int, what: str) -> None:
+    """Raise a DownloadError if ``folder``'s disk has less than ``need`` bytes (+ a margin) free."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need + DISK_MARGIN_BYTES:
+        raise DownloadError(f"{what} needs {need / 1e9:.2f} GB in {folder} but only {free / 1e9:.2f} GB are free; "
+                            "free disk space or point data.cache_dir (or HUESCALE_CACHE) at a larger disk")
+
+
+def _fetch(url: str, part: Path, timeout: float, progress: bool, size: int | None) -> None:
+    """Append the rest of ``url`` to ``part`` (resuming at its size).
+
+    Raises:
+        _Incomplete: the body ended before ``Content-Length`` bytes (the prefix is kept).
+        DownloadError: the server reports a size that contradicts ``size``.
+    """
     start = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"User-Agent": "huescale"})
-    if start:
-        req.add_header("Range", f"bytes={start}-")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        if start and resp.status != 206:  # server ignored Range: start over
+    if size is not None and start > size:  # longer than the file can be: not a prefix of it
+        part.unlink()
+        start = 0
+    if size is not None and start == size:
+        return  # complete already: verify
+    with urllib.request.urlopen(_request(url, start), timeout=timeout) as resp:
+        total = None
+        if start and resp.status == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if m is not None and int(m[1]) != start:  # not the range asked for: start over
+                start = 0
+            elif m is not None and m[3] != "*":
+                total = int(m[3])
+        elif start:  # server ignored Range: start over
             start = 0
         length = resp.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
+        length = int(length) if length is not None and length.isdigit() else None
+        if total is None and length is not None:
+            total = start + length
+        if size is not None and total is not None and total != size:
+            raise DownloadError(f"{redact(url)}: the server's file has {total} bytes, expected {size} for {part.name}; "
+                                "the URL serves another file: fix the URL or the size/checksum in params.yaml")
+        if total is not None:
+            _check_space(part.parent, total - start, f"downloading {redact(url)}")
+        received = 0
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress,
         ) as bar:
             while block := resp.read(1 << 20):
                 f.write(block)
+                received += len(block)
                 bar.update(len(block))
+        if length is not None and received < length:
+            raise _Incomplete(f"connection closed after {start + received} of {start + length} bytes")
+        if length is not None and received > length:
+            raise _Incomplete(f"server sent {received} bytes, more than its Content-Length {length}")
 
 
+# -- archives --------------------------------------------------------------------------------------
 def _check_member(root: Path, name: str, is_link: bool, archive: Path) -> None:
     target = (root / name).resolve()
     if os.path.isabs(name) or ".." in Path(name).parts or not target.is_relative_to(root.resolve()) or is_link:
@@ -168,51 +313,129 @@ def _zip_is_link(info: zipfile.ZipInfo) -> bool:
     return (info.external_attr >> 16) & 0o170000 == 0o120000
 
 
-def archive_members(archive: str | Path) -> list[str]:
-    """Names of the regular-file members of a zip or tar archive, in archive order, all checked safe.
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, ValueError)
+
+
+def _corrupt(archive: Path, exc: BaseException) -> DownloadError:
+    return DownloadError(f"{archive}: corrupt or truncated archive ({type(exc).__name__}: {exc}); delete it and run "
+                         "the stage again to download it anew")
+
+
+def archive_listing(archive: str | Path) -> dict[str, int]:
+    """Regular-file members of a zip or tar archive -> their declared (uncompressed) size in bytes,
+    in archive order; every member is checked safe.
 
     Raises:
-        DownloadError: any member is absolute, contains ``..`` or is a link (the
-            whole archive is refused), or the file is not a tar/zip archive.
+        DownloadError: any member is absolute, contains ``..``, is a link or a device (the whole
+            archive is refused), the file is not a tar/zip archive, or it is corrupt/truncated.
     """
     archive = Path(archive)
+    try:
+        return _archive_listing(archive)
+    except _CORRUPT as exc:
+        raise _corrupt(archive, exc) from None
+
+
+def _archive_listing(archive: Path) -> dict[str, int]:
     root = Path("/nonexistent-huescale-root")
-    names = []
+    sizes: dict[str, int] = {}
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 _check_member(root, info.filename, _zip_is_link(info), archive)
                 if not info.is_dir():
-                    names.append(info.filename)
+                    sizes[info.filename] = info.file_size
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
             for m in tf.getmembers():
                 _check_member(root, m.name, m.issym() or m.islnk() or m.isdev(), archive)
                 if m.isfile():
-                    names.append(m.name)
+                    sizes[m.name] = m.size
     else:
         raise DownloadError(f"{archive}: not a tar or zip archive; delete it and run the stage again")
-    return names
+    return sizes
 
 
-def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Path], progress: bool = True) -> int:
+def archive_members(archive: str | Path) -> list[str]:
+    """Names of the regular-file members of a zip or tar archive, in archive order, all checked safe.
+
+    Raises:
+        DownloadError: see :func:`archive_listing`.
+    """
+    return list(archive_listing(archive))
+
+
+def check_expansion(archive: str | Path, declared_bytes: int, max_ratio: float = DEFAULT_MAX_EXTRACT_RATIO,
+                    max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES, dest: str | Path | None = None,
+                    extract_bytes: int | None = None) -> None:
+    """Refuse an archive whose declared content is a decompression bomb, or that the disk cannot hold.
+
+    Args:
+        archive: the archive file (its size on disk is the ratio's denominator).
+        declared_bytes: total uncompressed size of all its members (zip central directory / tar headers).
+        max_ratio: largest accepted ``declared_bytes / archive size`` (param ``data.max_extract_ratio``).
+        max_bytes: largest accepted number of bytes to extract (param ``data.max_extract_bytes``).
+        dest: where the members go (for the free-space check), or None to skip it.
+        extract_bytes: the bytes actually to be extracted (a subset), default ``declared_bytes``.
+
+    Raises:
+        DownloadError: naming the archive, the sizes, and the param to raise if it is legitimate.
+    """
+    archive = Path(archive)
+    packed = max(archive.stat().st_size, 1)
+    out = declared_bytes if extract_bytes is None else extract_bytes
+    if declared_bytes / packed > max_ratio:
+        raise DownloadError(
+            f"{archive}: declares {declared_bytes / 1e6:.1f} MB of content in {packed / 1e6:.3f} MB "
+            f"(x{declared_bytes / packed:.0f} > data.max_extract_ratio={max_ratio:g}): refusing a likely "
+            "decompression bomb; delete the archive, or raise data.max_extract_ratio if you trust it")
+    if out > max_bytes:
+        raise DownloadError(
+            f"{archive}: extracting it would write {out / 1e9:.2f} GB (> data.max_extract_bytes="
+            f"{max_bytes / 1e9:.2f} GB); delete the archive, take a smaller subset (data.n_images), or raise "
+            "data.max_extract_bytes")
+    if dest is not None:
+        _check_space(Path(dest), out, f"extracting {archive.name}")
+
+
+def _copy_limited(stream, f, declared: int, name: str, archive: Path, budget: list[int]) -> None:
+    """Copy a member's bytes, refusing more than its declared size or than the remaining ``budget[0]``."""
+    written = 0
+    while block := stream.read(1 << 20):
+        written += len(block)
+        budget[0] -= len(block)
+        if written > declared or budget[0] < 0:
+            raise DownloadError(f"{archive}: member {name!r} expands beyond its declared size or the limits "
+                                "(data.max_extract_ratio / data.max_extract_bytes): refusing a likely decompression "
+                                "bomb; delete the archive")
+        f.write(block)
+
+
+def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Path], progress: bool = True,
+                    max_ratio: float = DEFAULT_MAX_EXTRACT_RATIO,
+                    max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> int:
     """Extract only the named members of a zip or tar archive (never the whole archive).
 
-    Each file is written to a temporary name and renamed into place, so a file
-    that exists is complete; members already extracted are skipped (idempotent).
+    Each file is written to a process-private temporary name and renamed into place, so a file
+    that exists is complete; members already extracted are skipped (idempotent). Call it under a
+    lock on ``dest`` when other processes may extract into the same folder (sources do).
 
     Args:
         archive: the zip/tar(.gz) file.
         dest: the folder every output must stay inside.
         members: archive member name -> output path (inside ``dest``).
         progress: show a tqdm bar.
+        max_ratio: largest uncompressed / compressed size accepted for a zip member (a tar member:
+            its share of the limit in bytes).
+        max_bytes: largest total number of bytes written.
 
     Returns:
         The number of files written this time.
 
     Raises:
-        DownloadError: a member escapes ``dest`` (absolute, ``..``, link), is missing
-            from the archive, or the archive format is unknown.
+        DownloadError: a member escapes ``dest`` (absolute, ``..``, link), is missing from the
+            archive, expands beyond the limits, the disk cannot hold it, or the archive format is
+            unknown.
     """
     archive, dest = Path(archive), Path(dest).resolve()
     todo = {}
@@ -225,27 +448,47 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
             todo[name] = out
     if not todo:
         return 0
+    clean_stale_in(dest, recursive=True)
+    budget = [max_bytes]
 
-    def write(stream, out: Path) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        with open(tmp, "wb") as f:
-            shutil.copyfileobj(stream, f, 1 << 20)
-        os.replace(tmp, out)
+    def write(stream, out: Path, declared: int, name: str) -> None:
+        _check_space(out.parent, declared, f"extracting {name} from {archive.name}")
+        with atomic_open(out, "wb", clean=False) as f:  # one sweep below, not one scan of dest per member
+            _copy_limited(stream, f, declared, name, archive, budget)
 
+    try:
+        _extract_todo(archive, dest, todo, budget, write, max_ratio, max_bytes, progress)
+    except _CORRUPT as exc:
+        raise _corrupt(archive, exc) from None
+    return len(todo)
+
+
+def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list[int], write, max_ratio: float,
+                  max_bytes: int, progress: bool) -> None:
     bar = tqdm(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
     with bar:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                for name, out in todo.items():
+                infos = {}
+                for name in todo:
                     try:
-                        info = zf.getinfo(name)
+                        infos[name] = zf.getinfo(name)
                     except KeyError:
                         raise DownloadError(f"{archive}: member {name!r} not found; delete the archive") from None
+                for name, info in infos.items():
+                    if info.file_size > max_ratio * max(info.compress_size, 1) and info.file_size > 1 << 20:
+                        raise DownloadError(
+                            f"{archive}: member {name!r} declares {info.file_size / 1e6:.1f} MB from "
+                            f"{info.compress_size / 1e6:.3f} MB (> data.max_extract_ratio={max_ratio:g}): refusing "
+                            "a likely decompression bomb; delete the archive")
+                check_expansion(archive, 0, max_ratio, max_bytes, dest,
+                                extract_bytes=sum(i.file_size for i in infos.values()))
+                for name, out in todo.items():
+                    info = infos[name]
                     if _zip_is_link(info):
                         _check_member(dest, name, True, archive)
                     with zf.open(info) as stream:
-                        write(stream, out)
+                        write(stream, out, info.file_size, name)
                     bar.update(1)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:  # one sequential pass (works for .tgz too)
@@ -253,8 +496,11 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
                 for m in tf:
                     if m.name in left:
                         _check_member(dest, m.name, not m.isfile(), archive)
+                        if m.size > budget[0]:
+                            raise DownloadError(f"{archive}: member {m.name!r} ({m.size / 1e9:.2f} GB) exceeds "
+                                                "data.max_extract_bytes; delete the archive or raise the limit")
                         with tf.extractfile(m) as stream:
-                            write(stream, left.pop(m.name))
+                            write(stream, left.pop(m.name), m.size, m.name)
                         bar.update(1)
                         if not left:
                             break
@@ -262,43 +508,68 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
                     raise DownloadError(f"{archive}: member {next(iter(left))!r} not found; delete the archive")
         else:
             raise DownloadError(f"{archive}: not a tar or zip archive; delete it and run the stage again")
-    return len(todo)
 
 
-def extract(archive: str | Path, dest: str | Path) -> Path:
-    """Safely extract a .tar/.tgz/.tar.gz/.zip archive into ``dest`` (atomically).
+def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MAX_EXTRACT_RATIO,
+            max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> Path:
+    """Safely extract a whole .tar/.tgz/.tar.gz/.zip archive into ``dest`` (atomically, bounded).
+
+    The archive's declared content is checked first (:func:`check_expansion`: ratio, total and
+    free disk space), then every byte written is counted against the declared sizes and
+    ``max_bytes``. Extraction goes to a process-private temporary folder renamed into place when
+    complete, under a lock on ``dest``.
 
     Args:
         archive: the archive file.
-        dest: the folder to create; it appears only when extraction finished.
+        dest: the folder to create (replaced); it appears only when extraction finished.
+        max_ratio: largest declared-content / archive-size ratio (``data.max_extract_ratio``).
+        max_bytes: largest total uncompressed size (``data.max_extract_bytes``).
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
-        DownloadError: a member escapes ``dest`` (absolute, ``..``, sym/hard link)
-            or the archive format is unknown.
+        DownloadError: a member escapes ``dest`` (absolute, ``..``, sym/hard link, device), the
+            archive is a likely decompression bomb or too large for the disk, or the format is unknown.
     """
     archive, dest = Path(archive), Path(dest)
-    tmp = dest.with_name(dest.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    _check_member(tmp, info.filename, _zip_is_link(info), archive)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                for m in tf.getmembers():
-                    _check_member(tmp, m.name, m.issym() or m.islnk(), archive)
-                tf.extractall(tmp, filter="data")
-        else:
-            raise DownloadError(f"{archive}: not a tar or zip archive")
-    except BaseException:
+    sizes = archive_listing(archive)  # checks every member is safe
+    check_expansion(archive, sum(sizes.values()), max_ratio, max_bytes, dest.parent)
+    with file_lock(dest, f"extraction of {archive.name}"):
+        clean_stale_tmp(dest)
+        tmp = tmp_path(dest)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+        tmp.mkdir(parents=True)
+        budget = [max_bytes]
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    for info in zf.infolist():
+                        out = tmp / info.filename
+                        if info.is_dir():
+                            out.mkdir(parents=True, exist_ok=True)
+                            continue
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(info) as stream, open(out, "wb") as f:
+                            _copy_limited(stream, f, info.file_size, info.filename, archive, budget)
+            else:
+                with tarfile.open(archive) as tf:
+                    for m in tf:
+                        out = tmp / m.name
+                        if m.isdir():
+                            out.mkdir(parents=True, exist_ok=True)
+                        elif m.isfile():
+                            out.parent.mkdir(parents=True, exist_ok=True)
+                            with tf.extractfile(m) as stream, open(out, "wb") as f:
+                                _copy_limited(stream, f, m.size, m.name, archive, budget)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, _CORRUPT):
+                raise _corrupt(archive, exc) from None
+            raise
+        old = tmp_path(dest, ".old")
+        if dest.exists():
+            os.replace(dest, old)
+        commit(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
     return dest

@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from huescale.config import DataConfig
-from huescale.data.download import archive_members, download, extract_members, file_digest
+from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, file_lock, write_text
+from huescale.data.download import (DEFAULT_MAX_EXTRACT_BYTES, DEFAULT_MAX_EXTRACT_RATIO, archive_listing,
+                                    cache_path, check_expansion, download, extract_members, file_digest,
+                                    url_file_name)
+from huescale.redact import redact
 from huescale.data.images import IMAGE_EXTENSIONS
 from huescale.data.subset import sample_order
 
@@ -118,49 +122,79 @@ class ArchiveSource:
 
     def __init__(self, url: str, md5: str | None, cache_dir: str | Path, member_prefix: str = "",
                  strip: str = "", key_prefix: str = "", limit: int | None = None, seed: int = 0,
-                 progress: bool = True):
-        self.url, self.md5 = url, md5 or None
+                 progress: bool = True, sha256: str | None = None, size: int | None = None,
+                 param: str = "its md5", max_extract_ratio: float = DEFAULT_MAX_EXTRACT_RATIO,
+                 max_extract_bytes: int = DEFAULT_MAX_EXTRACT_BYTES):
+        self.url, self.md5, self.sha256, self.size, self.param = url, md5 or None, sha256 or None, size, param
         self.cache = Path(cache_dir).expanduser()
-        self.archive = self.cache / "downloads" / Path(url).name
-        self.root = self.cache / "extracted" / re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", Path(url).name)
+        # keyed by URL (not by file name): two archives that share a name never stand in for each other
+        self.archive = cache_path(self.cache, url, "downloads")
+        name = self.archive.name
+        self.root = self.archive.parent.parent.parent / "extracted" / self.archive.parent.name / re.sub(
+            r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", name)
         self.member_prefix, self.strip, self.key_prefix = member_prefix, strip, key_prefix
         self.limit, self.seed, self.progress = limit, seed, progress
+        self.max_extract_ratio, self.max_extract_bytes = max_extract_ratio, max_extract_bytes
         self._files: list[tuple[str, Path]] = []
 
-    def _members(self) -> list[str]:
-        """Member names of the archive, cached next to it (listing an 18 GB zip once is enough)."""
+    def _listing(self) -> dict[str, int]:
+        """Member names -> declared sizes, cached next to the archive (listing an 18 GB zip once is enough)."""
         index = self.archive.with_name(self.archive.name + ".members.json")
         stamp = f"{self.archive.stat().st_size}:{self.archive.stat().st_mtime_ns}"
         if index.is_file():
-            cached = json.loads(index.read_text())
-            if cached.get("stamp") == stamp:
-                return cached["members"]
-        names = archive_members(self.archive)
-        tmp = index.with_name(index.name + ".tmp")
-        tmp.write_text(json.dumps({"stamp": stamp, "members": names}))
-        os.replace(tmp, index)
-        return names
+            try:
+                cached = json.loads(index.read_text())
+                if cached.get("stamp") == stamp and isinstance(cached.get("sizes"), dict):
+                    return cached["sizes"]
+            except (OSError, ValueError):
+                pass  # a damaged index is rebuilt
+        sizes = archive_listing(self.archive)
+        write_text(json.dumps({"stamp": stamp, "sizes": sizes}), index)
+        return sizes
+
+    def _adopt_legacy_download(self) -> None:
+        """Move an archive from the cache layout before issue 13 (``<cache>/downloads/<name>``, keyed by
+        file name) to its URL-keyed place, if it has this source's checksum: no 18 GB re-download."""
+        legacy = self.cache / "downloads" / self.archive.name
+        if self.archive.exists() or not legacy.is_file() or not (self.md5 or self.sha256):
+            return
+        with file_lock(self.archive, f"download of {self.archive.name}"):
+            if self.archive.exists() or not legacy.is_file():
+                return
+            if all(file_digest(legacy, a) == w.lower() for a, w in (("md5", self.md5), ("sha256", self.sha256)) if w):
+                os.replace(legacy, self.archive)  # same folder tree, same filesystem
+
+    def _members(self) -> list[str]:
+        """Member names of the archive, in archive order (see :meth:`_listing`)."""
+        return list(self._listing())
 
     def fetch(self) -> None:
-        """Download (resuming, checksum-verified) and extract the selected image members.
+        """Download (resuming, verified) and extract the selected image members, under a lock per cache entry.
 
         Raises:
-            DownloadError: download failure, checksum mismatch, unsafe archive.
+            DownloadError: download failure, no checksum, checksum mismatch, unsafe archive, likely
+                decompression bomb (``data.max_extract_ratio`` / ``data.max_extract_bytes``), disk full.
             FileNotFoundError: the archive has no images under ``member_prefix``.
         """
-        download(self.url, self.archive, md5=self.md5, progress=self.progress)
+        self._adopt_legacy_download()
+        download(self.url, self.archive, md5=self.md5, sha256=self.sha256, size=self.size, progress=self.progress,
+                 param=self.param)
+        sizes = self._listing()
+        check_expansion(self.archive, sum(sizes.values()), self.max_extract_ratio, self.max_extract_bytes)
         by_key = {}
-        for name in self._members():
+        for name in sizes:
             if name.startswith(self.member_prefix) and _is_image(name) and not Path(name).name.startswith("."):
                 by_key[self.key_prefix + name.removeprefix(self.strip)] = name
         if not by_key:
             raise FileNotFoundError(f"{self.archive}: no images under {self.member_prefix!r}; "
-                                    "is it the right archive? delete it to download again")
+                                    f"is {redact(self.url)} the right archive? delete it to download again")
         keys = sample_order(list(by_key), self.seed)
         if self.limit is not None:
             keys = keys[: self.limit]
         chosen = {by_key[k]: self.root / by_key[k] for k in keys}
-        extract_members(self.archive, self.root, chosen, progress=self.progress)
+        with file_lock(self.root, f"extraction of {self.archive.name}"):
+            extract_members(self.archive, self.root, chosen, progress=self.progress, max_ratio=self.max_extract_ratio,
+                            max_bytes=self.max_extract_bytes)
         self._files = sorted((k, self.root / by_key[k]) for k in keys)
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
@@ -173,10 +207,11 @@ class ImagenetteSource(ArchiveSource):
 
     name = "imagenette"
 
-    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True):
-        top = re.sub(r"(\.tar\.gz|\.tgz)$", "", Path(url).name)  # the archive's own top folder, e.g. imagenette2-320
+    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True, **kwargs):
+        top = re.sub(r"(\.tar\.gz|\.tgz)$", "", url_file_name(url))  # the archive's own top folder, e.g. imagenette2-320
+        kwargs.setdefault("param", "data.imagenette.md5")
         super().__init__(url, md5, cache_dir, member_prefix=f"{top}/", strip=f"{top}/", key_prefix="imagenette/",
-                         progress=progress)
+                         progress=progress, **kwargs)
 
 
 class CocoSource:
@@ -190,10 +225,10 @@ class CocoSource:
     name = "coco"
 
     def __init__(self, archives: list[str], base_url: str, md5: dict[str, str], cache_dir: str | Path,
-                 limit: int | None = None, seed: int = 0, progress: bool = True):
+                 limit: int | None = None, seed: int = 0, progress: bool = True, **kwargs):
         self.parts = [ArchiveSource(f"{base_url.rstrip('/')}/{a}.zip", md5.get(a, COCO_MD5.get(a)), cache_dir,
                                     member_prefix=f"{a}/", key_prefix="coco/", limit=limit, seed=seed,
-                                    progress=progress) for a in archives]
+                                    progress=progress, param=f"data.coco.md5.{a}", **kwargs) for a in archives]
 
     def fetch(self) -> None:
         """Download each zip (resuming) and extract its sampled members."""
@@ -211,9 +246,10 @@ class VocSource(ArchiveSource):
 
     name = "voc"
 
-    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True):
+    def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True, **kwargs):
+        kwargs.setdefault("param", "data.voc.md5")
         super().__init__(url, md5, cache_dir, member_prefix=VOC_IMAGES, strip=VOC_IMAGES, key_prefix="voc/",
-                         progress=progress)
+                         progress=progress, **kwargs)
 
 
 def _sniff_suffix(data: bytes, fallback: str) -> str:
@@ -274,7 +310,7 @@ class HfSource:
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             raise ConnectionError(
                 f"data.hf.name={self.ds_name}: cannot reach the Hugging Face hub"
-                f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''} ({exc}); use local data: "
+                f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''} ({redact(exc)}); use local data: "
                 "data.hf.name=parquet with data.hf.data_files, or imagefolder with data.hf.data_dir, "
                 "or data.source=folder") from None
         if self.column not in (ds.column_names or []):
@@ -292,19 +328,23 @@ class HfSource:
             data = Path(value["path"]).read_bytes()
         data = data or b""
         out = stem.with_suffix(_sniff_suffix(data, Path(value.get("path") or "").suffix))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        with atomic_open(out, "wb", clean=False) as f:  # stale temporaries: swept once in fetch
+            f.write(data)
         return out
 
     def fetch(self) -> None:
-        """Load the data set and write the selected rows' images into the cache."""
-        from tqdm.auto import tqdm
-
+        """Load the data set and write the selected rows' images into the cache (one process at a time)."""
         ds = self._load()
         prefix = f"hf/{self.slug}/{self.split}/"
-        have = {p.stem: p for p in self.root.iterdir() if p.suffix != ".part"} if self.root.is_dir() else {}
+        with file_lock(self.root, f"hf cache of {self.ds_name}"):
+            self._fetch_rows(ds, prefix)
+
+    def _fetch_rows(self, ds, prefix: str) -> None:
+        from tqdm.auto import tqdm
+
+        clean_stale_in(self.root)
+        have = ({p.stem: p for p in self.root.iterdir() if p.suffix != ".part" and not TMP_RE.match(p.name)}
+                if self.root.is_dir() else {})
         files = []
         if self.streaming:
             rows = ds if self.limit is None else ds.take(self.limit)
@@ -336,17 +376,18 @@ def make_source(cfg: DataConfig, seed: int = 0, progress: bool = True) -> Source
     """
     cache = cache_root(cfg)
     limit = int(cfg.n_images * (1 + cfg.fetch_margin)) + 1
+    bounds = {"max_extract_ratio": cfg.max_extract_ratio, "max_extract_bytes": cfg.max_extract_bytes}
     if cfg.source == "folder":
         return FolderSource(cfg.folders)
     if cfg.source == "imagenette":
         url, md5 = IMAGENETTE[cfg.imagenette.variant]
         return ImagenetteSource(cfg.imagenette.url or url, cfg.imagenette.md5 or (None if cfg.imagenette.url else md5),
-                                cache, progress=progress)
+                                cache, progress=progress, **bounds)
     if cfg.source == "coco":
         c = cfg.coco
-        return CocoSource(c.archives, c.base_url, c.md5, cache, limit=limit, seed=seed, progress=progress)
+        return CocoSource(c.archives, c.base_url, c.md5, cache, limit=limit, seed=seed, progress=progress, **bounds)
     if cfg.source == "voc":
-        return VocSource(cfg.voc.url, cfg.voc.md5, cache, progress=progress)
+        return VocSource(cfg.voc.url, cfg.voc.md5, cache, progress=progress, **bounds)
     if cfg.source == "hf":
         h = cfg.hf
         return HfSource(h.name, h.split, h.image_column, cache, config=h.config, data_files=h.data_files,
@@ -376,12 +417,8 @@ def list_images(source: Source, split: str | None = None) -> list[ImageRef]:
 
 
 def write_listing(refs: list[ImageRef], source: str, out: str | Path) -> None:
-    """Write the listing JSON atomically (temp file + rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({"source": source, "count": len(refs), "images": [asdict(r) for r in refs]}, indent=1))
-    os.replace(tmp, out)
+    """Write the listing JSON atomically and durably (process-private temp file, fsync, rename)."""
+    write_text(json.dumps({"source": source, "count": len(refs), "images": [asdict(r) for r in refs]}, indent=1), out)
 
 
 def read_listing(path: str | Path) -> list[ImageRef]:
