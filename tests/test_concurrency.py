@@ -75,7 +75,7 @@ def test_two_prepares_into_one_store_wait_for_each_other(shared_data, tmp_path):
             for fn in files:
                 a = np.load(out / split / fn, mmap_mode="r")  # every shard the manifest names is there and whole
                 assert a.dtype == np.uint8 and a.shape[1:] in ((64, 64, 3), (256, 256, 3))
-                n += len(a) if name == "lr64" else 0
+                n += len(a) if name == "gt64" else 0
     assert n == manifest["usable"]
     leftovers = [p.name for p in out.parent.iterdir() if p.name not in ("pairs", ".pairs.lock")]
     assert leftovers == []  # no temporary folder of either run left behind

@@ -26,9 +26,10 @@ def store(shared_data, tmp_path_factory) -> PairStore:
 
 
 def tiny_config(adversarial: bool = False, **section) -> Config:
-    """The params of a tiny colorizer run: U-Net and PatchGAN with 8 base channels; ``section`` sets keys of
-    ``train`` (adversarial) or ``pretrain.colorizer``."""
+    """The params of a tiny colorizer run in fp32: U-Net and PatchGAN with 8 base channels; ``section`` sets keys
+    of ``train`` (adversarial) or ``pretrain.colorizer``."""
     cfg = Config()
+    cfg.runtime.amp, cfg.runtime.channels_last = "off", False  # fp32: the exact-equality tests compare floats
     cfg.model.colorizer = ModelSpec("unet", {"depth": 3, "base_channels": 8})
     cfg.model.discriminator = ModelSpec("patchgan", {"base_channels": 8, "n_layers": 3})
     target = cfg.train if adversarial else cfg.pretrain.colorizer
@@ -299,3 +300,26 @@ def test_discriminator_collapse_is_flagged(store, tmp_path):
     hist = _trainer(tmp_path, True, collapse_threshold=1e9, **kw).fit(train, val)  # any loss_D counts as collapsed
     assert hist[-1].values["d_collapse"] == 1.0
     assert _trainer(tmp_path, True, "n", collapse_threshold=1e-3, **kw).fit(train, val)[-1].values["d_collapse"] == 0.0
+
+
+def test_bf16_autocast_on_cpu_trains_like_fp32(store, tmp_path):
+    """runtime.amp auto -> bf16 autocast where the CPU has AMX/AVX512-BF16: the same run's losses and validation L1
+    stay within a few percent of fp32 (bf16 keeps 8 bits of mantissa), and the weights stay float32."""
+    from huescale.distributed import bf16_supported
+
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has neither AMX nor AVX512-BF16: runtime.amp auto trains in fp32 here")
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    kw = dict(epochs=2, batch_size=8, lr=1e-3, max_batches=6)
+    fp32 = _trainer(tmp_path, name="fp32", **kw)
+    cfg = tiny_config(**kw)
+    cfg.runtime.amp = "auto"
+    r = recipe.build(cfg, "colorizer", "pretrain")
+    assert r.phase.bf16 and not fp32.amp
+    bf16 = Trainer(r, tmp_path / "b_state.pt", tmp_path / "b_best.pt", progress=False)
+    h32, h16 = fp32.fit(train, val), bf16.fit(train, val)
+    assert all(p.dtype == torch.float32 for p in bf16.netG.parameters())
+    for a, b in zip(h32, h16):
+        assert b.values["val_l1"] == pytest.approx(a.values["val_l1"], rel=0.05)
+        assert b.values["loss_G_L1"] == pytest.approx(a.values["loss_G_L1"], rel=0.05)
+    assert h16[-1].values["val_l1"] < h16[0].values["val_l1"] * 1.05  # it learns, as fp32 does

@@ -118,7 +118,7 @@ def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = 
 def sample_images(rows: list[tuple[dict, Config, Any]]):
     """The sample every row shows: the first 256-tier test image of the grid's stores (its 64 px LR)."""
     stores = {id(s): s for _, _, s in rows}.values()
-    return next((a for a in (s.images("test", "lr256")[:1] for s in stores) if len(a)), None)
+    return next((a for a in (s.images("test", "lq64")[:1] for s in stores) if len(a)), None)
 
 
 def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -> dict:

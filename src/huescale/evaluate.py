@@ -37,8 +37,8 @@ def run_models(store: PairStore, colorizer: nn.Module, upscaler: nn.Module, devi
     ``sr_bicubic_256`` (bicubic of the RGB image) (tier 256). Each is one
     :func:`huescale.models.pipelines.render` of a :class:`~huescale.models.pipelines.TwoStepPipeline`.
     """
-    img64 = store.images("test", "lr64")
-    lr, hr = store.images("test", "lr256"), store.images("test", "hr256")
+    img64 = store.images("test", "gt64")
+    lr, hr = store.images("test", "lq64"), store.images("test", "gt256")
     runs = {
         "color_64": (TwoStepPipeline(colorizer, None, 1), img64),
         "gray_64": (TwoStepPipeline(None, None, 1), img64),
@@ -125,8 +125,8 @@ def score_holdout(store: PairStore, colorizer: nn.Module, upscaler: nn.Module | 
         section is empty when no image has a short side of 256 or more, or without an upscaler); images by name
         (``gt_64``, ``color_64``, ``gray_64``, ``gt_256``, ``input_gray_64``, ``two_step_256``) for sample grids.
     """
-    img64 = store.images("test", "lr64")
-    lr, hr = store.images("test", "lr256"), store.images("test", "hr256")
+    img64 = store.images("test", "gt64")
+    lr, hr = store.images("test", "lq64"), store.images("test", "gt256")
     images = {"gt_64": img64, "color_64": render(TwoStepPipeline(colorizer, None, 1), img64, device, batch_size),
               "gray_64": render(TwoStepPipeline(None, None, 1), img64, device, batch_size),
               "gt_256": hr, "input_gray_64": render(TwoStepPipeline(None, None, 1), lr, device, batch_size)}
@@ -218,9 +218,9 @@ def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.de
         ``{metric: value, "n_test": N, "fps": img/s}``.
     """
     if kind == "colorizer":
-        inputs = truth = store.images("test", "lr64")
+        inputs = truth = store.images("test", "gt64")
     else:
-        inputs, truth = store.images("test", "lr256"), store.images("test", "hr256")
+        inputs, truth = store.images("test", "lq64"), store.images("test", "gt256")
     pred = render(pipeline, inputs, device, batch_size)
     out = set_metrics(pred, truth, epsilon)
     if kind != "colorizer" and len(pred):

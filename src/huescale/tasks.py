@@ -15,32 +15,15 @@ to sRGB for the losses taken in RGB. The normalisation is pix2pix's
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from huescale.color import lab_normalized_to_rgb, uint8_to_lab_normalized
+from huescale.data.store import Tier
 
 Batch = tuple[torch.Tensor, ...]
-
-
-class Tier(enum.IntEnum):
-    """A tier of the pair store, named by its largest side in pixels (docs/architecture.md).
-
-    ``T64``: every usable image as one 64 x 64 colour image (colorization pairs);
-    ``T256``: images with a short side >= 256 as an HR 256 x 256 crop and its LR
-    x1/4 MATLAB-bicubic downscale (64 x 64) (x4 super-resolution pairs).
-    """
-
-    T64 = 64
-    T256 = 256
-
-    @property
-    def key(self) -> str:
-        """The tier's key in the store's manifest (``"64"`` / ``"256"``)."""
-        return str(int(self))
 
 
 @dataclass(frozen=True)
@@ -71,17 +54,17 @@ class Task:
 
 
 def _colorization(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(img64,)`` -> (L ``N x 1 x 64 x 64``, ab ``N x 2 x 64 x 64``)."""
+    """``(gt64,)`` -> (L ``N x 1 x 64 x 64``, ab ``N x 2 x 64 x 64``)."""
     return uint8_to_lab_normalized(batch[0])
 
 
 def _upscaling(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr, hr)`` -> (L of LR ``N x 1 x 64 x 64``, L of HR ``N x 1 x 256 x 256``)."""
+    """``(lq64, gt256)`` -> (L of LR ``N x 1 x 64 x 64``, L of HR ``N x 1 x 256 x 256``)."""
     return uint8_to_lab_normalized(batch[0])[0], uint8_to_lab_normalized(batch[1])[0]
 
 
 def _joint(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lr, hr)`` -> (L of LR ``N x 1 x 64 x 64``, Lab of HR ``N x 3 x 256 x 256``: L, then ab)."""
+    """``(lq64, gt256)`` -> (L of LR ``N x 1 x 64 x 64``, Lab of HR ``N x 3 x 256 x 256``: L, then ab)."""
     L_lr, _ = uint8_to_lab_normalized(batch[0])
     L_hr, ab_hr = uint8_to_lab_normalized(batch[1])
     return L_lr, torch.cat([L_hr, ab_hr], 1)

@@ -243,7 +243,8 @@ class Trainer:
         """One optimisation step on a batch; returns the named losses as floats."""
         if not self.adversarial:
             with self._autocast():
-                terms = self.objective(x, self.G(x), y)
+                out, aux = self._generate(x)
+                terms = self.objective(x, out, y, aux)
             self._check(terms)  # names the first non-finite term (loss_G_L1 first)
             loss = terms.pop("total")
             self.optG.zero_grad(set_to_none=True)
@@ -251,7 +252,7 @@ class Trainer:
             self.optG.step()
             return {k: v.item() for k, v in terms.items()}
         with self._autocast():
-            fake = self.G(x)  # forward
+            fake, aux = self._generate(x)  # forward
         # backward_D: real (x, y) vs fake (x, G(x)), fake detached
         with self._autocast():
             loss_D_fake = self.criterionGAN(self.D(self._d_input(x, fake.detach())), False)
@@ -264,7 +265,7 @@ class Trainer:
         # backward_G: fool D, stay close to the target in L1
         with self._autocast():
             loss_G_GAN = self.criterionGAN(self.D(self._d_input(x, fake)), True, for_discriminator=False)
-            terms = self.objective(x, fake, y)
+            terms = self.objective(x, fake, y, aux)
             loss_G = self.gan_weight * loss_G_GAN + terms.pop("total")
         self._check({"loss_G": loss_G})
         self.optG.zero_grad(set_to_none=True)
@@ -274,6 +275,13 @@ class Trainer:
         self.collapse_run = self.collapse_run + 1 if d < self.cfg.collapse_threshold else 0
         return {"loss_D": d, "loss_D_real": loss_D_real.item(), "loss_D_fake": loss_D_fake.item(),
                 "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def _generate(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The generator's output and its auxiliary training outputs (e.g. a classification head's logits, for
+        generators with ``has_aux``: ``forward(x, return_aux=True) -> (out, aux)``), else ``{}``."""
+        if getattr(self.netG, "has_aux", False):
+            return self.G(x, return_aux=True)
+        return self.G(x), {}
 
     def _d_input(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """What D sees: condition ++ output (pix2pix; a smaller condition is bicubic-upscaled to the

@@ -16,7 +16,7 @@ class PairDataset(Dataset):
 
     ``tier``: a :class:`huescale.tasks.Tier` (64 or 256) or its key ``"64"``/``"256"``.
     Item: a tuple of ``3 x H x W`` uint8 tensors (sRGB 0..255): tier ``"64"``
-    gives ``(lr64,)``; tier ``"256"`` gives ``(lr64, hr256)``. Conversion to Lab
+    gives ``(gt64,)``; tier ``"256"`` gives ``(lq64, gt256)``. Conversion to Lab
     happens batched on the training device (:mod:`huescale.color`).
 
     Raises:

@@ -18,13 +18,16 @@ Lab pairs are computed exactly from the uint8 sRGB at load time (lossless, 4x
 smaller than float Lab). Layout under the store folder::
 
     manifest.json                     images, splits, tiers, shard positions, exclusions
-    {split}/lr64_{k:04d}.npy          N x 64 x 64 x 3 uint8   (tier 64)
-    {split}/hr256_{k:04d}.npy         N x 256 x 256 x 3 uint8 (tier 256)
-    {split}/lr256_{k:04d}.npy         N x 64 x 64 x 3 uint8   (tier 256, aligned with hr256)
+    {split}/gt64_{k:04d}.npy          N x 64 x 64 x 3 uint8   (tier 64: the colour image, colorization target)
+    {split}/gt256_{k:04d}.npy         N x 256 x 256 x 3 uint8 (tier 256: the HR crop)
+    {split}/lq64_{k:04d}.npy          N x 64 x 64 x 3 uint8   (tier 256: its x1/4 LR, aligned with gt256)
+
+Array names follow BasicSR's lq (low quality: the input side) / gt (ground truth) with their side in pixels.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import shutil
@@ -49,7 +52,25 @@ if TYPE_CHECKING:  # the pool workers import this module: keep it light (no tqdm
 
 Image.init()  # all format plugins once: the forkserver preloads this module, so every pool worker inherits them
 
-TIER_ARRAYS = {"64": ("lr64",), "256": ("lr256", "hr256")}
+class Tier(enum.IntEnum):
+    """A tier of the pair store, named by its largest side in pixels (docs/architecture.md).
+
+    ``T64``: every usable image as one 64 x 64 colour image (array ``gt64``: colorization pairs);
+    ``T256``: images with a short side >= 256 as an HR 256 x 256 crop (``gt256``) and its LR x1/4
+    MATLAB-bicubic downscale (``lq64``): x4 super-resolution and 64 gray -> 256 colour pairs.
+    """
+
+    T64 = 64
+    T256 = 256
+
+    @property
+    def key(self) -> str:
+        """The tier's key in the manifest (``"64"`` / ``"256"``)."""
+        return str(int(self))
+
+
+TIER_ARRAYS = {"64": ("gt64",), "256": ("lq64", "gt256")}  # manifest tier key -> its arrays, input side first
+ARRAYS = ("gt64", "lq64", "gt256")
 
 
 class NotEnoughImagesError(RuntimeError):
@@ -469,7 +490,7 @@ def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, p
     # pools: the main source (n_images usable), then images of a fixed split (data.test_source)
     pools = [([r for r in ordered if not r.split], cfg.n_images),
              ([r for r in ordered if r.split], cfg.test_source.n_images or len(ordered))]
-    writers = {(s, n): _ShardWriter(tmp / s, n, cfg.shard_size) for s in SPLITS for n in ("lr64", "lr256", "hr256")}
+    writers = {(s, n): _ShardWriter(tmp / s, n, cfg.shard_size) for s in SPLITS for n in ARRAYS}
     images, excluded = [], []
     reasons: Counter[str] = Counter()
     converted: Counter[str] = Counter()
@@ -501,11 +522,11 @@ def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, p
                     if res.converted:
                         rec["converted"] = list(res.converted)
                         converted.update(res.converted)
-                    rec["64"] = writers[(split, "lr64")].add(res.lr64)
+                    rec["64"] = writers[(split, "gt64")].add(res.lr64)
                     if res.hr256 is not None:
                         rec["tiers"].append("256")
-                        rec["256"] = writers[(split, "hr256")].add(res.hr256)
-                        writers[(split, "lr256")].add(res.lr64)
+                        rec["256"] = writers[(split, "gt256")].add(res.hr256)
+                        writers[(split, "lq64")].add(res.lr64)
                     images.append(rec)
                     bar.update(1)
                     taken += 1
@@ -529,7 +550,7 @@ def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, p
         "hr_size": cfg.hr_size, "lr_size": cfg.lr_size, "scale": cfg.scale,
         "candidates_seen": len(images) + len(excluded), "usable": len(images),
         "excluded": dict(sorted(reasons.items())), "converted": dict(sorted(converted.items())), "counts": counts,
-        "shards": {s: {n: writers[(s, n)].shards for n in ("lr64", "lr256", "hr256")} for s in SPLITS},
+        "shards": {s: {n: writers[(s, n)].shards for n in ARRAYS} for s in SPLITS},
         "images": images, "excluded_images": excluded,
     }
 
@@ -549,21 +570,22 @@ class PairStore:
         self.manifest = json.loads(mf.read_text())
 
     def shard_paths(self, split: str, name: str) -> list[Path]:
-        """The shard files of array ``name`` (``lr64``, ``lr256``, ``hr256``) in ``split``, in order."""
+        """The shard files of array ``name`` (``gt64``, ``lq64``, ``gt256``) in ``split``, in order."""
         return [self.root / split / fn for fn in self.manifest["shards"][split][name]]
 
     def arrays(self, split: str, name: str) -> list[np.ndarray]:
         """The memory-mapped shards (``N_k x H x W x 3`` uint8) of ``name`` in ``split``."""
         return [np.load(p, mmap_mode="r") for p in self.shard_paths(split, name)]
 
-    def count(self, split: str, tier: str) -> int:
-        """Number of images of ``tier`` (``"64"`` or ``"256"``) in ``split``."""
-        return self.manifest["counts"][split][tier]
+    def count(self, split: str, tier: "Tier | int | str") -> int:
+        """Number of images of ``tier`` (:class:`Tier`, 64 or 256) in ``split``."""
+        return self.manifest["counts"][split][str(int(tier))]
 
-    def records(self, split: str, tier: str) -> list[dict]:
-        """Manifest records of the images of ``tier`` in ``split``, in store order."""
-        recs = [r for r in self.manifest["images"] if r["split"] == split and tier in r["tiers"]]
-        return sorted(recs, key=lambda r: tuple(r[tier]))
+    def records(self, split: str, tier: "Tier | int | str") -> list[dict]:
+        """Manifest records of the images of ``tier`` (:class:`Tier`, 64 or 256) in ``split``, in store order."""
+        key = str(int(tier))
+        recs = [r for r in self.manifest["images"] if r["split"] == split and key in r["tiers"]]
+        return sorted(recs, key=lambda r: tuple(r[key]))
 
     def images(self, split: str, name: str) -> np.ndarray:
         """All images of array ``name`` in ``split`` as one ``N x H x W x 3`` uint8 array (read into memory;
