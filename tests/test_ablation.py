@@ -13,6 +13,9 @@ import yaml
 from conftest import SHARED_DATA, browser_check, copy_project, project_env, run_checked
 from huescale.config import ConfigError
 
+# whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
+pytestmark = pytest.mark.timeout(2400)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU

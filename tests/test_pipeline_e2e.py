@@ -23,6 +23,9 @@ import yaml
 
 from conftest import ROOT, browser_check, copy_project, project_env, run_checked, save_random_fid_weights
 
+# whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
+pytestmark = pytest.mark.timeout(3000)
+
 N_IMAGES = 240
 HOLDOUT = 24  # held-out photographs (bsds500/test, never in training)
 EPOCHS = {"colorizer": 2, "upscaler": 2, "train": 2}
