@@ -308,6 +308,20 @@ def _owner_text(what: str) -> str:
             f"{' '.join(sys.argv[:3])[:200] or 'python'}; since {time.strftime('%Y-%m-%d %H:%M:%S')})")
 
 
+def _read_owner(owner: Path, patience: float = 2.0) -> str:
+    """The holder's description from its ``.owner`` file; the holder writes it just after taking the
+    lock, so a reader that lost the race by microseconds polls for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            text = owner.read_text().strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() >= deadline:
+            return text or "another process"
+        time.sleep(0.02)
+
+
 class LockTimeout(RuntimeError):
     """Another process held a lock longer than the caller would wait; names the lock, its holder and what to do."""
 
@@ -343,10 +357,7 @@ def file_lock(target: str | Path, what: str, timeout: float | None = None) -> It
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        try:
-            holder = owner.read_text().strip() or "another process"
-        except OSError:
-            holder = "another process"
+        holder = _read_owner(owner)
         log.warning("waiting for the lock on %s (%s), held by %s", target, what, holder)
         try:
             lock.acquire(timeout=-1 if timeout is None else timeout)
