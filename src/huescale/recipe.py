@@ -98,7 +98,7 @@ def _phase_config(cfg: Config, opt: OptimConfig, **extra) -> PhaseConfig:
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
-                       losses=dict(opt.losses), **extra)
+                       losses=dict(opt.losses), checkpoint_every=opt.checkpoint_every, **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",
@@ -235,9 +235,10 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         history = trainer.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
     finally:  # also when training fails: the run shows what it started from
         _tag_resume(name, trainer)
-    write_history_csv(history, history_csv)
-    trainer.state_path.unlink(missing_ok=True)
-    checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
+    if trainer.rank == 0:  # under torchrun rank 0 alone writes (the other ranks' losses are over their slices)
+        write_history_csv(history, history_csv)
+        trainer.state_path.unlink(missing_ok=True)
+        checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
     collapse = bool(history and history[-1].values.get("d_collapse", 0))
     return PhaseResult(Path(best_path), history, trainer.best_val, trainer.epoch, trainer.step, collapse)
 
