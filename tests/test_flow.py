@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import copy_project, project_env, run_checked
+from conftest import tiny_project
 from huescale import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -49,23 +49,8 @@ def harness():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, shared_data) -> Path:
-    """A fresh git + DVC project copy with tiny params; nothing has run in it."""
-    work = copy_project(tmp_path_factory.mktemp("flow") / "project")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["data"].update(source="folder", folders=[str(shared_data / "coco128" / "train2017")], n_images=60,
-                          workers=1)
-    params["model"].update(colorizer={"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}},
-                           upscaler={"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
-                           discriminator={"name": "patchgan", "kwargs": {"base_channels": 8, "n_layers": 3}})
-    for role in ("colorizer", "upscaler"):
-        params["pretrain"][role].update(epochs=1, batch_size=8, max_batches=2)
-    params["train"].update(epochs=EPOCHS, batch_size=4, max_batches=0, checkpoint_every=3)
-    params["runtime"].update(device="cpu", threads=1)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = project_env()
-    run_checked(["git", "init", "-q"], work, env)
-    run_checked(["git", "add", "-A"], work, env)
-    run_checked(["git", "commit", "-qm", "copy"], work, env)
+    """A fresh git + DVC project copy with tiny params (conftest.tiny_project); nothing has run in it."""
+    work = tiny_project(tmp_path_factory.mktemp("flow") / "project", shared_data)
     return work
 
 

@@ -18,37 +18,22 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import copy_project, project_env, run_checked
+from conftest import project_env, run_checked, tiny_project
 from huescale import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 BIN = Path(sys.executable).parent
-STEPS_PER_EPOCH = 11  # 47 training images at batch 4 (drop_last)
+STEPS_PER_EPOCH = 11  # tiny_project: 47 training images at batch 4 (drop_last)
 EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, shared_data) -> tuple[Path, dict]:
-    """A git + DVC project copy with tiny params, prepared and pre-trained (``dvc repro pretrain``)."""
-    work = copy_project(tmp_path_factory.mktemp("stage") / "project")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["data"].update(source="folder", folders=[str(shared_data / "coco128" / "train2017")], n_images=60,
-                          workers=1)
-    params["model"].update(colorizer={"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}},
-                           upscaler={"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
-                           discriminator={"name": "patchgan", "kwargs": {"base_channels": 8, "n_layers": 3}})
-    for role in ("colorizer", "upscaler"):
-        params["pretrain"][role].update(epochs=1, batch_size=8, max_batches=2)
-    params["train"].update(epochs=EPOCHS, batch_size=4, max_batches=0, checkpoint_every=3)
-    params["runtime"].update(device="cpu", threads=1)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    """A git + DVC project copy with tiny params (conftest.tiny_project), prepared and pre-trained."""
+    work = tiny_project(tmp_path_factory.mktemp("stage") / "project", shared_data)
     env = project_env()
-    run_checked(["git", "init", "-q"], work, env)
-    run_checked(["git", "add", "-A"], work, env)
-    run_checked(["git", "commit", "-qm", "copy"], work, env)
     run_checked([BIN / "dvc", "repro", "pretrain"], work, env)
     manifest = json.loads((work / "data/pairs/manifest.json").read_text())
     assert manifest["counts"]["train"]["64"] // 4 == STEPS_PER_EPOCH
