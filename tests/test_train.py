@@ -189,6 +189,7 @@ def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):
     prev_step = checkpoint.load(checkpoint.previous(state))["step"]
     t._try_resume()
     assert t.step == prev_step > 0  # resumed from run_state.prev.pt, not from scratch
+    assert t.resumed_file == checkpoint.previous(state) and t.resumed_from == (t.epoch, prev_step)
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path):

@@ -101,8 +101,15 @@ def sr_psnr_ssim(pred: np.ndarray, target: np.ndarray, border: int) -> tuple[flo
 
 
 def delta_e2000_lab(lab_ref: np.ndarray, lab: np.ndarray) -> np.ndarray:
-    """CIEDE2000 colour difference of CIE Lab values ``... x 3`` (kL = kC = kH = 1), elementwise
-    (``skimage.color.deltaE_ciede2000``); checked against Sharma, Wu & Dalal 2005's published test pairs."""
+    """CIEDE2000 colour difference of CIE Lab colours (kL = kC = kH = 1, ``skimage.color.deltaE_ciede2000``);
+    checked against Sharma, Wu & Dalal 2005's published test pairs.
+
+    Args:
+        lab_ref, lab: CIE Lab values ``... x 3`` (L in [0, 100]) of the same shape.
+
+    Returns:
+        The differences, shape ``...`` (float64).
+    """
     from skimage.color import deltaE_ciede2000
 
     return deltaE_ciede2000(np.asarray(lab_ref, np.float64), np.asarray(lab, np.float64))

@@ -251,4 +251,4 @@ def _tag_resume(name: str, trainer: Trainer) -> None:
         tracking.set_tags({f"resume.{name}": f"started afresh: {trainer.fresh_start_reason}"})
     elif trainer.resumed_from is not None:
         epoch, step = trainer.resumed_from
-        tracking.set_tags({f"resume.{name}": f"resumed at epoch {epoch}, step {step} from {trainer.state_path}"})
+        tracking.set_tags({f"resume.{name}": f"resumed at epoch {epoch}, step {step} from {trainer.resumed_file}"})

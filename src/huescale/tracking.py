@@ -106,6 +106,9 @@ def champion(name: str = "huescale-colorizer"):
 
     Only "not found" (the registered model or its ``champion`` alias does not exist) means no champion.
 
+    Args:
+        name: the registered model (in the registry of MLflow's current tracking URI).
+
     Raises:
         RegistryError: any other failure (a database that cannot be read, an unreachable tracking server):
             the message names the tracking URI; never taken as "no champion" (which would promote).

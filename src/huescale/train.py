@@ -135,7 +135,8 @@ class Trainer:
 
     After :meth:`fit` (set when it resumes or decides not to):
 
-    - ``resumed_from``: ``(epoch, step)`` of the state this run continued from, or None;
+    - ``resumed_from``: ``(epoch, step)`` of the state this run continued from, or None; ``resumed_file`` the
+      file it was read from (``state_path``, or its previous version when that is unreadable);
     - ``fresh_start_reason``: why an existing state was *not* used (unreadable, other settings; names the
       file), or None. Either case is logged (INFO for a resume, WARNING for a fresh start).
     """
@@ -176,6 +177,7 @@ class Trainer:
         parts = (self.model_spec, type(self.netD).__name__ if self.netD else None)
         self.fingerprint, self.settings = self.cfg.fingerprint(*parts), self.cfg.settings(*parts)
         self.resumed_from: tuple[int, int] | None = None
+        self.resumed_file: Path | None = None
         self.fresh_start_reason: str | None = None
 
     # -- state ---------------------------------------------------------------
@@ -225,7 +227,7 @@ class Trainer:
         self.collapse_run = st.get("collapse_run", 0)
         self.best_state = st.get("best_netG") or None
         self._resumed_sums = (dict(st.get("epoch_sums", {})), int(st.get("epoch_batches", 0)))
-        self.resumed_from = (self.epoch, self.step)
+        self.resumed_from, self.resumed_file = (self.epoch, self.step), src
         log.info("resumed from %s at epoch %d, step %d (batch %d of the epoch)", src, self.epoch, self.step,
                  st["batch_in_epoch"])
         return st["batch_in_epoch"]
