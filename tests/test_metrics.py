@@ -88,6 +88,20 @@ def test_fid_real_statistics_cached_by_content_and_weights_from_a_path(real_batc
     assert fid.cache_hits == 2 and np.isfinite(value) and value > 0
 
 
+def test_fid_weights_from_a_path_leave_torch_hub_following_torch_home(real_batch, tmp_path, monkeypatch):
+    """Loading FID weights from a path must not pin torch's hub folder: later TORCH_HOME changes (the VGG
+    weights of the content losses) still count in the same process."""
+    import torch
+
+    from conftest import save_random_fid_weights
+
+    weights = save_random_fid_weights(tmp_path / "th")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "before"))
+    metrics.FID("cpu", batch_size=8, weights=weights)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "after"))
+    assert torch.hub.get_dir() == str(tmp_path / "after" / "hub")
+
+
 def test_frechet_distance_equals_pytorch_fid(real_batch):
     """Our eigendecomposition form gives pytorch-fid's value (full-rank and singular covariances)."""
     from pytorch_fid.fid_score import calculate_frechet_distance

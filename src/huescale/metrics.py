@@ -335,7 +335,7 @@ class FID:
         self.weights_id = f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
         block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
         if weights:  # pytorch-fid loads from the hub cache: point a private hub dir at the file
-            previous = torch.hub.get_dir()
+            previous = torch.hub._hub_dir  # None: follow $TORCH_HOME (restoring get_dir() would pin it for good)
             with tempfile.TemporaryDirectory(prefix="huescale-fid-") as hub:
                 (Path(hub) / "checkpoints").mkdir()
                 (Path(hub) / "checkpoints" / FID_WEIGHTS_FILE).symlink_to(path.resolve())
@@ -343,7 +343,7 @@ class FID:
                 try:
                     self.model = InceptionV3([block])
                 finally:
-                    torch.hub.set_dir(previous)
+                    torch.hub._hub_dir = previous
         else:
             self.model = InceptionV3([block])
         self.model = self.model.to(self.device).eval()
