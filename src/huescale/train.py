@@ -105,7 +105,8 @@ class PhaseConfig:
         return out
 
     def fingerprint(self, *parts: object) -> str:
-        """A hash of :meth:`settings` (16 hex digits)."""
+        """A hash (16 hex digits) of the same settings as :meth:`settings` (computed as before it existed, so
+        states written by earlier versions still match)."""
         settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
         blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
