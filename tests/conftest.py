@@ -83,13 +83,15 @@ def save_random_fid_weights(torch_home: Path) -> Path:
     return path
 
 
-def browser_check(html: Path, screenshot: Path, width: int = 1300) -> dict:
+def browser_check(html: Path, screenshot: Path, width: int = 1300, evaluate: dict[str, str] | None = None) -> dict:
     """Open a report in headless Chromium (Playwright + the system browser) and inspect it.
 
     Returns ``{"images": n, "broken": [alt or src of images that did not load], "errors": [console
-    errors and page exceptions], "svgs": n, "height": page height in px}`` and writes a full-page
-    screenshot. ``HUESCALE_SCREENSHOTS=<dir>`` also keeps a copy there (to look at them).
-    Skips when Chromium is absent, except under CI, where `.ci/run` installs it: there it fails.
+    errors and page exceptions], "svgs": n, "height": page height in px, "evaluated": {name: value}}``
+    and writes a full-page screenshot. ``evaluate`` maps names to JavaScript expressions evaluated in the
+    page after it loaded (and its image error handlers ran), e.g. ``{"xss": "typeof window.__xss"}``.
+    ``HUESCALE_SCREENSHOTS=<dir>`` also keeps a copy there (to look at them).
+    Skips when Chromium is absent, except under CI (`.ci/run` exports CI=true and installs it): there it fails.
     """
     import shutil
 
@@ -118,6 +120,8 @@ def browser_check(html: Path, screenshot: Path, width: int = 1300) -> dict:
                 svgs: document.querySelectorAll('svg').length,
                 height: document.documentElement.scrollHeight,
             })""")
+            page.wait_for_timeout(300)  # let error/load handlers of broken images run
+            info["evaluated"] = {k: page.evaluate(expr) for k, expr in (evaluate or {}).items()}
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -200,3 +204,38 @@ def project_env(**extra: str) -> dict:
            **extra}
     env.pop("HUESCALE_PARENT_RUN_ID", None)
     return env
+
+
+def tiny_project(dest: Path, shared_data: Path, edit=None) -> Path:
+    """A git repository holding a project copy (:func:`copy_project`) with tiny params, committed.
+
+    Data: 60 real photographs of ``coco128`` (folder source; 47 train images, 11 steps of 4 per epoch); U-Net,
+    ESPCN and PatchGAN with 8 base channels; pre-training of 2 batches; 3 adversarial epochs with a
+    resumable state every 3 steps; CPU, one thread; no FID; the Set5 benchmark only.
+    ``edit(params)`` changes the params dict before it is written.
+    """
+    import yaml
+
+    work = copy_project(dest)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["data"].update(source="folder", folders=[str(shared_data / "coco128" / "train2017")], n_images=60,
+                          workers=1)
+    params["model"].update(colorizer={"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}},
+                           upscaler={"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
+                           discriminator={"name": "patchgan", "kwargs": {"base_channels": 8, "n_layers": 3}})
+    for role in ("colorizer", "upscaler"):
+        params["pretrain"][role].update(epochs=1, batch_size=8, max_batches=2)
+    params["train"].update(epochs=3, batch_size=4, max_batches=0, checkpoint_every=3)
+    params["runtime"].update(device="cpu", threads=1)
+    params["evaluate"].update(fid=False, grid_rows=4, batch_size=8)
+    bench = shared_data / "benchmarks"
+    params["benchmark"] = {"sets": {"Set5": str(bench / "Set5/GTmod12")},
+                           "lr_check": {"Set5": str(bench / "Set5/LRbicx4")}, "samples": 1}
+    if edit is not None:
+        edit(params)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = project_env()
+    run_checked(["git", "init", "-q"], work, env)
+    run_checked(["git", "add", "-A"], work, env)
+    run_checked(["git", "commit", "-qm", "copy"], work, env)
+    return work

@@ -226,3 +226,51 @@ def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
                                   f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
     assert sorted(c.data.tags["row"] for c in children) == ["U-Net + L1", "bicubic"]
     assert client.get_model_version_by_alias("huescale-colorizer", "champion").run_id == summary["rows"][0]["run_id"]
+
+
+def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch):
+    """`huescale ablate` obeys the champion rule of the flow: its best colorizer row is registered only if it
+    beats the current champion on the same validation split; here the champion (ab = 0, the gray image) is
+    better than a 1-batch row, so the alias stays where it was."""
+    import mlflow
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from huescale import checkpoint, models, tracking
+    from huescale.ablation import run_grid
+    from huescale.data.dataset import PairDataset
+    from huescale.data.store import PairStore
+    from huescale.tasks import COLORIZATION
+    from huescale.train import mean_l1
+
+    monkeypatch.chdir(tmp_path)
+    kwargs = {"depth": 3, "base_channels": 4}
+    gray = models.build("unet", **kwargs)
+    with torch.no_grad():
+        for p in gray.head.parameters():
+            p.zero_()
+    checkpoint.save_model(gray, "unet", kwargs, tmp_path / "gray.pt")
+    gray_l1 = mean_l1(gray, COLORIZATION, PairDataset(PairStore(pairs), "val", "64"))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")  # the grid's tracking.uri (relative to cwd)
+    try:
+        mlflow.set_experiment("huescale")
+        with mlflow.start_run() as run:
+            pass
+        version = tracking.register_champion(tmp_path / "gray.pt", run.info.run_id, gray_l1)
+        path = _grid(tmp_path, pairs, [{"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}}])
+        g = yaml.safe_load(path.read_text())
+        g.update(benchmark=False, report="")
+        path.write_text(yaml.safe_dump(g, sort_keys=False))
+        summary = run_grid(path)
+        row = summary["rows"][0]
+        assert row["best_val_l1"] > gray_l1, "test setup: the row must be worse than the champion"
+        client = MlflowClient()
+        assert client.get_model_version_by_alias("huescale-colorizer", "champion").version == version
+        assert len(client.search_model_versions("name='huescale-colorizer'")) == 1
+        champ = summary["champion"]
+        assert champ["row"] == "U-Net + L1" and champ["promoted"] is False and champ["version"] is None
+        assert champ["champion_val_l1"] == pytest.approx(gray_l1, abs=1e-7)
+        assert champ["new_val_l1"] == pytest.approx(row["best_val_l1"], rel=1e-5)
+        assert "champion_row" not in client.get_run(summary["parent_run_id"]).data.tags
+    finally:
+        mlflow.set_tracking_uri(None)

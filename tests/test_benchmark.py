@@ -90,3 +90,31 @@ def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path, capsys):
         main(["benchmark-sr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert failed.value.code == 1 and "huescale benchmark-sr: error:" in err and "nowhere" in err and "not found" in err
+
+
+def test_upscaler_scores_are_the_models_never_bicubic_in_its_place(shared_data, monkeypatch):
+    """An ablation row's benchmark figures are its upscaler's: a real ESPCN scores differently from bicubic on
+    Set5, and a set scored without the model's row is an error, never bicubic reported as the model."""
+    import torch
+
+    from huescale import models
+
+    torch.manual_seed(0)
+    net = models.build("espcn", scale=4, features=8)
+    torch.nn.init.normal_(net.body[4].weight, std=0.05)  # away from the zero start (= bicubic)
+    sets = {"Set5": str(shared_data / "benchmarks" / "Set5" / "GTmod12")}
+    scores = bm.upscaler_scores(sets, net.eval(), 4)["Set5"]
+    assert scores["images"] == 5 and scores["bicubic_psnr_y"] == pytest.approx(28.42, abs=0.05)
+    assert abs(scores["psnr_y"] - scores["bicubic_psnr_y"]) > 0.01
+
+    real_run = bm.run
+
+    def run_without_the_model(*args, **kwargs):
+        result, rows = real_run(*args, **kwargs)
+        for methods in result["sets"].values():
+            methods.pop("model", None)
+        return result, rows
+
+    monkeypatch.setattr(bm, "run", run_without_the_model)
+    with pytest.raises(RuntimeError, match="Set5"):
+        bm.upscaler_scores(sets, net, 4)

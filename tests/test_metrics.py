@@ -89,6 +89,20 @@ def test_fid_real_statistics_cached_by_content_and_weights_from_a_path(real_batc
     assert fid.cache_hits == 2 and np.isfinite(value) and value > 0
 
 
+def test_fid_weights_from_a_path_leave_torch_hub_following_torch_home(real_batch, tmp_path, monkeypatch):
+    """Loading FID weights from a path must not pin torch's hub folder: later TORCH_HOME changes (the VGG
+    weights of the content losses) still count in the same process."""
+    import torch
+
+    from conftest import save_random_fid_weights
+
+    weights = save_random_fid_weights(tmp_path / "th")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "before"))
+    metrics.FID("cpu", batch_size=8, weights=weights)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "after"))
+    assert torch.hub.get_dir() == str(tmp_path / "after" / "hub")
+
+
 def test_frechet_distance_equals_pytorch_fid(real_batch):
     """Our eigendecomposition form gives pytorch-fid's value (full-rank and singular covariances)."""
     from pytorch_fid.fid_score import calculate_frechet_distance
@@ -132,3 +146,84 @@ def test_colour_distribution_metrics_on_real_photos(real_batch):
     h = ab_histogram(photos)
     assert h.shape == (22, 22) and h.sum() == pytest.approx(1.0)
     assert 0 < histogram_intersection(gray, photos) <= h[10:12, 10:12].sum() + 1e-9  # gray: mass in the 4 central bins
+
+# Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation notes, supplementary test
+# data, and mathematical observations", Color Res. Appl. 30(1), Table 1: L1 a1 b1 L2 a2 b2 and their Delta E00.
+SHARMA_2005 = """
+50.0000 2.6772 -79.7751 50.0000 0.0000 -82.7485 2.0425
+50.0000 3.1571 -77.2803 50.0000 0.0000 -82.7485 2.8615
+50.0000 2.8361 -74.0200 50.0000 0.0000 -82.7485 3.4412
+50.0000 -1.3802 -84.2814 50.0000 0.0000 -82.7485 1.0000
+50.0000 -1.1848 -84.8006 50.0000 0.0000 -82.7485 1.0000
+50.0000 -0.9009 -85.5211 50.0000 0.0000 -82.7485 1.0000
+50.0000 0.0000 0.0000 50.0000 -1.0000 2.0000 2.3669
+50.0000 -1.0000 2.0000 50.0000 0.0000 0.0000 2.3669
+50.0000 2.4900 -0.0010 50.0000 -2.4900 0.0009 7.1792
+50.0000 2.4900 -0.0010 50.0000 -2.4900 0.0010 7.1792
+50.0000 2.4900 -0.0010 50.0000 -2.4900 0.0011 7.2195
+50.0000 2.4900 -0.0010 50.0000 -2.4900 0.0012 7.2195
+50.0000 -0.0010 2.4900 50.0000 0.0009 -2.4900 4.8045
+50.0000 -0.0010 2.4900 50.0000 0.0010 -2.4900 4.8045
+50.0000 -0.0010 2.4900 50.0000 0.0011 -2.4900 4.7461
+50.0000 2.5000 0.0000 50.0000 0.0000 -2.5000 4.3065
+50.0000 2.5000 0.0000 73.0000 25.0000 -18.0000 27.1492
+50.0000 2.5000 0.0000 61.0000 -5.0000 29.0000 22.8977
+50.0000 2.5000 0.0000 56.0000 -27.0000 -3.0000 31.9030
+50.0000 2.5000 0.0000 58.0000 24.0000 15.0000 19.4535
+50.0000 2.5000 0.0000 50.0000 3.1736 0.5854 1.0000
+50.0000 2.5000 0.0000 50.0000 3.2972 0.0000 1.0000
+50.0000 2.5000 0.0000 50.0000 1.8634 0.5757 1.0000
+50.0000 2.5000 0.0000 50.0000 3.2592 0.3350 1.0000
+60.2574 -34.0099 36.2677 60.4626 -34.1751 39.4387 1.2644
+63.0109 -31.0961 -5.8663 62.8187 -29.7946 -4.0864 1.2630
+61.2901 3.7196 -5.3901 61.4292 2.2480 -4.9620 1.8731
+35.0831 -44.1164 3.7933 35.0232 -40.0716 1.5901 1.8645
+22.7233 20.0904 -46.6940 23.0331 14.9730 -42.5619 2.0373
+36.4612 47.8580 18.3852 36.2715 50.5065 21.2231 1.4146
+90.8027 -2.0831 1.4410 91.1528 -1.6435 0.0447 1.4441
+90.9257 -0.5406 -0.9208 88.6381 -0.8985 -0.7239 1.5381
+6.7747 -0.2908 -2.4247 5.8714 -0.0985 -2.2286 0.6377
+2.0776 0.0795 -1.1350 0.9033 -0.0636 -0.5514 0.9082
+"""
+
+
+def test_delta_e2000_reproduces_the_34_published_pairs_of_sharma_2005():
+    table = np.array([[float(v) for v in line.split()] for line in SHARMA_2005.strip().splitlines()])
+    assert table.shape == (34, 7)
+    for ref, lab in ((table[:, :3], table[:, 3:6]), (table[:, 3:6], table[:, :3])):  # both argument orders
+        got = metrics.delta_e2000_lab(ref, lab)
+        assert np.abs(got - table[:, 6]).max() < 5e-5  # the table's 4 decimals
+
+
+def _ssim_wang2004(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of two 2-D images as Wang et al. 2004 define it (and their reference ssim_index.m computes it):
+    an 11 x 11 Gaussian window with sigma 1.5 (normalised to sum 1), K1 = 0.01, K2 = 0.03, local statistics
+    over the window at every position where it fits in the image ('valid'), the mean of the SSIM map.
+    Independent of scikit-image: NumPy sliding windows only."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    w = np.outer(g, g)
+    w /= w.sum()
+
+    def filt(img: np.ndarray) -> np.ndarray:
+        return np.einsum("ijkl,kl->ij", sliding_window_view(img, (11, 11)), w)
+
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = filt(x), filt(y)
+    sxx, syy, sxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return float(s.mean())
+
+
+def test_ssim_equals_an_independent_implementation_of_wang_2004(real_batch):
+    """Colour SSIM is the mean of the per-channel SSIMs; both the colour and the one-channel (SR, Y) forms."""
+    rng = np.random.default_rng(1)
+    noisy = np.clip(real_batch + rng.normal(0, 12, real_batch.shape), 0, 255).astype(np.uint8)
+    want = np.mean([np.mean([_ssim_wang2004(t[..., c], p[..., c]) for c in range(3)])
+                    for p, t in zip(noisy, real_batch)])
+    assert 0.3 < want < 0.95 and abs(metrics.ssim(noisy, real_batch) - want) < 1e-9
+    y_noisy, y_true = metrics.y_channel(noisy, True), metrics.y_channel(real_batch, True)
+    want_y = np.mean([_ssim_wang2004(t, p) for p, t in zip(y_noisy, y_true)])
+    assert abs(metrics.ssim(y_noisy, y_true) - want_y) < 1e-9

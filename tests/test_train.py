@@ -190,6 +190,7 @@ def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):
     prev_step = checkpoint.load(checkpoint.previous(state))["step"]
     t._try_resume()
     assert t.step == prev_step > 0  # resumed from run_state.prev.pt, not from scratch
+    assert t.resumed_file == checkpoint.previous(state) and t.resumed_from == (t.epoch, prev_step)
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path):
@@ -323,3 +324,135 @@ def test_bf16_autocast_on_cpu_trains_like_fp32(store, tmp_path):
         assert b.values["val_l1"] == pytest.approx(a.values["val_l1"], rel=0.05)
         assert b.values["loss_G_L1"] == pytest.approx(a.values["loss_G_L1"], rel=0.05)
     assert h16[-1].values["val_l1"] < h16[0].values["val_l1"] * 1.05  # it learns, as fp32 does
+
+# -- issue 13, item 9: resume is reported, and exact for models with dropout -------------------------------
+
+def _dying(trainer: Trainer, after: int) -> Trainer:
+    """Make ``trainer`` raise KeyboardInterrupt (as if killed) at its step number ``after`` (0-based)."""
+    orig, calls = trainer.train_step, {"n": 0}
+
+    def step(x, y):
+        if calls["n"] == after:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return orig(x, y)
+
+    trainer.train_step = step
+    return trainer
+
+
+def test_resumed_run_reports_the_saved_epoch_and_step(store, tmp_path, caplog):
+    """The second run of an interrupted phase starts at the saved step (not 0) and says so in the log."""
+    import logging
+
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    kw = dict(epochs=2, batch_size=8, lr=1e-3, loop={"checkpoint_every": 2})
+    with pytest.raises(KeyboardInterrupt):
+        _dying(_trainer(tmp_path, **kw), 3).fit(train, val)  # steps 0-2 done, state saved after step 2
+    assert checkpoint.load(tmp_path / "run_state.pt")["step"] == 2
+    resumed = _trainer(tmp_path, **kw)
+    with caplog.at_level(logging.INFO, logger="huescale.train"):
+        resumed.fit(train, val)
+    assert resumed.resumed_from == (0, 2)
+    assert resumed.fresh_start_reason is None
+    assert any("resumed" in r.getMessage() and "run_state.pt" in r.getMessage() and "step 2" in r.getMessage()
+               for r in caplog.records), caplog.text
+    fresh = _trainer(tmp_path, name="other", **kw)
+    fresh.fit(train, val)
+    assert fresh.resumed_from is None and fresh.fresh_start_reason is None  # nothing to resume: no warning
+
+
+def test_state_of_other_settings_is_a_loud_fresh_start_naming_the_file_and_setting(store, tmp_path, caplog):
+    import logging
+
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    kw = dict(epochs=1, batch_size=8, max_batches=2)
+    _trainer(tmp_path, lr=1e-3, **kw).fit(train, val)
+    other = _trainer(tmp_path, lr=2e-3, **kw)
+    with caplog.at_level(logging.WARNING, logger="huescale.train"):
+        other.fit(train, val)
+    assert other.resumed_from is None and other.step == 2  # trained from scratch ...
+    assert "run_state.pt" in other.fresh_start_reason and "lr" in other.fresh_start_reason  # ... and says why
+    warn = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warn and "run_state.pt" in warn[0].getMessage() and "lr" in warn[0].getMessage(), caplog.text
+
+
+def test_unreadable_state_is_a_loud_fresh_start(store, tmp_path, caplog):
+    import logging
+
+    train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
+    (tmp_path / "run_state.pt").write_bytes(b"garbage, not a checkpoint")
+    t = _trainer(tmp_path, epochs=1, batch_size=8, max_batches=2)
+    with caplog.at_level(logging.WARNING, logger="huescale.train"):
+        t.fit(train, val)
+    assert t.resumed_from is None and "run_state.pt" in t.fresh_start_reason
+    assert "corrupt or unreadable" in t.fresh_start_reason
+    assert any(r.levelno == logging.WARNING and "run_state.pt" in r.getMessage() for r in caplog.records)
+
+
+def test_fresh_start_and_resume_are_tagged_on_the_mlflow_stage_run(store, tmp_path):
+    """recipe.run_phase tags the active MLflow run ``resume.<phase>``: where it resumed, or why it started afresh."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        state = tmp_path / "state.pt"
+        state.write_bytes(b"garbage")
+        cfg = tiny_config(epochs=1, batch_size=8, max_batches=2)
+        with mlflow.start_run() as run:
+            recipe.run_phase(recipe.build(cfg, "colorizer", "pretrain"), store, "pretrain_colorizer",
+                             tmp_path / "best.pt", tmp_path / "h.csv", state, progress=False)
+        tag = mlflow.get_run(run.info.run_id).data.tags["resume.pretrain_colorizer"]
+        assert tag.startswith("started afresh: ") and "state.pt" in tag and "corrupt" in tag, tag
+        # a killed run's state (saved after step 2) is resumed by the next run_phase, and tagged so
+        r = recipe.build(tiny_config(epochs=1, batch_size=8), "colorizer", "pretrain")
+        r.phase = dataclasses.replace(r.phase, checkpoint_every=2)
+        t = _dying(Trainer(r, state, tmp_path / "best.pt", progress=False), 3)
+        with pytest.raises(KeyboardInterrupt):
+            t.fit(PairDataset(store, "train", "64"), PairDataset(store, "val", "64"))
+        r = recipe.build(tiny_config(epochs=1, batch_size=8), "colorizer", "pretrain")
+        r.phase = dataclasses.replace(r.phase, checkpoint_every=2)
+        with mlflow.start_run() as run:
+            recipe.run_phase(r, store, "pretrain_colorizer", tmp_path / "best.pt", tmp_path / "h.csv", state,
+                             progress=False)
+        tag = mlflow.get_run(run.info.run_id).data.tags["resume.pretrain_colorizer"]
+        assert tag.startswith("resumed at epoch 0, step 2 from ") and "state.pt" in tag, tag
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+DROPOUT_MODELS = {  # tiny versions of the generators with dropout, and the role they train in
+    "resunet": ("colorizer", ModelSpec("resunet", {"base_channels": 4, "n_blocks": 3})),
+    "encdec32": ("colorizer", ModelSpec("encdec32", {"base_channels": 4, "n_down": 3})),
+    "joint": ("joint", ModelSpec("joint", {"base_channels": 4, "n_blocks": 3, "n_up_blocks": 1})),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DROPOUT_MODELS))
+def test_resume_is_bit_identical_for_models_with_dropout(store, tmp_path, name):
+    """Dropout draws from the global RNG: a resumed run must continue its stream exactly where the killed one
+    stopped (making the loader's iterator must not draw from it), so the weights match an uninterrupted run."""
+    role, spec = DROPOUT_MODELS[name]
+    assert any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+               for m in recipe.models.build(spec.name, **spec.kwargs).modules()), "the model must use dropout"
+    tier = recipe.ROLES[role].tier
+    train, val = PairDataset(store, "train", tier), PairDataset(store, "val", tier)
+
+    def make(run: str) -> Trainer:
+        cfg = tiny_config(epochs=2, batch_size=4, lr=1e-3, max_batches=4)
+        setattr(cfg.model, role, spec)
+        r = recipe.build(cfg, role, "pretrain")
+        r.phase = dataclasses.replace(r.phase, checkpoint_every=2)
+        return Trainer(r, tmp_path / f"{run}_state.pt", tmp_path / f"{run}_best.pt", progress=False)
+
+    full = make("full")
+    full.fit(train, val)
+    with pytest.raises(KeyboardInterrupt):
+        _dying(make("part"), 3).fit(train, val)  # killed in epoch 1 after the checkpoint of step 2
+    resumed = make("part")
+    resumed.fit(train, val)
+    assert resumed.resumed_from == (0, 2)
+    assert (resumed.epoch, resumed.step) == (full.epoch, full.step) == (2, 8)
+    for k, v in full.netG.state_dict().items():
+        assert torch.equal(v, resumed.netG.state_dict()[k]), k
+    assert [r.values for r in resumed.history] == [r.values for r in full.history]

@@ -7,7 +7,9 @@ same as the ``pretrain`` and ``train`` stages) on the prepared pair store, score
 on its test split (:func:`huescale.evaluate.score_row`) and is recorded as a nested
 MLflow run under one parent run of the grid. Results go to the grid's metrics file
 and report (:func:`huescale.report.ablation_report`); the colorizer row with the best
-validation L1 becomes ``huescale-colorizer@champion``. With ``--dvc`` each row is a DVC
+validation L1 becomes ``huescale-colorizer@champion`` only if it beats the current champion on the
+same validation split (:func:`huescale.orchestration.decide_champion`, the rule of the Prefect
+flow). With ``--dvc`` each row is a DVC
 experiment of the ``ablate_row`` stage (:func:`huescale.orchestration.rows_as_dvc_experiments`).
 
 The grid file format is documented in :mod:`huescale.grid`.
@@ -150,11 +152,16 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         champion = None
         colorizers = [r for r in results if r["kind"] == "colorizer" and r.get("checkpoint")]
         if grid.get("register_champion", True) and colorizers:
+            from huescale.data.dataset import PairDataset
+            from huescale.orchestration import decide_champion
+
             best = min(colorizers, key=lambda r: r["best_val_l1"])
-            version = tracking.register_champion(best["checkpoint"], best["run_id"], best["best_val_l1"])
+            store = next(s for row, _, s in rows if row["name"] == best["name"])
+            decision = decide_champion(best["checkpoint"], best["run_id"], PairDataset(store, "val", "64"))
             champion = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["best_val_l1"],
-                        "model": "huescale-colorizer", "version": version}
-            tracking.set_tags({"champion_row": best["name"]})
+                        "model": "huescale-colorizer", **decision}
+            if decision["promoted"]:
+                tracking.set_tags({"champion_row": best["name"]})
         summary = {"grid": grid["name"], "parent_run_id": parent, "device": results[0].get("device", "?"),
                    "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champion,
                    "holdout_baselines": evaluate.holdout_baselines(

@@ -154,6 +154,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_batches: int = 0  # >0 caps batches per epoch (smoke runs)
     losses: dict[str, float] = field(default_factory=_pretrain_losses)
+    checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
 
 
 @dataclass
@@ -184,6 +185,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     max_batches: int = 0
     losses: dict[str, float] = field(default_factory=_adversarial_losses)
+    checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
     gan_mode: str = "lsgan"  # vanilla | lsgan | hinge: the GAN loss of D and of the gan term
     vgg_weights: str = ""  # VGG weights file for the vgg* losses; "" = torchvision's cache
     d_conditional: bool = True  # D sees condition ++ output (pix2pix); false: output only (SRGAN)
@@ -352,6 +354,9 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
                     ("train", cfg.train)):
         if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:
             raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 and lr > 0")
+        if o.checkpoint_every < 0:
+            raise ConfigError(f"{src}: {name}.checkpoint_every must be >= 0 (0: only at epoch ends), "
+                              f"got {o.checkpoint_every}")
     if not 0 < cfg.evaluate.epsilon < 1:
         raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
     if cfg.benchmark.samples < 0:

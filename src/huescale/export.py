@@ -6,12 +6,15 @@ dynamic batch axis and dynamic spatial axes where the model allows them (the
 U-Net needs multiples of ``2**depth``), runs both with onnxruntime on the
 same inputs as PyTorch and reports the largest absolute difference.
 
-ESPCN's global residual is a MATLAB bicubic upscale (:mod:`huescale.resize`)
-built from size-dependent dense matrices, which would freeze the spatial size
-of the graph. For export it is replaced by :class:`BicubicUpsample`, the same
+The global residual of the upscalers (ESPCN, SRResNet with ``residual=True``) is
+a MATLAB bicubic upscale (:mod:`huescale.resize`) built from size-dependent
+dense matrices, which would freeze the spatial size of the graph. For export
+the upscaler is called with ``bicubic=`` :class:`BicubicUpsample`, the same
 resize written as a fixed convolution (one 2-D kernel per sub-pixel phase)
 plus ``PixelShuffle``: equal to :func:`huescale.resize.imresize` up to float
-rounding (tested), and size-independent.
+rounding (tested), and size-independent. The onnxruntime check compares the
+graph with the model as trained (its own forward, ``imresize`` included), not
+with this export form.
 """
 
 from __future__ import annotations
@@ -81,22 +84,44 @@ class BicubicUpsample(nn.Module):
 
 
 class ExportableUpscaler(nn.Module):
-    """An upscaler with its MATLAB-bicubic residual (ESPCN, :mod:`huescale.models.upscalers`) as
-    :class:`BicubicUpsample`, so the exported graph keeps dynamic spatial axes; other upscalers unchanged.
+    """An upscaler whose MATLAB-bicubic residual (``residual=True`` of :mod:`huescale.models.upscalers`) is
+    computed by :class:`BicubicUpsample` (passed as the upscaler's ``bicubic`` argument), so the exported graph
+    keeps dynamic spatial axes; upscalers without a residual are exported unchanged.
 
     Same input/output as the wrapped upscaler: L ``N x 1 x h x w`` -> ``N x 1 x (s*h) x (s*w)``.
+
+    Raises:
+        ValueError: a residual upscaler whose ``forward`` takes no ``bicubic`` argument (its residual cannot be
+            made size-independent; the message names its class).
     """
 
     def __init__(self, upscaler: nn.Module):
         super().__init__()
+        import inspect
+
         self.net = copy.deepcopy(upscaler).eval()
-        self.residual = bool(getattr(upscaler, "residual", False)) and hasattr(upscaler, "body")
+        self.residual = bool(getattr(upscaler, "residual", False))
+        if self.residual and "bicubic" not in inspect.signature(upscaler.forward).parameters:
+            raise ValueError(f"{type(upscaler).__name__}: cannot export a residual upscaler whose forward takes no "
+                             "`bicubic` argument (its bicubic upscale would freeze the graph's size); add one as "
+                             "huescale.models.upscalers.ESPCN does")
         self.bicubic = BicubicUpsample(upscaler.scale) if self.residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.residual:
-            return self.net.body(x) + self.bicubic(x)
+            return self.net(x, bicubic=self.bicubic)
         return self.net(x)
+
+
+def size_multiple(model: nn.Module) -> int:
+    """The number the input sides of a colorizer must be multiples of: ``2**depth`` (U-Net), ``2**n_blocks``
+    (ResidualUNet, joint), ``2**n_down`` (encdec32), each halving the size that many times; 1 for a model
+    without such an attribute (no downsampling, e.g. ``residual``)."""
+    for attr in ("depth", "n_blocks", "n_down"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int):
+            return 2**value
+    return 1
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: Path, in_name: str, out_name: str, multiple: int,
@@ -180,12 +205,13 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
         dynamo: ``torch.onnx.export(dynamo=True)`` (default) or the TorchScript exporter.
 
     Returns:
-        JSON-able dict: per model ``path``, ``exporter``, ``dynamic_axes``, ``max_abs_diff`` (ORT vs
-        PyTorch eager, fp32), ``checked_shapes``, ``export_s``; plus ``tolerance``, ``check_inputs``
-        and ``ok`` (every diff <= tolerance).
+        JSON-able dict: per model ``path``, ``exporter``, ``dynamic_axes``, ``max_abs_diff`` (onnxruntime vs
+        the model as trained, PyTorch eager fp32), ``checked_shapes``, ``export_s``; plus ``tolerance``,
+        ``check_inputs`` and ``ok`` (every diff <= tolerance).
 
     Raises:
         huescale.checkpoint.CheckpointError: a missing or unreadable checkpoint (names it).
+        ValueError: a model the exporter cannot make size-independent (names its class).
     """
     from huescale import checkpoint
 
@@ -198,14 +224,18 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
     if upscaler_ckpt is not None:
         specs.append(("upscaler", upscaler_ckpt, "L", "L_hr"))
     for name, ckpt, in_name, out_name in specs:
-        model, ck = checkpoint.load_model(ckpt, "cpu")
+        trained, ck = checkpoint.load_model(ckpt, "cpu")  # the check's reference: the model as trained
         if name == "upscaler":
-            model = ExportableUpscaler(model).eval()
+            model = ExportableUpscaler(trained).eval()
             multiple, inputs = 1, lr + [torch.cat([lr[0], lr[0].flip(-1)])]  # + a batch of 2
             min_side = model.bicubic.R + 1 if model.bicubic is not None else 1
         else:
-            multiple, inputs = 2 ** int(getattr(model, "depth", 0)), [small]
+            model = trained
+            multiple, inputs = size_multiple(model), [small]
             min_side = multiple
+            if model_size % multiple:
+                raise ValueError(f"{ckpt}: {ck['model']} needs input sides that are multiples of {multiple}; "
+                                 f"model_size={model_size} is not")
         path = out / f"{name}.onnx"
         t = time.perf_counter()
         example = inputs[0][:2]  # the check runs other batch sizes and shapes through the same graph
@@ -215,7 +245,7 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
         diff = 0.0
         with torch.no_grad():
             for x in inputs:
-                ref = model(x).numpy()
+                ref = trained(x).numpy()
                 got = sess.run(None, {in_name: x.numpy()})[0]
                 if got.shape != ref.shape:
                     raise RuntimeError(f"{path}: onnxruntime output {got.shape} != PyTorch {ref.shape}")

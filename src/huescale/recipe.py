@@ -100,7 +100,8 @@ def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) 
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
-                       bf16=use_bf16(cfg.runtime.amp, device), losses=dict(opt.losses), **extra)
+                       bf16=use_bf16(cfg.runtime.amp, device), losses=dict(opt.losses),
+                       checkpoint_every=opt.checkpoint_every, **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",
@@ -210,7 +211,9 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
     Trains on the store's ``train`` split and validates on ``val``, both of the task's tier. After
     every epoch the history CSV is rewritten (``dvc plots``, the report) and the epoch's values are
     logged to the active MLflow run as ``<name>/<value>`` with the epoch as step. On success the
-    resumable state is deleted; after a kill the same call resumes from it (``resume``).
+    resumable state is deleted; after a kill the same call resumes from it (``resume``). The active MLflow run
+    gets the tag ``resume.<name>``: ``resumed at epoch E, step S from <file>``, or ``started afresh: <reason>``
+    when a state existed but could not be used (unreadable, other settings).
 
     Args:
         recipe: from :func:`build`.
@@ -231,9 +234,24 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
 
     trainer = Trainer(recipe, state_path, best_path, device=device, on_epoch=on_epoch, resume=resume,
                       progress=progress)
-    history = trainer.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
-    write_history_csv(history, history_csv)
-    trainer.state_path.unlink(missing_ok=True)
-    checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
+    try:
+        history = trainer.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
+    finally:  # also when training fails: the run shows what it started from
+        _tag_resume(name, trainer)
+    if trainer.rank == 0:  # under torchrun rank 0 alone writes (the other ranks' losses are over their slices)
+        write_history_csv(history, history_csv)
+        trainer.state_path.unlink(missing_ok=True)
+        checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
     collapse = bool(history and history[-1].values.get("d_collapse", 0))
     return PhaseResult(Path(best_path), history, trainer.best_val, trainer.epoch, trainer.step, collapse)
+
+
+def _tag_resume(name: str, trainer: Trainer) -> None:
+    """Tag the active MLflow run ``resume.<name>`` with where the phase resumed, or why it started afresh."""
+    from huescale import tracking
+
+    if trainer.fresh_start_reason:
+        tracking.set_tags({f"resume.{name}": f"started afresh: {trainer.fresh_start_reason}"})
+    elif trainer.resumed_from is not None:
+        epoch, step = trainer.resumed_from
+        tracking.set_tags({f"resume.{name}": f"resumed at epoch {epoch}, step {step} from {trainer.resumed_file}"})

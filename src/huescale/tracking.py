@@ -89,15 +89,46 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
         return run.info.run_id
 
 
+class RegistryError(RuntimeError):
+    """The MLflow model registry could not be read (not the same as "no champion"); names the tracking URI."""
+
+
+def _not_found(exc: Exception) -> bool:
+    """Whether an MLflow error says the registered model, or its alias, does not exist."""
+    code = getattr(exc, "error_code", "")
+    text = str(exc)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text)
+
+
 def champion(name: str = "huescale-colorizer"):
-    """The model version with alias ``champion`` of registered model ``name``, or None."""
+    """The model version with alias ``champion`` of registered model ``name``, or None when there is none.
+
+    Only "not found" (the registered model or its ``champion`` alias does not exist) means no champion.
+
+    Args:
+        name: the registered model (in the registry of MLflow's current tracking URI).
+
+    Raises:
+        RegistryError: any other failure (a database that cannot be read, an unreachable tracking server):
+            the message names the tracking URI; never taken as "no champion" (which would promote).
+    """
+    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     try:
         return MlflowClient().get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        error: Exception = exc
+    except Exception as exc:  # noqa: BLE001 - the store's own errors (sqlalchemy, alembic, OSError)
+        error = exc
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    raise RegistryError(f"cannot read the MLflow model registry at {mlflow.get_tracking_uri()} to find "
+                        f"{name}@champion ({type(error).__name__}: {first[:300]}); fix tracking.uri or the "
+                        "database, or start the tracking server") from error
 
 
 def register_champion(checkpoint: str | Path, run_id: str, val_l1: float, name: str = "huescale-colorizer") -> str:

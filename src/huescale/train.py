@@ -98,9 +98,16 @@ class PhaseConfig:
     flip: bool = True
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
+    def settings(self, *parts: object) -> dict[str, str]:
+        """The settings a resumed run must share with the killed one, as ``{name: JSON text}``: every field but
+        ``epochs`` (so a finished run can be extended by raising it), plus ``parts`` as ``part0``, ``part1``..."""
+        out = {k: json.dumps(v, sort_keys=True, default=str) for k, v in self.__dict__.items() if k != "epochs"}
+        out.update({f"part{i}": str(p) for i, p in enumerate(parts)})
+        return out
+
     def fingerprint(self, *parts: object) -> str:
-        """A hash of the settings that a resumed run must share with the killed one (``epochs`` is left
-        out, so a finished run can be extended by raising it)."""
+        """A hash (16 hex digits) of the same settings as :meth:`settings` (computed as before it existed, so
+        states written by earlier versions still match)."""
         settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
         blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -127,6 +134,13 @@ class Trainer:
         on_epoch: callback ``(EpochRecord)``, e.g. MLflow logging.
         resume: continue from ``state_path`` when it matches this run's fingerprint.
         progress: show a tqdm bar (rank 0 only).
+
+    After :meth:`fit` (set when it resumes or decides not to):
+
+    - ``resumed_from``: ``(epoch, step)`` of the state this run continued from, or None; ``resumed_file`` the
+      file it was read from (``state_path``, or its previous version when that is unreadable);
+    - ``fresh_start_reason``: why an existing state was *not* used (unreadable, other settings; names the
+      file), or None. Either case is logged (INFO for a resume, WARNING for a fresh start).
     """
 
     def __init__(self, recipe: "Recipe", state_path: str | Path, best_path: str | Path,
@@ -162,20 +176,28 @@ class Trainer:
         self.history: list[EpochRecord] = []
         self.collapse_run = 0
         self.collapse_warned = False
-        self.fingerprint = self.cfg.fingerprint(self.model_spec, type(self.netD).__name__ if self.netD else None)
+        parts = (self.model_spec, type(self.netD).__name__ if self.netD else None)
+        self.fingerprint, self.settings = self.cfg.fingerprint(*parts), self.cfg.settings(*parts)
+        self.resumed_from: tuple[int, int] | None = None
+        self.resumed_file: Path | None = None
+        self.fresh_start_reason: str | None = None
 
     # -- state ---------------------------------------------------------------
-    def _state(self, batch_in_epoch: int) -> dict:
+    def _state(self, batch_in_epoch: int, sums: dict[str, float] | None = None, n: int = 0) -> dict:
+        """The resumable state; mid-epoch (``batch_in_epoch > 0``) with the epoch's loss sums over ``n`` batches
+        so far, so the resumed epoch's mean losses are those of an uninterrupted one."""
         return {
-            "fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step,
+            "fingerprint": self.fingerprint, "settings": self.settings, "epoch": self.epoch, "step": self.step,
             "batch_in_epoch": batch_in_epoch, "best_val": self.best_val,
             "netG": self.netG.state_dict(), "optG": self.optG.state_dict(),
             "netD": self.netD.state_dict() if self.netD is not None else {},
             "optD": self.optD.state_dict() if self.optD is not None else {},
             "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "best_netG": self.best_state or {},
             "history": [[r.epoch, r.step, r.values] for r in self.history],
             "collapse_run": self.collapse_run,
+            "epoch_sums": dict(sums or {}), "epoch_batches": n,
         }
 
     def _try_resume(self) -> int:
@@ -185,25 +207,38 @@ class Trainer:
         try:
             st, src = checkpoint.load_with_fallback(self.state_path, self.device)
         except checkpoint.CheckpointError as exc:
-            log.warning("%s; starting from scratch", exc)
-            return 0
+            return self._fresh_start(f"cannot resume from {self.state_path}: {exc}")
         if src != self.state_path:
             log.warning("%s is unreadable; resuming from the previous good checkpoint %s", self.state_path, src)
         if st.get("fingerprint") != self.fingerprint:
-            log.warning("%s was made with other settings; starting from scratch", self.state_path)
-            return 0
+            old = st.get("settings") or {}
+            changed = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+            what = ", ".join(f"{k}: {old.get(k, '?')} -> {self.settings.get(k, '?')}" for k in changed) if old else \
+                "its settings fingerprint differs"
+            return self._fresh_start(f"{src} was made with other settings ({what}); delete it to silence this")
         self.netG.load_state_dict(st["netG"])
         self.optG.load_state_dict(st["optG"])
         if self.netD is not None:
             self.netD.load_state_dict(st["netD"])
             self.optD.load_state_dict(st["optD"])
         torch.set_rng_state(st["rng_torch"].cpu())
+        if st.get("rng_cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in st["rng_cuda"]])
         self.epoch, self.step, self.best_val = st["epoch"], st["step"], st["best_val"]
         self.history = [EpochRecord(e, s, v) for e, s, v in st["history"]]
         self.collapse_run = st.get("collapse_run", 0)
         self.best_state = st.get("best_netG") or None
-        log.info("resumed %s at epoch %d, step %d", src, self.epoch, self.step)
+        self._resumed_sums = (dict(st.get("epoch_sums", {})), int(st.get("epoch_batches", 0)))
+        self.resumed_from, self.resumed_file = (self.epoch, self.step), src
+        log.info("resumed from %s at epoch %d, step %d (batch %d of the epoch)", src, self.epoch, self.step,
+                 st["batch_in_epoch"])
         return st["batch_in_epoch"]
+
+    def _fresh_start(self, reason: str) -> int:
+        """Record and log (WARNING) why an existing state is not resumed; training starts from step 0."""
+        self.fresh_start_reason = reason
+        log.warning("%s; starting afresh from step 0", reason)
+        return 0
 
     # -- data order ------------------------------------------------------------
     def _batches(self, n: int, epoch: int) -> list[list[int]]:
@@ -332,13 +367,18 @@ class Trainer:
             TrainingDiverged: on a NaN/Inf loss.
         """
         seed_everything(self.cfg.seed)
+        self._resumed_sums: tuple[dict[str, float], int] = ({}, 0)
         start_batch = self._try_resume()
         self.netG.train()
         if self.netD is not None:
             self.netD.train()
         pin = self.device.type == "cuda"
         order = _BatchList()  # the loader is made once (persistent workers); its batches change per epoch
+        # its own generator: making an iterator draws a seed from it, which must not move the global RNG that
+        # dropout uses (a resumed run makes its iterator after restoring that RNG, the killed one before saving it)
+        loader_rng = torch.Generator().manual_seed(self.cfg.seed)
         loader = DataLoader(train_set, batch_sampler=order, num_workers=self.cfg.num_workers, pin_memory=pin,
+                            generator=loader_rng,
                             persistent_workers=self.cfg.num_workers > 0, multiprocessing_context=_worker_context(
                                 self.cfg.num_workers))
         while self.epoch < self.cfg.epochs:
@@ -346,8 +386,7 @@ class Trainer:
             if self.world > 1 and len(batches[0]) % self.world:
                 raise ValueError(f"batch size {len(batches[0])} is not divisible by the {self.world} processes")
             order.batches = [b[self.rank::self.world] for b in batches[start_batch:]]  # this rank's slices
-            sums: dict[str, float] = {}
-            n = 0
+            sums, n = self._resumed_sums if start_batch else ({}, 0)  # a resumed epoch keeps its sums so far
             bar = tqdm(loader, total=len(batches), initial=start_batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                        unit="batch", disable=not self.progress, leave=False)
             for i, batch in enumerate(bar, start=start_batch):
@@ -360,7 +399,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("loss_D", "loss_G", "loss_G_L1")})
                 if (self.rank == 0 and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
                         and i + 1 < len(batches)):
-                    checkpoint.save_atomic(self._state(i + 1), self.state_path, keep_previous=True)
+                    checkpoint.save_atomic(self._state(i + 1, sums, n), self.state_path, keep_previous=True)
             bar.close()
             start_batch = 0
             self._end_epoch({k: v / max(n, 1) for k, v in sums.items()}, val_set)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import Callable
+
 from huescale.models.registry import register
 from huescale.resize import imresize
+
+
+def _bicubic(x: torch.Tensor, scale: int, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """The x``scale`` bicubic upscale of a residual: ``fn(x)``, or MATLAB's :func:`imresize` when ``fn`` is None."""
+    return fn(x) if fn is not None else imresize(x, (x.shape[-2] * scale, x.shape[-1] * scale))
 
 
 @register("espcn")
@@ -42,10 +49,12 @@ class ESPCN(nn.Module):
             nn.init.zeros_(self.body[4].weight)
             nn.init.zeros_(self.body[4].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
+        :mod:`huescale.export` passes its size-independent convolution form)."""
         out = self.body(x)
         if self.residual:
-            out = out + imresize(x, (x.shape[-2] * self.scale, x.shape[-1] * self.scale))
+            out = out + _bicubic(x, self.scale, bicubic)
         return out
 
 
@@ -93,11 +102,13 @@ class SRResNet(nn.Module):
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
+        :mod:`huescale.export` passes its size-independent convolution form)."""
         h = self.stem(x)
         h = h + self.mid(self.body(h))
         z = self.out(self.upsample(h))
         if self.residual:
-            base = imresize(x, (x.shape[-2] * self.scale, x.shape[-1] * self.scale)).clamp(-0.999, 0.999)
+            base = _bicubic(x, self.scale, bicubic).clamp(-0.999, 0.999)
             z = z + 2.0 * torch.atanh(base)
         return 2.0 * torch.sigmoid(z) - 1.0
