@@ -62,8 +62,9 @@ def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from huescale.data.images import ImageError, read_image
-    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, plan_inputs
     from huescale.distributed import resolve_device
+    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, plan_inputs
+    from huescale.progress import bar as progress_bar
 
     device = resolve_device(args.device)
     if args.threads:
@@ -90,7 +91,7 @@ def _colorize(args: argparse.Namespace) -> int:
         model, upscaler = _load_models(args, device, tmp)
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
                     tile=args.tile, margin=args.margin, joint=args.pipeline == "joint")
-    bar = tqdm(plan, desc="colorize", unit="img")
+    bar = progress_bar(plan, desc="colorize", unit="img")
     for f, rel in bar:
         bar.set_postfix_str(f.name)
         if single_file:
@@ -101,7 +102,7 @@ def _colorize(args: argparse.Namespace) -> int:
         try:
             rgb = read_image(f, max_pixels=args.max_pixels)
             n = run.n_tiles(*rgb.shape[:2])
-            with tqdm(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
+            with progress_bar(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
                 colorize_to_file(run, rgb, dest, tiles.update)
             del rgb
             written += 1
@@ -123,10 +124,11 @@ def _set_name(folder: Path) -> str:
 def _benchmark_sr(args: argparse.Namespace) -> int:
     import json
 
-    from huescale import benchmark as bm, checkpoint
+    from huescale import benchmark as bm
+    from huescale import checkpoint
     from huescale.atomic import write_json
-    from huescale.report import benchmark_report, run_metadata
     from huescale.distributed import resolve_device
+    from huescale.report import benchmark_report, run_metadata
 
     device = resolve_device(args.device)
     nets, labels = {}, {"bicubic": "bicubic (MATLAB-compatible)"}
@@ -155,9 +157,9 @@ def _score_folder(args: argparse.Namespace) -> int:
 
     from huescale import checkpoint
     from huescale.atomic import write_csv
+    from huescale.distributed import resolve_device
     from huescale.evaluate import score_folder, summarize_rows
     from huescale.infer import Colorizer, iter_inputs
-    from huescale.distributed import resolve_device
 
     device = resolve_device(args.device)
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
@@ -173,7 +175,8 @@ def _score_folder(args: argparse.Namespace) -> int:
 
 def _add_evaluation_commands(sub) -> None:
     """``huescale benchmark-sr`` and ``huescale score-folder``."""
-    bs = sub.add_parser("benchmark-sr", help="x4 SR benchmark (Set5/Set14/BSD100 protocol) on HR folders, with a report")
+    bs = sub.add_parser("benchmark-sr",
+                        help="x4 SR benchmark (Set5/Set14/BSD100 protocol) on HR folders, with a report")
     bs.add_argument("hr", nargs="+", help="folders of HR images (e.g. ../shared/data/benchmarks/Set5/GTmod12)")
     bs.add_argument("--lr", nargs="*", help="provided LR folders, in the order of the HR folders, to check our bicubic")
     bs.add_argument("--upscaler", nargs="*", default=[], help="upscaler checkpoints to score (bicubic always is)")
@@ -250,7 +253,8 @@ def _losses(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     from huescale.stages import STAGES
 
-    ap = argparse.ArgumentParser(prog="huescale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="huescale", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     st = sub.add_parser("stage", help="run one pipeline stage (as dvc repro does)")
     st.add_argument("name", choices=STAGES)
@@ -258,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
     ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
     ab.add_argument("--dvc", action="store_true",
-                    help="run each row as a DVC experiment (dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
+                    help="run each row as a DVC experiment "
+                         "(dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
     pr = sub.add_parser("profile", help="apply parameter profiles (overlays in params/) to params.yaml")
     pr.add_argument("names", nargs="*", help="profiles to apply in order, e.g. offline, gpu (none: list them)")
     pr.add_argument("--params", default="params.yaml", help="the params file to update (default: params.yaml)")

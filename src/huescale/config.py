@@ -123,7 +123,8 @@ class ModelConfig:
 
     colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
     upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
-    discriminator: ModelSpec = field(default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
+    discriminator: ModelSpec = field(
+        default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
     # the joint pipeline's generator, 64 L -> 256 Lab (Frison et al. 2025, Singh et al.; used by the ablation grid)
     joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
 
@@ -314,7 +315,8 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
     if d.source == "folder" and not d.folders:
         raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
     _validate_sources(d, src)
-    if set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6 or min(d.splits.values()) < 0:
+    if (set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6
+            or min(d.splits.values()) < 0):
         raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
     if d.hr_size % d.scale or d.scale < 2:
         raise ConfigError(f"{src}: data.hr_size ({d.hr_size}) must be a multiple of data.scale ({d.scale} >= 2)")
@@ -366,7 +368,8 @@ def _validate_sources(d: DataConfig, src: str) -> None:
             raise ConfigError(f"{src}: {name}.source=hf needs data.hf.name (a hub name, parquet or imagefolder)")
     t = d.test_source
     if t.source != "none" and t.source not in SOURCES:
-        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, got {t.source!r}")
+        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, "
+                          f"got {t.source!r}")
     if t.source == "folder" and not t.folders:
         raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
     if t.n_images < 0 or d.fetch_margin < 0:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 import shutil
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task

@@ -105,7 +105,8 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
     pts = [(k, p) for k, p in pts if p]
     esc = html.escape
     if not pts:
-        return Markup(f'<svg width="{width}" height="{height}" role="img"><text x="10" y="20">{esc(title)}: no data</text></svg>')
+        return Markup(f'<svg width="{width}" height="{height}" role="img">'
+                      f'<text x="10" y="20">{esc(title)}: no data</text></svg>')
     f = (lambda v: math.log10(v)) if log_y else (lambda v: v)
     xs = [p[0] for _, ps in pts for p in ps]
     ys = [f(p[1]) for _, ps in pts for p in ps]

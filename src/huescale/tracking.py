@@ -14,8 +14,9 @@ import contextlib
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from huescale.config import Config, to_flat_dict
 
@@ -83,8 +84,8 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
 
     exp_id = setup(cfg, root)
     key = pipeline_key(Path(root) / "params.yaml")  # same key as the stages compute
-    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id,
-                          tags={PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}) as run:
+    tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}
+    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id, tags=tags) as run:
         mlflow.log_params(_params_for_mlflow(cfg))
         return run.info.run_id
 

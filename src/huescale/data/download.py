@@ -21,7 +21,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from huescale.progress import bar as progress_bar
 
 OFFLINE_HINT = (
     "this machine cannot reach it; to run offline, use a local copy: "
@@ -148,7 +148,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
             start = 0
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        with open(part, "ab" if start else "wb") as f, tqdm(
+        with open(part, "ab" if start else "wb") as f, progress_bar(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress,
         ) as bar:
@@ -233,7 +233,7 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
             shutil.copyfileobj(stream, f, 1 << 20)
         os.replace(tmp, out)
 
-    bar = tqdm(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
     with bar:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:

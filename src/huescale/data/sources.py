@@ -14,13 +14,14 @@ directory shared by all runs: ``data.cache_dir``, or ``$HUESCALE_CACHE``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from huescale.config import DataConfig
 from huescale.data.download import archive_members, download, extract_members, file_digest
@@ -168,7 +169,10 @@ class ArchiveSource:
 
 
 class ImagenetteSource(ArchiveSource):
-    """fast.ai Imagenette (Frison et al. 2025): official archive, md5-verified, resumable; keys ``imagenette/<split>/<wnid>/<file>``."""
+    """fast.ai Imagenette (Frison et al. 2025): official archive, md5-verified, resumable.
+
+    Keys: ``imagenette/<split>/<wnid>/<file>``.
+    """
 
     name = "imagenette"
 
@@ -299,7 +303,7 @@ class HfSource:
 
     def fetch(self) -> None:
         """Load the data set and write the selected rows' images into the cache."""
-        from tqdm.auto import tqdm
+        from huescale.progress import bar as progress_bar
 
         ds = self._load()
         prefix = f"hf/{self.slug}/{self.split}/"
@@ -307,7 +311,8 @@ class HfSource:
         files = []
         if self.streaming:
             rows = ds if self.limit is None else ds.take(self.limit)
-            for i, row in enumerate(tqdm(rows, desc=f"hf {self.ds_name}", unit="img", disable=not self.progress)):
+            bar = progress_bar(rows, desc=f"hf {self.ds_name}", unit="img", disable=not self.progress)
+            for i, row in enumerate(bar):
                 key = f"{prefix}{i:08d}"
                 files.append((key, self._write(key, row[self.column], have)))
         else:
@@ -315,7 +320,7 @@ class HfSource:
             if self.limit is not None:
                 keys = keys[: self.limit]
             col = ds.select_columns([self.column])
-            for key in tqdm(sorted(keys), desc=f"hf {self.ds_name}", unit="img", disable=not self.progress):
+            for key in progress_bar(sorted(keys), desc=f"hf {self.ds_name}", unit="img", disable=not self.progress):
                 files.append((key, self._write(key, col[int(key.rsplit("/", 1)[-1])][self.column], have)))
         self._files = sorted(files)
 

@@ -29,20 +29,20 @@ import json
 import os
 import shutil
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from huescale.config import DataConfig
 from huescale.data.images import ImageError, is_grayscale, open_rgb
 from huescale.data.sources import ImageRef
 from huescale.data.subset import SPLITS, sample_order, split_of
+from huescale.progress import bar as progress_bar
 from huescale.resize import imresize, resize_matrix
 
 TIER_ARRAYS = {"64": ("lr64",), "256": ("lr256", "hr256")}
@@ -288,7 +288,7 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
     workers = max(1, cfg.workers)
     total = sum(min(n, len(p)) for p, n in pools)
     try:
-        with tqdm(total=total, desc="prepare", unit="img", disable=not progress) as bar:
+        with progress_bar(total=total, desc="prepare", unit="img", disable=not progress) as bar:
             for pool_refs, target in pools:
                 if not pool_refs:
                     continue

@@ -14,7 +14,8 @@ def run(cfg: Config) -> dict:
     """
     import torch
 
-    from huescale import checkpoint, evaluate as ev, tracking
+    from huescale import checkpoint, tracking
+    from huescale import evaluate as ev
     from huescale.atomic import write_json
     from huescale.config import to_flat_dict
     from huescale.data.store import PairStore
