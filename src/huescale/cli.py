@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,16 +27,16 @@ def _load_models(args: argparse.Namespace, device, tmp: str):
     from huescale.infer import load_champion
 
     if args.model == "champion":
-        uri = args.tracking_uri
-        if uri is None:
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
             from huescale.config import load_config
-            from huescale.tracking import resolve_uri
+            from huescale.tracking import tracking_uri
 
             params = Path(args.params)
             if not params.is_file():
                 raise FileNotFoundError(f"{params}: params file not found (it gives tracking.uri); "
                                         "pass --tracking-uri or --params")
-            uri = resolve_uri(load_config(params).tracking.uri, params.resolve().parent)
+            uri = tracking_uri(load_config(params), params.resolve().parent)
         path = load_champion(uri, tmp)
     else:
         path = args.checkpoint
@@ -280,7 +281,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="colour model checkpoint (colorizer, or the joint generator)")
     co.add_argument("--model", choices=["champion"], default=None,
                     help="load the MLflow model huescale-colorizer@champion instead of --checkpoint")
-    co.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: tracking.uri of --params)")
+    co.add_argument("--tracking-uri", default=None,
+                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else tracking.uri of --params)")
     co.add_argument("--params", default="params.yaml", help="params file giving tracking.uri for --model")
     co.add_argument("--upscaler", default=None, help="upscaler checkpoint (default models/upscaler.pt)")
     co.add_argument("--format", default=None, help="output extension, e.g. png (default: the input's, or png)")

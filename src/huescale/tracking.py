@@ -22,6 +22,8 @@ from huescale.config import Config, to_flat_dict
 
 PIPELINE_TAG = "huescale.pipeline_key"
 KIND_TAG = "huescale.kind"
+# MLflow 3's UI opens an experiment by its kind: this one lands on the training runs (not GenAI traces)
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def _quiet_env() -> None:
@@ -53,13 +55,23 @@ def resolve_uri(uri: str, root: str | Path = ".") -> str:
     return uri
 
 
+def tracking_uri(cfg: Config, root: str | Path = ".") -> str:
+    """The tracking server or database: ``MLFLOW_TRACKING_URI`` when set (e.g. the Prefect flow's
+    ``--tracking-uri``, an ``http://`` MLflow server shared by remote workers), else ``tracking.uri``
+    of the params (a relative ``sqlite:///`` path resolved against ``root``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or resolve_uri(cfg.tracking.uri, root)
+
+
 def setup(cfg: Config, root: str | Path = ".") -> str:
-    """Point MLflow at ``tracking.uri`` (relative to ``root``) and select the experiment; returns its id."""
+    """Point MLflow at :func:`tracking_uri` and select the experiment (created if new, and marked as model
+    training so that the MLflow UI opens it on its runs, not on the GenAI traces page); returns its id."""
     _quiet_env()
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(cfg.tracking.uri, root))
+    mlflow.set_tracking_uri(tracking_uri(cfg, root))
     exp = mlflow.set_experiment(cfg.tracking.experiment)
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
 
 
