@@ -80,7 +80,10 @@ def _colorize(args: argparse.Namespace) -> int:
     plan, failed, written, seen = [], 0, 0, set()
     for item in args.inputs:  # an input that matches nothing is reported; the others go on
         try:
-            plan += [pair for pair in plan_inputs([item]) if pair[0] not in seen and not seen.add(pair[0])]
+            for pair in plan_inputs([item]):
+                if pair[0] not in seen:
+                    seen.add(pair[0])
+                    plan.append(pair)
         except FileNotFoundError as exc:
             print(f"huescale colorize: failed: {exc}", file=sys.stderr)
             failed += 1
@@ -132,7 +135,8 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
     from huescale.report import benchmark_report, run_metadata
 
     device = resolve_device(args.device)
-    nets, labels = {}, {"bicubic": "bicubic (MATLAB-compatible)"}
+    nets: dict = {}
+    labels = {"bicubic": "bicubic (MATLAB-compatible)"}
     for path in args.upscaler:
         net, ck = checkpoint.load_model(path, device)
         name = f"{ck['model']}:{Path(path).stem}"

@@ -198,7 +198,7 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
             files = sorted(Path(local).glob("*.pt"))
             champ_model, _ = checkpoint.load_model(files[0])
             champ_l1 = mean_l1(champ_model, COLORIZATION, val)
-    result = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
+    result: dict = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
     if champ_l1 is None or new_l1 < champ_l1:
         result.update(promoted=True, version=tracking.register_champion(root / COLORIZER, run_id, new_l1, name))
     get_run_logger().info("champion decision: %s", result)
@@ -296,8 +296,8 @@ def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, d
         out["report"] = str(root / REPORT)
         create_link_artifact((root / REPORT).as_uri(), link_text="huescale report", key="huescale-report")
     uri = tracking.tracking_uri(cfg, root)
-    link = (f"{uri.rstrip('/')}/#/experiments/{tracking.setup(cfg, root)}/runs/{parent}"
-            if uri.startswith(("http://", "https://")) else f"{uri}#runs/{parent}")
+    link = (tracking.ui_url(uri, tracking.setup(cfg, root), parent) if uri.startswith(("http://", "https://"))
+            else f"{uri}#runs/{parent}")
     create_link_artifact(link, link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
     if promote:
         out["champion"] = promote_champion(str(root), parent)

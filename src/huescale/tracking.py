@@ -22,7 +22,8 @@ from huescale.config import Config, to_flat_dict
 
 PIPELINE_TAG = "huescale.pipeline_key"
 KIND_TAG = "huescale.kind"
-# MLflow 3's UI opens an experiment by its kind: this one lands on the training runs (not GenAI traces)
+# The experiment's kind for MLflow 3's UI: model training, not GenAI. (The 3.17 UI decides by its
+# GenAI / Model training switch instead, which ui_url sets; earlier 3.x UIs read this tag.)
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
@@ -60,6 +61,16 @@ def tracking_uri(cfg: Config, root: str | Path = ".") -> str:
     ``--tracking-uri``, an ``http://`` MLflow server shared by remote workers), else ``tracking.uri``
     of the params (a relative ``sqlite:///`` path resolved against ``root``)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or resolve_uri(cfg.tracking.uri, root)
+
+
+def ui_url(server: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of one run) on ``server`` (``http://host:port``).
+
+    The link selects the UI's "Model training" view (``workflowType=machine_learning``): MLflow 3.17
+    otherwise opens every experiment on its GenAI overview of traces, empty for huescale.
+    """
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{server.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
 def setup(cfg: Config, root: str | Path = ".") -> str:

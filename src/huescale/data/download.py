@@ -253,8 +253,11 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
                 for m in tf:
                     if m.name in left:
                         _check_member(dest, m.name, not m.isfile(), archive)
-                        with tf.extractfile(m) as stream:
-                            write(stream, left.pop(m.name))
+                        member = tf.extractfile(m)
+                        if member is None:  # not a regular file: refused by _check_member above
+                            raise DownloadError(f"{archive}: member {m.name!r} is not a file; delete the archive")
+                        with member:
+                            write(member, left.pop(m.name))
                         bar.update(1)
                         if not left:
                             break

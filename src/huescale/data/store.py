@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -123,7 +124,7 @@ def process_image(path: str, cfg: DataConfig) -> Prepared:
             im = im.crop((left, top, left + side, top + side))
         else:
             box = ((cw - side) / 2, (ch - side) / 2, (cw + side) / 2, (ch + side) / 2)
-            im = im.resize((hr, hr), Image.BICUBIC, box=box)
+            im = im.resize((hr, hr), Image.Resampling.BICUBIC, box=box)
     rgb = np.asarray(im)
     if is_grayscale(rgb, cfg.gray_tolerance):
         raise ImageError(path, "grayscale", "grayscale (R~=G~=B): cannot be a colorization target")
@@ -157,6 +158,7 @@ def _init_worker(cfg: DataConfig) -> None:
 
 
 def _work_chunk(paths: list[str]) -> list[Prepared | ImageError]:
+    assert _WORKER_CFG is not None, "_init_worker sets the config first"
     return [_work(p, _WORKER_CFG) for p in paths]
 
 
@@ -191,7 +193,7 @@ class _ShardWriter:
         self.folder, self.name, self.shard_size = folder, name, shard_size
         self.count = 0
         self.shards: list[str] = []
-        self._file = None
+        self._file: BinaryIO | None = None
         self._rows = 0
         self._header: dict | None = None
 
@@ -224,6 +226,7 @@ class _ShardWriter:
         if self._file is None:
             return
         if self._rows != self.shard_size:
+            assert self._header is not None, "set with the file"
             full = self._header_bytes(self._header, self.shard_size)
             short = self._header_bytes(self._header, self._rows)
             if len(short) != len(full):  # cannot happen with NumPy's padded headers; never write a bad file
