@@ -31,12 +31,13 @@ import numpy as np
 import torch
 
 from huescale import checkpoint, models
+from huescale.distributed import resolve_device
 from huescale.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
-from huescale.distributed import resolve_device
 
 _PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.stderr.write(r.stderr[-2000:])")
+         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+         "sys.stderr.write(r.stderr[-2000:])")
 
 
 def onnx_fps(colorizer: torch.nn.Module, upscaler: torch.nn.Module, batches: tuple[int, ...], iters: int) -> dict:
@@ -93,8 +94,9 @@ def memory(photo: str, colorizer: torch.nn.Module, upscaler: torch.nn.Module) ->
             rc, kb = r.stdout.split()
             with Image.open(dest) if rc == "0" else open(os.devnull) as im:
                 size = "x".join(map(str, im.size)) if rc == "0" else r.stderr[-300:]
-            out[f"scale{scale}"] = {"rc": int(rc), "peak_rss_mb": round(int(kb) / 1024), "s": round(time.perf_counter() - t, 1),
-                                    "output": size, "output_mb_on_disk": round(dest.stat().st_size / 2**20) if dest.exists() else None}
+            out[f"scale{scale}"] = {"rc": int(rc), "peak_rss_mb": round(int(kb) / 1024),
+                                    "s": round(time.perf_counter() - t, 1), "output": size,
+                                    "output_mb_on_disk": round(dest.stat().st_size / 2**20) if dest.exists() else None}
     return out
 
 
@@ -122,7 +124,8 @@ def main() -> None:
     if not args.no_onnx:
         import onnxruntime
 
-        out["onnxruntime"] = {"version": onnxruntime.__version__, "provider": "CPUExecutionProvider", "dtype": "float32",
+        out["onnxruntime"] = {"version": onnxruntime.__version__, "provider": "CPUExecutionProvider",
+                              "dtype": "float32",
                               "threads": torch.get_num_threads(),
                               **onnx_fps(colorizer, upscaler, (1, 64), args.iters)}
         if device.type == "cpu":

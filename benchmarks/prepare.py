@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,7 +92,8 @@ def naive_rate(n: int) -> dict:
         np.save(Path(tmp) / "hr.npy", np.stack(hr))
         np.save(Path(tmp) / "lr.npy", np.stack(lr))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"images": n, "wall_s": round(wall, 2), "img_s": round(n / wall, 1), "cpu_ms_per_img": round(cpu / n * 1e3, 2),
+    return {"images": n, "wall_s": round(wall, 2), "img_s": round(n / wall, 1),
+            "cpu_ms_per_img": round(cpu / n * 1e3, 2),
             "img_s_if_1_free_core": round(n / cpu, 1), "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 

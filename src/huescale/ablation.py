@@ -24,7 +24,8 @@ from typing import Any
 
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
-from huescale.grid import adversarial as _adversarial, check_rows, load_grid, slug
+from huescale.grid import adversarial as _adversarial
+from huescale.grid import check_rows, load_grid, slug
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = 
         train_s = time.perf_counter() - t0
         pipeline = evaluate.row_pipeline(kind, nets)
         test = evaluate.score_row(kind, pipeline, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size)
+        ev = cfg.evaluate
         held = {} if kind == "upscaler" else {
-            name: evaluate.score_row(kind, pipeline, s, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size, fps=False)
+            name: evaluate.score_row(kind, pipeline, s, device, ev.epsilon, ev.batch_size, fps=False)
             for name, s in evaluate.holdout_stores(grid.get("holdout", "data/holdout_pairs")).items()}
         bench = {}
         if kind == "upscaler" and grid.get("benchmark", True):

@@ -31,8 +31,9 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 log = logging.getLogger("huescale.atomic")
 

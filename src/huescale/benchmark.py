@@ -18,17 +18,17 @@ published number followed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from huescale import metrics
 from huescale.atomic import write_csv, write_json, write_png
 from huescale.data.images import IMAGE_EXTENSIONS, read_image
+from huescale.progress import bar as progress_bar
 from huescale.resize import imresize
 
 Upscale = Callable[[np.ndarray], np.ndarray]  # LR uint8 h x w x 3 -> SR uint8 (s*h) x (s*w) x 3
@@ -131,7 +131,7 @@ def score_set(files: list[Path], methods: dict[str, Upscale], scale: int = 4,
         (also ``|hr`` and ``|lr``) of the first ``keep`` images.
     """
     rows, crops = [], {}
-    for i, f in enumerate(tqdm(files, desc="SR benchmark", unit="img", disable=not progress)):
+    for i, f in enumerate(progress_bar(files, desc="SR benchmark", unit="img", disable=not progress)):
         hr = mod_crop(read_image(f), scale)
         lr = make_lr(hr, scale)
         gray = is_gray(hr)
@@ -247,7 +247,8 @@ def run(sets: dict[str, str], upscalers: dict[str, nn.Module | Upscale], scale: 
             lr_crop = crops[f"{f.name}|lr"][t // scale:b // scale, l // scale:r // scale]
             entry["crops"]["LR (input)"] = write_png(lr_crop, out / set_name / f"{f.stem}_lr.png")
             for name in methods:
-                entry["crops"][name] = write_png(crops[f"{f.name}|{name}"][t:b, l:r], out / set_name / f"{f.stem}_{name}.png")
+                entry["crops"][name] = write_png(crops[f"{f.name}|{name}"][t:b, l:r],
+                                                 out / set_name / f"{f.stem}_{name}.png")
             entry["crops"]["HR (ground truth)"] = write_png(hr[t:b, l:r], out / set_name / f"{f.stem}_hr.png")
             scores = {x["method"]: round(x["psnr_y"], 2) for x in rows if x["image"] == f.name}
             entry["psnr_y"] = scores

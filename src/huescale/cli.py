@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,16 +27,16 @@ def _load_models(args: argparse.Namespace, device, tmp: str):
     from huescale.infer import load_champion
 
     if args.model == "champion":
-        uri = args.tracking_uri
-        if uri is None:
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
             from huescale.config import load_config
-            from huescale.tracking import resolve_uri
+            from huescale.tracking import tracking_uri
 
             params = Path(args.params)
             if not params.is_file():
                 raise FileNotFoundError(f"{params}: params file not found (it gives tracking.uri); "
                                         "pass --tracking-uri or --params")
-            uri = resolve_uri(load_config(params).tracking.uri, params.resolve().parent)
+            uri = tracking_uri(load_config(params), params.resolve().parent)
         path = load_champion(uri, tmp)
     else:
         path = args.checkpoint
@@ -64,6 +65,7 @@ def _colorize(args: argparse.Namespace) -> int:
     from huescale.data.images import ImageError, read_image
     from huescale.distributed import resolve_device
     from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, output_paths, plan_inputs
+    from huescale.progress import bar as progress_bar
 
     device = resolve_device(args.device)
     if args.threads:
@@ -78,7 +80,10 @@ def _colorize(args: argparse.Namespace) -> int:
     plan, failed, skipped, written, seen = [], 0, 0, 0, set()
     for item in args.inputs:  # an input that matches nothing is reported; the others go on
         try:
-            plan += [pair for pair in plan_inputs([item]) if pair[0] not in seen and not seen.add(pair[0])]
+            for pair in plan_inputs([item]):
+                if pair[0] not in seen:
+                    seen.add(pair[0])
+                    plan.append(pair)
         except FileNotFoundError as exc:
             print(f"huescale colorize: failed: {exc}", file=sys.stderr)
             failed += 1
@@ -88,7 +93,7 @@ def _colorize(args: argparse.Namespace) -> int:
         model, upscaler = _load_models(args, device, tmp)
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
                     tile=args.tile, margin=args.margin, joint=args.pipeline == "joint")
-    bar = tqdm(jobs, desc="colorize", unit="img")
+    bar = progress_bar(jobs, desc="colorize", unit="img")
     for f, dest in bar:
         bar.set_postfix_str(f.name)
         if dest.exists() and not args.overwrite:
@@ -99,7 +104,7 @@ def _colorize(args: argparse.Namespace) -> int:
         try:
             rgb = read_image(f, max_pixels=args.max_pixels)
             n = run.n_tiles(*rgb.shape[:2])
-            with tqdm(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
+            with progress_bar(total=n, desc=f.name, unit="tile", leave=False, disable=n < 8) as tiles:
                 colorize_to_file(run, rgb, dest, tiles.update, overwrite=args.overwrite)
             del rgb
             written += 1
@@ -125,13 +130,15 @@ def _set_name(folder: Path) -> str:
 def _benchmark_sr(args: argparse.Namespace) -> int:
     import json
 
-    from huescale import benchmark as bm, checkpoint
+    from huescale import benchmark as bm
+    from huescale import checkpoint
     from huescale.atomic import write_json
-    from huescale.report import benchmark_report, run_metadata
     from huescale.distributed import resolve_device
+    from huescale.report import benchmark_report, run_metadata
 
     device = resolve_device(args.device)
-    nets, labels = {}, {"bicubic": "bicubic (MATLAB-compatible)"}
+    nets: dict = {}
+    labels = {"bicubic": "bicubic (MATLAB-compatible)"}
     for path in args.upscaler:
         net, ck = checkpoint.load_model(path, device)
         name = f"{ck['model']}:{Path(path).stem}"
@@ -157,9 +164,9 @@ def _score_folder(args: argparse.Namespace) -> int:
 
     from huescale import checkpoint
     from huescale.atomic import write_csv
+    from huescale.distributed import resolve_device
     from huescale.evaluate import score_folder, summarize_rows
     from huescale.infer import Colorizer, iter_inputs
-    from huescale.distributed import resolve_device
 
     device = resolve_device(args.device)
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
@@ -175,7 +182,8 @@ def _score_folder(args: argparse.Namespace) -> int:
 
 def _add_evaluation_commands(sub) -> None:
     """``huescale benchmark-sr`` and ``huescale score-folder``."""
-    bs = sub.add_parser("benchmark-sr", help="x4 SR benchmark (Set5/Set14/BSD100 protocol) on HR folders, with a report")
+    bs = sub.add_parser("benchmark-sr",
+                        help="x4 SR benchmark (Set5/Set14/BSD100 protocol) on HR folders, with a report")
     bs.add_argument("hr", nargs="+", help="folders of HR images (e.g. ../shared/data/benchmarks/Set5/GTmod12)")
     bs.add_argument("--lr", nargs="*", help="provided LR folders, in the order of the HR folders, to check our bicubic")
     bs.add_argument("--upscaler", nargs="*", default=[], help="upscaler checkpoints to score (bicubic always is)")
@@ -252,7 +260,8 @@ def _losses(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     from huescale.stages import STAGES
 
-    ap = argparse.ArgumentParser(prog="huescale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="huescale", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     st = sub.add_parser("stage", help="run one pipeline stage (as dvc repro does)")
     st.add_argument("name", choices=STAGES)
@@ -260,7 +269,8 @@ def _parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ablate", help="run an ablation grid (rows as nested MLflow runs, champion registered)")
     ab.add_argument("grid", help="grid file, e.g. grids/table7.yaml")
     ab.add_argument("--dvc", action="store_true",
-                    help="run each row as a DVC experiment (dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
+                    help="run each row as a DVC experiment "
+                         "(dvc exp run -S ablation.row=i ablate_row; see dvc exp show)")
     pr = sub.add_parser("profile", help="apply parameter profiles (overlays in params/) to params.yaml")
     pr.add_argument("names", nargs="*", help="profiles to apply in order, e.g. offline, gpu (none: list them)")
     pr.add_argument("--params", default="params.yaml", help="the params file to update (default: params.yaml)")
@@ -277,7 +287,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="colour model checkpoint (colorizer, or the joint generator)")
     co.add_argument("--model", choices=["champion"], default=None,
                     help="load the MLflow model huescale-colorizer@champion instead of --checkpoint")
-    co.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: tracking.uri of --params)")
+    co.add_argument("--tracking-uri", default=None,
+                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else tracking.uri of --params)")
     co.add_argument("--params", default="params.yaml", help="params file giving tracking.uri for --model")
     co.add_argument("--upscaler", default=None, help="upscaler checkpoint (default models/upscaler.pt)")
     co.add_argument("--format", default=None, help="output extension, e.g. png (default: the input's, or png)")

@@ -128,7 +128,8 @@ class ModelConfig:
 
     colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
     upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
-    discriminator: ModelSpec = field(default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
+    discriminator: ModelSpec = field(
+        default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
     # the joint pipeline's generator, 64 L -> 256 Lab (Frison et al. 2025, Singh et al.; used by the ablation grid)
     joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
 
@@ -323,7 +324,8 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
     if d.source == "folder" and not d.folders:
         raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
     _validate_sources(d, src)
-    if set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6 or min(d.splits.values()) < 0:
+    if (set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6
+            or min(d.splits.values()) < 0):
         raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
     if d.hr_size % d.scale or d.scale < 2:
         raise ConfigError(f"{src}: data.hr_size ({d.hr_size}) must be a multiple of data.scale ({d.scale} >= 2)")
@@ -391,7 +393,8 @@ def _validate_sources(d: DataConfig, src: str) -> None:
                           "(the official one is 6cd6e144f989b92b3379bac3b3de84fd)")
     t = d.test_source
     if t.source != "none" and t.source not in SOURCES:
-        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, got {t.source!r}")
+        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, "
+                          f"got {t.source!r}")
     if t.source == "folder" and not t.folders:
         raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
     if t.n_images < 0 or d.fetch_margin < 0:
@@ -400,8 +403,8 @@ def _validate_sources(d: DataConfig, src: str) -> None:
         raise ConfigError(f"{src}: data.holdout_images must be >= 1, got {d.holdout_images}")
     training = [Path(f).expanduser().resolve() for f in d.folders + d.test_source.folders]
     for name, folder in d.holdout.items():
-        h = Path(folder).expanduser().resolve()
-        clash = next((t for t in training if t == h or t in h.parents or h in t.parents), None)
+        held = Path(folder).expanduser().resolve()
+        clash = next((t for t in training if t == held or t in held.parents or held in t.parents), None)
         if clash is not None:
             raise ConfigError(f"{src}: data.holdout.{name} ({folder}) overlaps the training folder {clash}: "
                               "held-out photographs must be ones training never reads")

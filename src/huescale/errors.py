@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 
 def guard(program: str, fn: Callable[[], int | None]) -> NoReturn:

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from huescale import metrics
 from huescale.atomic import write_csv
 from huescale.config import EvaluateConfig
 from huescale.data.store import PairStore
 from huescale.models.pipelines import JointPipeline, TwoStepPipeline, bicubic_rgb, render
+from huescale.progress import bar as progress_bar
 from huescale.resize import imresize
 
 
@@ -335,7 +335,7 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
     from huescale.data.images import ImageError, is_grayscale, read_image
 
     rows, skipped = [], []
-    for f in tqdm(files, desc="score folder", unit="img", disable=not progress):
+    for f in progress_bar(files, desc="score folder", unit="img", disable=not progress):
         try:
             rgb = read_image(f)
         except ImageError as exc:

@@ -51,7 +51,8 @@ def load_grid(path: str | Path) -> dict:
     grid = read_yaml(p, "grid file not found")
     unknown = set(grid) - GRID_KEYS
     if unknown:
-        raise ConfigError(f"{p}: unknown grid key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(GRID_KEYS))}")
+        raise ConfigError(f"{p}: unknown grid key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(GRID_KEYS))}")
     rows = grid.get("rows") or []
     if not rows:
         raise ConfigError(f"{p}: rows: the grid has no rows")

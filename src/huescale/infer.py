@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -480,7 +480,7 @@ class PNGBandWriter:
             self._f.close()
         self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "PNGBandWriter":
+    def __enter__(self) -> PNGBandWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

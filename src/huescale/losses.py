@@ -23,9 +23,10 @@ float tensor and whose ``metric`` attribute names the logged value
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -284,7 +285,7 @@ class VGGContentLoss(Loss):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
-    def train(self, mode: bool = True) -> "VGGContentLoss":
+    def train(self, mode: bool = True) -> VGGContentLoss:
         super().train(mode)
         self.features.eval()  # frozen: never in training mode
         return self

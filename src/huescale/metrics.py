@@ -266,7 +266,7 @@ def images_digest(images: np.ndarray) -> str:
 
     a = np.ascontiguousarray(images)
     h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+    h.update(a.data.cast("B"))
     return h.hexdigest()
 
 

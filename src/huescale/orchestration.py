@@ -12,6 +12,15 @@ flow run is one MLflow parent run (``HUESCALE_PARENT_RUN_ID``). At the end the
 new colorizer becomes the MLflow ``champion`` only if its L1 on the current
 validation split beats the champion's on the same split.
 
+On a worker of another machine (a deployment whose source is the git repository,
+``flows/retrain.py deploy``) the checkout is a fresh clone without data or models:
+with ``dvc_remote`` the flow ``dvc pull``s what earlier runs pushed before the
+stages (an empty remote on the first run is fine) and ``dvc push``es the outputs
+after them; with ``git_push`` it commits ``dvc.lock`` and the metrics and pushes
+them to the branch, so any clone gets the results with ``git pull && dvc pull``;
+``tracking_uri`` (an ``http://`` MLflow server) keeps the runs and the champion
+where every machine sees them.
+
 :func:`rows_as_dvc_experiments` runs the rows of an ablation grid as DVC experiments
 of the ``ablate_row`` stage (``dvc exp run -S ablation.row=i``), so ``dvc exp show``
 lists them with their params and metrics.
@@ -19,12 +28,14 @@ lists them with their params and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections import deque
 import shutil
 import subprocess
 import sys
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -38,6 +49,96 @@ def _dvc() -> str:
     return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
 
 
+def _env(project_dir: str | Path, **extra: str) -> dict[str, str]:
+    """The environment of a command in the project: this Python's scripts first on PATH and the project's
+    own ``src`` first on PYTHONPATH (stages run the code of the checkout they hash, not another install)."""
+    src = Path(project_dir).resolve() / "src"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **extra}
+    if (src / "huescale").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _run(cmd: list[str], project_dir: str | Path, what: str) -> str:
+    """Run ``cmd`` in the project and log its output's last lines; returns the output.
+
+    Raises:
+        RuntimeError: it exited non-zero (the message says ``what`` failed and holds the output's tail).
+    """
+    logger = get_run_logger()
+    logger.info("%s: %s", what, " ".join(cmd))
+    res = subprocess.run(cmd, cwd=project_dir, env=_env(project_dir), capture_output=True, text=True)
+    out = (res.stdout + res.stderr).strip()
+    for line in out.splitlines()[-20:]:
+        if line.split("\r")[-1].strip():
+            logger.info(line.split("\r")[-1].strip())
+    if res.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {res.returncode}) in {project_dir}: `{' '.join(cmd)}`\n{out[-3000:]}")
+    return out
+
+
+def _remote_args(project_dir: str | Path, remote: str) -> list[str]:
+    """``-r NAME`` for a DVC remote given by name (configured in the project) or URL (added to the local,
+    uncommitted config as ``huescale-remote``)."""
+    listed = subprocess.run([_dvc(), "remote", "list"], cwd=project_dir, capture_output=True, text=True).stdout
+    if remote in listed.split()[0::2]:
+        return ["-r", remote]
+    _run([_dvc(), "remote", "add", "--local", "--force", "huescale-remote", remote], project_dir, "dvc remote add")
+    return ["-r", "huescale-remote"]
+
+
+@task(retries=2, retry_delay_seconds=10)
+def dvc_pull(project_dir: str, remote: str) -> None:
+    """``dvc pull`` the pipeline's data and models from ``remote`` (a DVC remote name or URL) before the
+    stages, so DVC re-runs only what changed. Files the remote does not have yet (an empty remote on
+    the first run) are skipped: their stages run.
+
+    Raises:
+        RuntimeError: the remote cannot be read (Prefect retries the task).
+    """
+    _run([_dvc(), "pull", "--allow-missing", *_remote_args(project_dir, remote)], project_dir, "dvc pull")
+
+
+@task(retries=2, retry_delay_seconds=10)
+def dvc_push(project_dir: str, remote: str) -> None:
+    """``dvc push`` every cached output of ``dvc.lock`` to ``remote`` (a DVC remote name or URL).
+
+    Raises:
+        RuntimeError: the push failed (Prefect retries the task).
+    """
+    _run([_dvc(), "push", *_remote_args(project_dir, remote)], project_dir, "dvc push")
+
+
+@task
+def git_publish(project_dir: str, message: str) -> str | None:
+    """Commit what the run changed in the checkout (``dvc.lock``, the metrics, the ``.gitignore`` entries
+    DVC writes; the outputs themselves go to the DVC remote) and push it to the checkout's branch on
+    ``origin``. Without a git identity configured, commits as ``huescale-worker``.
+
+    Returns:
+        The new commit, or None when nothing changed.
+
+    Raises:
+        RuntimeError: git failed, e.g. the push was rejected twice (the message holds git's output).
+    """
+    git = ["git"]
+    who = subprocess.run(["git", "config", "user.email"], cwd=project_dir, capture_output=True, text=True)
+    if not who.stdout.strip():
+        git += ["-c", "user.name=huescale-worker", "-c", "user.email=huescale-worker@localhost"]
+    _run(git + ["add", "-A"], project_dir, "git add")
+    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=project_dir).returncode == 0:
+        get_run_logger().info("git: nothing to commit")
+        return None
+    _run(git + ["commit", "-q", "-m", message], project_dir, "git commit")
+    branch = _run(["git", "rev-parse", "--abbrev-ref", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+    try:
+        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
+    except RuntimeError:  # the branch moved meanwhile: replay the results on top of it once
+        _run(git + ["pull", "--rebase", "origin", branch], project_dir, "git pull --rebase")
+        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
+    return _run(["git", "rev-parse", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+
+
 @task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
 def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = False) -> None:
     """Run one DVC stage in ``project_dir``; its output goes to the Prefect log.
@@ -46,8 +147,7 @@ def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = Fa
         RuntimeError: the stage exited non-zero (Prefect retries the task).
     """
     logger = get_run_logger()
-    env = {**os.environ, "HUESCALE_PARENT_RUN_ID": parent_run_id,
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    env = _env(project_dir, HUESCALE_PARENT_RUN_ID=parent_run_id)
     cmd = [_dvc(), "repro", "--single-item", stage] + (["--force"] if force else [])
     logger.info("running %s in %s", " ".join(cmd), project_dir)
     proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -104,7 +204,7 @@ def decide_champion(candidate: str | Path, run_id: str, val_set, name: str = "hu
                                                  f"{current.run_id}): no checkpoint under its 'champion' artifacts")
             champ_model, _ = checkpoint.load_model(files[0])
             champ_l1 = mean_l1(champ_model, COLORIZATION, val_set)
-    result = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
+    result: dict = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
     if champ_l1 is None or new_l1 < champ_l1:
         result.update(promoted=True, version=tracking.register_champion(candidate, run_id, new_l1, name))
     return result
@@ -144,41 +244,78 @@ def metrics_markdown(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+@contextlib.contextmanager
+def _tracking_env(uri: str | None) -> Iterator[None]:
+    """``MLFLOW_TRACKING_URI=uri`` for this flow and the stages it starts (restored afterwards)."""
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if uri and old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        elif uri and old is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+
+
 @flow(name="huescale-retrain", log_prints=True)
 def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool = False,
-            promote: bool = True) -> dict:
+            promote: bool = True, dvc_remote: str | None = None, tracking_uri: str | None = None,
+            git_push: bool = False) -> dict:
     """Retrain huescale: run the DVC stages, publish metrics and report, decide the champion.
 
     Args:
-        project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``).
+        project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``); a relative path is
+            taken from the flow run's working directory (on a worker: the deployment's git clone).
         stages: stages to run, in pipeline order (default: all of ``huescale.stages.STAGES``).
         force: re-run stages even when DVC finds them up to date.
         promote: run the champion decision after the stages.
+        dvc_remote: a DVC remote (a name configured in the project, or a URL): ``dvc pull`` before the
+            stages, ``dvc push`` after them. None: the checkout's own DVC cache only.
+        tracking_uri: MLflow tracking URI of this run, its stages and the champion (e.g. an
+            ``http://`` MLflow server); None: ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of the params.
+        git_push: commit ``dvc.lock`` and the metrics and push them to the checkout's branch on ``origin``.
 
     Returns:
-        ``{"parent_run_id", "tasks" (stage -> final task state name), "metrics", "report", "champion"}``.
+        ``{"parent_run_id", "tasks" (stage -> final task state name), "metrics", "report", "champion",
+        "commit" (the pushed commit with ``git_push``, else None)}``.
 
     Raises:
         ValueError: unknown stage names.
+        RuntimeError: a stage, ``dvc pull``/``dvc push`` or git failed (after the task's retries).
     """
+    with _tracking_env(tracking_uri):
+        return _retrain(Path(project_dir).resolve(), stages, force, promote, dvc_remote, git_push)
+
+
+def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, dvc_remote: str | None,
+             git_push: bool) -> dict:
     from huescale import tracking
     from huescale.config import load_config
     from huescale.redact import redact
     from huescale.stages import EVAL_METRICS, REPORT
 
-    root = Path(project_dir).resolve()
     stages = list(stages or STAGES)
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGES)}")
     cfg = load_config(root / "params.yaml")
+    if dvc_remote:
+        dvc_pull(str(root), dvc_remote)
     parent = tracking.start_parent_run(cfg, root, tags={"orchestrator": "prefect"})
-    out: dict = {"parent_run_id": parent, "tasks": {}, "metrics": None, "report": None, "champion": None}
+    out: dict = {"parent_run_id": parent, "tasks": {}, "metrics": None, "report": None, "champion": None,
+                 "commit": None}
     for stage in sorted(stages, key=STAGES.index):
         state = dvc_stage(stage, str(root), parent, force, return_state=True)
         out["tasks"][stage] = state.name
         if not state.is_completed():
             state.result()  # re-raises the task's error after its retries: the flow run fails
+    if dvc_remote:
+        dvc_push(str(root), dvc_remote)
+    if git_push:
+        out["commit"] = git_publish(str(root), f"huescale retrain: results of MLflow run {parent} "
+                                               "(dvc.lock and metrics; data and models in the DVC remote)")
     if (root / EVAL_METRICS).is_file():
         out["metrics"] = json.loads((root / EVAL_METRICS).read_text())
         create_markdown_artifact(metrics_markdown(out["metrics"]), key="huescale-metrics",
@@ -186,8 +323,10 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     if (root / REPORT).is_file():
         out["report"] = str(root / REPORT)
         create_link_artifact((root / REPORT).as_uri(), link_text="huescale report", key="huescale-report")
-    create_link_artifact(redact(f"{tracking.resolve_uri(cfg.tracking.uri, root)}#runs/{parent}"),
-                         link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
+    uri = tracking.tracking_uri(cfg, root)
+    link = (tracking.ui_url(uri, tracking.setup(cfg, root), parent) if uri.startswith(("http://", "https://"))
+            else f"{uri}#runs/{parent}")
+    create_link_artifact(redact(link), link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
     if promote:
         out["champion"] = promote_champion(str(root), parent)
     return out

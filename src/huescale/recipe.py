@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -193,7 +194,7 @@ class PhaseResult:
         return checkpoint.load_model(self.best_path, device)[0]
 
     def figures(self, prefix: str) -> dict[str, float | int | bool]:
-        """``<prefix>_best_val_l1``, ``_epochs``, ``_steps`` (and ``_d_collapse``, ``_final_loss_D`` when adversarial)."""
+        """``<prefix>_best_val_l1``, ``_epochs``, ``_steps`` (``_d_collapse``, ``_final_loss_D`` when adversarial)."""
         out: dict[str, float | int | bool] = {f"{prefix}_best_val_l1": self.best_val, f"{prefix}_epochs": self.epochs,
                                               f"{prefix}_steps": self.steps}
         last = self.history[-1].values if self.history else {}

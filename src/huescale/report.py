@@ -104,7 +104,8 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
     pts = [(k, p) for k, p in pts if p]
     esc = html.escape
     if not pts:
-        return Markup(f'<svg width="{width}" height="{height}" role="img"><text x="10" y="20">{esc(title)}: no data</text></svg>')
+        return Markup(f'<svg width="{width}" height="{height}" role="img">'
+                      f'<text x="10" y="20">{esc(title)}: no data</text></svg>')
     f = (lambda v: math.log10(v)) if log_y else (lambda v: v)
     xs = [p[0] for _, ps in pts for p in ps]
     ys = [f(p[1]) for _, ps in pts for p in ps]
@@ -146,7 +147,8 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
     pts = [p for p in points if p.get("x") is not None and p.get("y") is not None
            and math.isfinite(p["x"]) and math.isfinite(p["y"])]
     if not pts:
-        return Markup(f'<svg width="{width}" height="{height}" role="img"><text x="10" y="20">{esc(title)}: no data</text></svg>')
+        return Markup(f'<svg width="{width}" height="{height}" role="img">'
+                      f'<text x="10" y="20">{esc(title)}: no data</text></svg>')
     pad_l, pad_r, pad_t, pad_b = 56, 150, 26, 38
     xs, ys = [p["x"] for p in pts], [p["y"] for p in pts] + ([hline] if hline is not None else [])
     x0, x1 = 0.0, max(xs) * 1.1 or 1.0
@@ -156,7 +158,8 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
     colours = {"model": "#1f77b4", "baseline": "#7f7f7f", "truth": "#2ca02c", "row": "#ff7f0e"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{esc(title)}" class="chart">',
-             f'<text x="{(width - pad_r + pad_l) / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
+             f'<text x="{(width - pad_r + pad_l) / 2}" y="16" text-anchor="middle" font-weight="bold">'
+             f'{esc(title)}</text>',
              f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width - pad_r}" y2="{height - pad_b}" stroke="#888"/>',
              f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{height - pad_b}" stroke="#888"/>',
              f'<text x="{(pad_l + width - pad_r) / 2}" y="{height - 6}" text-anchor="middle" font-size="11">'
@@ -165,7 +168,8 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
              f'transform="rotate(-90 14 {(pad_t + height - pad_b) / 2})">{esc(y_label)}</text>']
     for t in range(5):
         xv, yv = x0 + (x1 - x0) * t / 4, y0 + (y1 - y0) * t / 4
-        parts.append(f'<text x="{sx(xv):.1f}" y="{height - pad_b + 13}" text-anchor="middle" font-size="10">{xv:.3g}</text>')
+        parts.append(f'<text x="{sx(xv):.1f}" y="{height - pad_b + 13}" text-anchor="middle" font-size="10">'
+                     f'{xv:.3g}</text>')
         parts.append(f'<text x="{pad_l - 4}" y="{sy(yv) + 4:.1f}" text-anchor="end" font-size="10">{yv:.3g}</text>')
     if hline is not None:
         parts.append(f'<line x1="{pad_l}" y1="{sy(hline):.1f}" x2="{width - pad_r}" y2="{sy(hline):.1f}" '

@@ -103,7 +103,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
              f"- colorizer: `{card.get('colorizer', '?')}`; upscaler: `{card.get('upscaler', '?')}`",
              f"- training: {card.get('training', '?')}", "",
              "## Held-out photographs (never used in training)", "",
-             "| set | size | colourfulness / truth's | ΔE2000 | gray's ΔE2000 | MAE | PSNR |", "|---|---|---|---|---|---|---|"]
+             "| set | size | colourfulness / truth's | ΔE2000 | gray's ΔE2000 | MAE | PSNR |",
+             "|---|---|---|---|---|---|---|"]
     for name, sections in (card.get("holdout") or {}).items():
         for section, size, base in (("colorization_64", 64, "gray_baseline"), ("two_step_256", 256,
                                                                                "gray_bicubic_baseline")):

@@ -15,8 +15,8 @@ to sRGB for the losses taken in RGB. The normalisation is pix2pix's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

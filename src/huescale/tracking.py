@@ -14,13 +14,17 @@ import contextlib
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from huescale.config import Config, to_flat_dict
 
 PIPELINE_TAG = "huescale.pipeline_key"
 KIND_TAG = "huescale.kind"
+# The experiment's kind for MLflow 3's UI: model training, not GenAI. (The 3.17 UI decides by its
+# GenAI / Model training switch instead, which ui_url sets; earlier 3.x UIs read this tag.)
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def _quiet_env() -> None:
@@ -52,13 +56,33 @@ def resolve_uri(uri: str, root: str | Path = ".") -> str:
     return uri
 
 
+def tracking_uri(cfg: Config, root: str | Path = ".") -> str:
+    """The tracking server or database: ``MLFLOW_TRACKING_URI`` when set (e.g. the Prefect flow's
+    ``--tracking-uri``, an ``http://`` MLflow server shared by remote workers), else ``tracking.uri``
+    of the params (a relative ``sqlite:///`` path resolved against ``root``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or resolve_uri(cfg.tracking.uri, root)
+
+
+def ui_url(server: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of one run) on ``server`` (``http://host:port``).
+
+    The link selects the UI's "Model training" view (``workflowType=machine_learning``): MLflow 3.17
+    otherwise opens every experiment on its GenAI overview of traces, empty for huescale.
+    """
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{server.rstrip('/')}/#/{page}?workflowType=machine_learning"
+
+
 def setup(cfg: Config, root: str | Path = ".") -> str:
-    """Point MLflow at ``tracking.uri`` (relative to ``root``) and select the experiment; returns its id."""
+    """Point MLflow at :func:`tracking_uri` and select the experiment (created if new, and marked as model
+    training so that the MLflow UI opens it on its runs, not on the GenAI traces page); returns its id."""
     _quiet_env()
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(cfg.tracking.uri, root))
+    mlflow.set_tracking_uri(tracking_uri(cfg, root))
     exp = mlflow.set_experiment(cfg.tracking.experiment)
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
 
 
@@ -83,8 +107,8 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
 
     exp_id = setup(cfg, root)
     key = pipeline_key(Path(root) / "params.yaml")  # same key as the stages compute
-    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id,
-                          tags={PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}) as run:
+    tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}
+    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id, tags=tags) as run:
         mlflow.log_params(_params_for_mlflow(cfg))
         return run.info.run_id
 

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import hashlib
 import json
 import logging
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from huescale import checkpoint, distributed
 from huescale.losses import l1_loss
+from huescale.progress import bar as progress_bar
 from huescale.tasks import Batch, Task
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Trainer:
       file), or None. Either case is logged (INFO for a resume, WARNING for a fresh start).
     """
 
-    def __init__(self, recipe: "Recipe", state_path: str | Path, best_path: str | Path,
+    def __init__(self, recipe: Recipe, state_path: str | Path, best_path: str | Path,
                  device: torch.device | str = "cpu", on_epoch: Callable[[EpochRecord], None] | None = None,
                  resume: bool = True, progress: bool = True):
         self.device = torch.device(device)
@@ -367,7 +367,7 @@ class Trainer:
             TrainingDiverged: on a NaN/Inf loss.
         """
         seed_everything(self.cfg.seed)
-        self._resumed_sums: tuple[dict[str, float], int] = ({}, 0)
+        self._resumed_sums = ({}, 0)
         start_batch = self._try_resume()
         self.netG.train()
         if self.netD is not None:
@@ -387,8 +387,8 @@ class Trainer:
                 raise ValueError(f"batch size {len(batches[0])} is not divisible by the {self.world} processes")
             order.batches = [b[self.rank::self.world] for b in batches[start_batch:]]  # this rank's slices
             sums, n = self._resumed_sums if start_batch else ({}, 0)  # a resumed epoch keeps its sums so far
-            bar = tqdm(loader, total=len(batches), initial=start_batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-                       unit="batch", disable=not self.progress, leave=False)
+            bar = progress_bar(loader, total=len(batches), initial=start_batch, unit="batch",
+                               desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress, leave=False)
             for i, batch in enumerate(bar, start=start_batch):
                 x, y = self._prepare(batch, self.epoch, i, train=True, global_size=len(batches[i]))
                 losses = self.train_step(x, y)

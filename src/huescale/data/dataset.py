@@ -23,7 +23,7 @@ class PairDataset(Dataset):
         ValueError: for an unknown tier, or an empty split (names the split).
     """
 
-    def __init__(self, store: PairStore, split: str, tier: "str | int"):
+    def __init__(self, store: PairStore, split: str, tier: str | int):
         tier = str(int(tier))  # huescale.tasks.Tier (an int) or its manifest key
         if tier not in TIER_ARRAYS:
             raise ValueError(f"unknown tier {tier!r}; use '64' or '256'")

@@ -42,10 +42,17 @@ import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from tqdm.auto import tqdm
-
-from huescale.atomic import (atomic_open, clean_stale_in, clean_stale_tmp, commit, file_lock, fsync_file, tmp_path,
-                             write_text)
+from huescale.atomic import (
+    atomic_open,
+    clean_stale_in,
+    clean_stale_tmp,
+    commit,
+    file_lock,
+    fsync_file,
+    tmp_path,
+    write_text,
+)
+from huescale.progress import bar as progress_bar
 from huescale.redact import redact, url_identity
 
 OFFLINE_HINT = (
@@ -105,11 +112,11 @@ def _verify(path: Path, md5: str | None, sha256: str | None, url: str, size: int
                             "else run the stage again to re-download")
     for algo, want in (("md5", md5), ("sha256", sha256)):
         if want:
-            got = file_digest(path, algo)
-            if got != want.lower():
+            digest = file_digest(path, algo)
+            if digest != want.lower():
                 path.unlink(missing_ok=True)
                 raise DownloadError(
-                    f"{redact(url)}: {path.name}: {algo} mismatch (expected {want}, got {got}); the corrupt "
+                    f"{redact(url)}: {path.name}: {algo} mismatch (expected {want}, got {digest}); the corrupt "
                     "file was deleted. Run the stage again to re-download; if it fails again, the URL serves "
                     "another file: fix the URL or the checksum in params.yaml"
                 )
@@ -287,7 +294,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool, size: int | Non
         if total is not None:
             _check_space(part.parent, total - start, f"downloading {redact(url)}")
         received = 0
-        with open(part, "ab" if start else "wb") as f, tqdm(
+        with open(part, "ab" if start else "wb") as f, progress_bar(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress,
         ) as bar:
@@ -465,7 +472,7 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
 
 def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list[int], write, max_ratio: float,
                   max_bytes: int, progress: bool) -> None:
-    bar = tqdm(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"extract {archive.name}", unit="file", disable=not progress)
     with bar:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
@@ -499,8 +506,11 @@ def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list
                         if m.size > budget[0]:
                             raise DownloadError(f"{archive}: member {m.name!r} ({m.size / 1e9:.2f} GB) exceeds "
                                                 "data.max_extract_bytes; delete the archive or raise the limit")
-                        with tf.extractfile(m) as stream:
-                            write(stream, left.pop(m.name), m.size, m.name)
+                        member = tf.extractfile(m)
+                        if member is None:  # not a regular file: refused by _check_member above
+                            raise DownloadError(f"{archive}: member {m.name!r} is not a file; delete the archive")
+                        with member:
+                            write(member, left.pop(m.name), m.size, m.name)
                         bar.update(1)
                         if not left:
                             break
@@ -560,8 +570,10 @@ def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MA
                             out.mkdir(parents=True, exist_ok=True)
                         elif m.isfile():
                             out.parent.mkdir(parents=True, exist_ok=True)
-                            with tf.extractfile(m) as stream, open(out, "wb") as f:
-                                _copy_limited(stream, f, m.size, m.name, archive, budget)
+                            member = tf.extractfile(m)
+                            assert member is not None  # m.isfile()
+                            with member, open(out, "wb") as f:
+                                _copy_limited(member, f, m.size, m.name, archive, budget)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, _CORRUPT):

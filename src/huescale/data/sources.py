@@ -14,22 +14,31 @@ directory shared by all runs: ``data.cache_dir``, or ``$HUESCALE_CACHE``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
-from huescale.config import DataConfig
 from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, file_lock, write_text
-from huescale.data.download import (DEFAULT_MAX_EXTRACT_BYTES, DEFAULT_MAX_EXTRACT_RATIO, archive_listing,
-                                    cache_path, check_expansion, download, extract_members, file_digest,
-                                    url_file_name)
-from huescale.redact import redact
+from huescale.config import DataConfig
+from huescale.data.download import (
+    DEFAULT_MAX_EXTRACT_BYTES,
+    DEFAULT_MAX_EXTRACT_RATIO,
+    archive_listing,
+    cache_path,
+    check_expansion,
+    download,
+    extract_members,
+    file_digest,
+    url_file_name,
+)
 from huescale.data.images import IMAGE_EXTENSIONS
 from huescale.data.subset import sample_order
+from huescale.redact import redact
 
 # Official archives (ENVIRONMENT.md table; fast.ai, cocodataset.org, PASCAL VOC).
 IMAGENETTE = {
@@ -203,12 +212,16 @@ class ArchiveSource:
 
 
 class ImagenetteSource(ArchiveSource):
-    """fast.ai Imagenette (Frison et al. 2025): official archive, md5-verified, resumable; keys ``imagenette/<split>/<wnid>/<file>``."""
+    """fast.ai Imagenette (Frison et al. 2025): official archive, md5-verified, resumable.
+
+    Keys: ``imagenette/<split>/<wnid>/<file>``.
+    """
 
     name = "imagenette"
 
     def __init__(self, url: str, md5: str, cache_dir: str | Path, progress: bool = True, **kwargs):
-        top = re.sub(r"(\.tar\.gz|\.tgz)$", "", url_file_name(url))  # the archive's own top folder, e.g. imagenette2-320
+        # the archive's own top folder, e.g. imagenette2-320
+        top = re.sub(r"(\.tar\.gz|\.tgz)$", "", url_file_name(url))
         kwargs.setdefault("param", "data.imagenette.md5")
         super().__init__(url, md5, cache_dir, member_prefix=f"{top}/", strip=f"{top}/", key_prefix="imagenette/",
                          progress=progress, **kwargs)
@@ -340,7 +353,7 @@ class HfSource:
             self._fetch_rows(ds, prefix)
 
     def _fetch_rows(self, ds, prefix: str) -> None:
-        from tqdm.auto import tqdm
+        from huescale.progress import bar as progress_bar
 
         clean_stale_in(self.root)
         have = ({p.stem: p for p in self.root.iterdir() if p.suffix != ".part" and not TMP_RE.match(p.name)}
@@ -348,7 +361,8 @@ class HfSource:
         files = []
         if self.streaming:
             rows = ds if self.limit is None else ds.take(self.limit)
-            for i, row in enumerate(tqdm(rows, desc=f"hf {self.ds_name}", unit="img", disable=not self.progress)):
+            bar = progress_bar(rows, desc=f"hf {self.ds_name}", unit="img", disable=not self.progress)
+            for i, row in enumerate(bar):
                 key = f"{prefix}{i:08d}"
                 files.append((key, self._write(key, row[self.column], have)))
         else:
@@ -356,7 +370,7 @@ class HfSource:
             if self.limit is not None:
                 keys = keys[: self.limit]
             col = ds.select_columns([self.column])
-            for key in tqdm(sorted(keys), desc=f"hf {self.ds_name}", unit="img", disable=not self.progress):
+            for key in progress_bar(sorted(keys), desc=f"hf {self.ds_name}", unit="img", disable=not self.progress):
                 files.append((key, self._write(key, col[int(key.rsplit("/", 1)[-1])][self.column], have)))
         self._files = sorted(files)
 

@@ -32,11 +32,12 @@ import json
 import os
 import shutil
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,7 @@ from huescale.atomic import atomic_open, clean_stale_tmp, commit, file_lock, fsy
 from huescale.config import DataConfig
 from huescale.data.images import ImageError, is_grayscale, open_rgb
 from huescale.data.subset import SPLITS, sample_order, split_of
+from huescale.progress import bar as progress_bar
 from huescale.resize import imresize, resize_matrix
 
 if TYPE_CHECKING:  # the pool workers import this module: keep it light (no tqdm, no download code)
@@ -110,7 +112,7 @@ def _bands(in_length: int, out_length: int, channels: int = 1, rows: int = 4,
     :func:`_rows_exact_in_float32`).
     """
     mat = resize_matrix(in_length, out_length)
-    bands = []
+    bands: list = []
     for o0 in range(0, out_length, rows):
         o1 = min(o0 + rows, out_length)
         nz = np.flatnonzero((mat[o0:o1] != 0).any(axis=0))
@@ -192,7 +194,7 @@ def process_image(path: str, cfg: DataConfig) -> Prepared:
             im = im.crop((left, top, left + side, top + side))
         else:
             box = ((cw - side) / 2, (ch - side) / 2, (cw + side) / 2, (ch + side) / 2)
-            im = im.resize((hr, hr), Image.BICUBIC, box=box)
+            im = im.resize((hr, hr), Image.Resampling.BICUBIC, box=box)
     rgb = np.asarray(im)
     if is_grayscale(rgb, cfg.gray_tolerance):
         raise ImageError(path, "grayscale", "grayscale (R~=G~=B): cannot be a colorization target")
@@ -245,7 +247,7 @@ class _Slots:
         self.mem = np.frombuffer(self._mmap, dtype=np.uint8).reshape(n, self.hr_bytes + self.lr_bytes)
 
     @classmethod
-    def create(cls, n: int, cfg: DataConfig, near: Path) -> "_Slots":
+    def create(cls, n: int, cfg: DataConfig, near: Path) -> _Slots:
         """A new scratch file for ``n`` slots, in ``/dev/shm`` if writable, else in folder ``near``."""
         shm = Path("/dev/shm")
         folder = shm if shm.is_dir() and os.access(shm, os.W_OK) else near
@@ -272,7 +274,7 @@ class _Slots:
 
     def close(self, remove: bool = False) -> None:
         """Unmap; ``remove`` deletes the scratch file (the main process does, at the end)."""
-        self.mem = None
+        self.__dict__.pop("mem", None)  # drop the view first, so the mapping can close
         try:
             self._mmap.close()
         except BufferError:  # a view is still alive somewhere: the mapping goes with it
@@ -294,6 +296,7 @@ def _init_worker(cfg: DataConfig, slots: tuple[str, int] | None = None) -> None:
 
 def _work_chunk(paths: list[str], slot0: int | None = None) -> list:
     """(worker) Process ``paths``; with slots, the arrays go to slots ``slot0 + i`` and only metadata returns."""
+    assert _WORKER_CFG is not None, "_init_worker sets the config first"
     out = [_work(p, _WORKER_CFG) for p in paths]
     if slot0 is None or _WORKER_SLOTS is None:
         return out
@@ -330,7 +333,10 @@ def _results(pool, paths: list[str], cfg: DataConfig, workers: int, needed=None,
         n, slot0, res = pending.popleft()
         queued -= n
         for k, r in enumerate(res.get()):
-            yield r if slot0 is None or isinstance(r, (ImageError, Prepared)) else slots.get(slot0 + k, r)
+            if slots is None or slot0 is None or isinstance(r, (ImageError, Prepared)):
+                yield r
+            else:
+                yield slots.get(slot0 + k, r)
 
 
 def _pool(ctx, workers: int, cfg: DataConfig, slots: _Slots | None = None):
@@ -353,7 +359,7 @@ class _ShardWriter:
         self.folder, self.name, self.shard_size = folder, name, shard_size
         self.count = 0
         self.shards: list[str] = []
-        self._file = None
+        self._file: BinaryIO | None = None
         self._rows = 0
         self._header: dict | None = None
 
@@ -386,6 +392,7 @@ class _ShardWriter:
         if self._file is None:
             return
         if self._rows != self.shard_size:
+            assert self._header is not None, "set with the file"
             full = self._header_bytes(self._header, self.shard_size)
             short = self._header_bytes(self._header, self._rows)
             if len(short) != len(full):  # cannot happen with NumPy's padded headers; never write a bad file
@@ -484,7 +491,6 @@ def _dump_manifest(manifest: dict, f) -> None:
 
 def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, progress: bool) -> dict:
     """The work of :func:`build_pair_store`, writing shards into ``tmp``; returns the manifest."""
-    from tqdm.auto import tqdm
 
     ordered = [by_key[k] for k in sample_order(list(by_key), seed)]
     # pools: the main source (n_images usable), then images of a fixed split (data.test_source)
@@ -501,7 +507,7 @@ def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, p
     pool = slots = None
     chunk = 8
     try:
-        with tqdm(total=total, desc="prepare", unit="img", disable=not progress) as bar:
+        with progress_bar(total=total, desc="prepare", unit="img", disable=not progress) as bar:
             for pool_refs, target in pools:
                 if not pool_refs:
                     continue
@@ -510,7 +516,7 @@ def _build(by_key: dict[str, ImageRef], cfg: DataConfig, tmp: Path, seed: int, p
                     pool = _pool(ctx, workers, cfg, slots)  # one pool for both sources
                 taken = 0
                 for ref, res in zip(pool_refs, _results(pool, [r.path for r in pool_refs], cfg, workers,
-                                                        lambda: target - taken, chunk, slots)):
+                                                        lambda: target - taken, chunk, slots)):  # noqa: B023 (read while this loop runs)
                     if isinstance(res, ImageError):
                         excluded.append({"key": ref.key, "path": ref.path, "reason": res.reason,
                                          "message": str(res)})
@@ -577,11 +583,11 @@ class PairStore:
         """The memory-mapped shards (``N_k x H x W x 3`` uint8) of ``name`` in ``split``."""
         return [np.load(p, mmap_mode="r") for p in self.shard_paths(split, name)]
 
-    def count(self, split: str, tier: "Tier | int | str") -> int:
+    def count(self, split: str, tier: Tier | int | str) -> int:
         """Number of images of ``tier`` (:class:`Tier`, 64 or 256) in ``split``."""
         return self.manifest["counts"][split][str(int(tier))]
 
-    def records(self, split: str, tier: "Tier | int | str") -> list[dict]:
+    def records(self, split: str, tier: Tier | int | str) -> list[dict]:
         """Manifest records of the images of ``tier`` (:class:`Tier`, 64 or 256) in ``split``, in store order."""
         key = str(int(tier))
         recs = [r for r in self.manifest["images"] if r["split"] == split and key in r["tiers"]]

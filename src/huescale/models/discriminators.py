@@ -109,7 +109,8 @@ class Dense128Discriminator(nn.Module):
         c_prev = in_channels
         for i in range(n_layers):
             c = min(base_channels * 2**i, 512)
-            layers += [nn.Conv2d(c_prev, c, 2, stride=2, bias=False), nn.BatchNorm2d(c), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(c_prev, c, 2, stride=2, bias=False), nn.BatchNorm2d(c),
+                       nn.LeakyReLU(0.2, inplace=True)]
             c_prev = c
         self.features = nn.Sequential(*layers)
         side = image_size // 2**n_layers

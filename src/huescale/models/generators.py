@@ -75,7 +75,10 @@ class UNetGenerator(nn.Module):
 
 
 def _pixel_shuffle_upsampler(channels: int, scale: int) -> nn.Sequential:
-    """``log2(scale)`` x [conv3x3 (c -> 4c), PixelShuffle(2), PReLU] (SRGAN, Ledig et al. 2017; Brescia et al., Singh et al.)."""
+    """``log2(scale)`` x [conv3x3 (c -> 4c), PixelShuffle(2), PReLU].
+
+    SRGAN (Ledig et al. 2017; Brescia et al., Singh et al.).
+    """
     if scale < 2 or scale & (scale - 1):
         raise ValueError(f"scale factor must be a power of 2 >= 2, got {scale}")
     layers: list[nn.Module] = []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
-
-from typing import Callable
 
 from huescale.models.registry import register
 from huescale.resize import imresize
@@ -89,7 +89,7 @@ class SRResNet(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16,
                  residual: bool = False):
         super().__init__()
-        from huescale.models.generators import _PlainResBlock, _pixel_shuffle_upsampler
+        from huescale.models.generators import _pixel_shuffle_upsampler, _PlainResBlock
 
         self.scale = scale
         self.stem = nn.Sequential(nn.Conv2d(channels, features, 9, padding=4), nn.PReLU(features))

@@ -13,7 +13,8 @@ def run(cfg: Config) -> dict:
     Raises:
         huescale.checkpoint.CheckpointError: the upscaler checkpoint is missing.
     """
-    from huescale import benchmark as bm, checkpoint, tracking
+    from huescale import benchmark as bm
+    from huescale import checkpoint, tracking
     from huescale.atomic import write_json
     from huescale.stages.runner import device
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import (COLORIZER, EVAL_METRICS, HOLDOUT_PAIRS, HOLDOUT_SAMPLES, PAIRS, PER_IMAGE, SAMPLES,
-                             UPSCALER)
+from huescale.stages import COLORIZER, EVAL_METRICS, HOLDOUT_PAIRS, HOLDOUT_SAMPLES, PAIRS, PER_IMAGE, SAMPLES, UPSCALER
 
 
 def run(cfg: Config) -> dict:
@@ -16,7 +15,8 @@ def run(cfg: Config) -> dict:
     """
     import torch
 
-    from huescale import checkpoint, evaluate as ev, tracking
+    from huescale import checkpoint, tracking
+    from huescale import evaluate as ev
     from huescale.atomic import write_json
     from huescale.config import to_flat_dict
     from huescale.data.store import PairStore

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import (BENCH_CSV, BENCH_METRICS, BENCH_REPORT, BENCH_SAMPLES, EVAL_METRICS, HOLDOUT_SAMPLES,
-                             METRICS, PAIRS, REPORT, SAMPLES, STAGES, TEMPLATES)
+from huescale.stages import (
+    BENCH_CSV,
+    BENCH_METRICS,
+    BENCH_REPORT,
+    BENCH_SAMPLES,
+    EVAL_METRICS,
+    HOLDOUT_SAMPLES,
+    METRICS,
+    PAIRS,
+    REPORT,
+    SAMPLES,
+    STAGES,
+    TEMPLATES,
+)
 
 
 def run(cfg: Config) -> dict:

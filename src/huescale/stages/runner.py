@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from huescale.atomic import write_json
 from huescale.config import Config, load_config
