@@ -154,6 +154,7 @@ class OptimConfig:
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_batches: int = 0  # >0 caps batches per epoch (smoke runs)
+    lr_schedule: str = "constant"  # constant | cosine (warm-up, then cosine decay to 0 over the phase)
     losses: dict[str, float] = field(default_factory=_pretrain_losses)
     checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
 
@@ -185,6 +186,7 @@ class TrainConfig:
     lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     max_batches: int = 0
+    lr_schedule: str = "constant"  # constant | cosine
     losses: dict[str, float] = field(default_factory=_adversarial_losses)
     checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
     gan_mode: str = "lsgan"  # vanilla | lsgan | hinge: the GAN loss of D and of the gan term
@@ -194,6 +196,21 @@ class TrainConfig:
     resume: bool = True
     collapse_steps: int = 200  # D loss below collapse_threshold this many steps -> warning
     collapse_threshold: float = 1e-3
+
+
+@dataclass
+class CalibrateConfig:
+    """``calibrate:`` section: how a colorizer with several decodings (``colornet``) picks one after training.
+
+    On up to ``images`` photographs of the validation split every candidate decoding (annealed-mean
+    temperatures, regression gains, a blend; :mod:`huescale.calibrate`) is scored; the one with the lowest
+    CIEDE2000 among those whose colourfulness is at least ``min_colourfulness`` x the photographs' wins (the
+    most colourful one if none is). 0.8 leaves a margin over the 0.75 target: held-out colourfulness came out
+    ~0.03 below validation's in the screening runs (docs/colour.md).
+    """
+
+    min_colourfulness: float = 0.8
+    images: int = 256
 
 
 @dataclass
@@ -272,6 +289,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
@@ -319,6 +337,8 @@ def _from_dict(cls: type, d: dict, prefix: str, src: str):
 def validate(cfg: Config, src: str = "params.yaml") -> Config:
     """Check values that types cannot; raises :class:`ConfigError` naming the key."""
     d = cfg.data
+    if not 0 <= cfg.calibrate.min_colourfulness <= 2 or cfg.calibrate.images < 1:
+        raise ConfigError(f"{src}: calibrate.min_colourfulness must be in [0, 2] and calibrate.images >= 1")
     if d.source not in SOURCES:
         raise ConfigError(f"{src}: data.source must be one of {', '.join(SOURCES)}, got {d.source!r}")
     if d.source == "folder" and not d.folders:
@@ -356,6 +376,8 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
                     ("train", cfg.train)):
         if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:
             raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 and lr > 0")
+        if o.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"{src}: {name}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
         if o.checkpoint_every < 0:
             raise ConfigError(f"{src}: {name}.checkpoint_every must be >= 0 (0: only at epoch ends), "
                               f"got {o.checkpoint_every}")

@@ -216,6 +216,49 @@ class RGBL1Loss(Loss):
         return l1_loss(fake, real)
 
 
+def _aux(inp: LossInput, name: str, loss: str) -> torch.Tensor:
+    if name not in inp.aux:
+        raise ValueError(f"loss {loss}: the generator has no {name!r} output; it needs a generator with an "
+                         "ab-classification head (model.colorizer.name: colornet)")
+    return inp.aux[name]
+
+
+@register("ab_ce")
+class RebalancedCELoss(Loss):
+    """Rebalanced soft cross-entropy over a*b* bins (Zhang, Isola & Efros 2016), for colornet's class head.
+
+    Reads the generator's auxiliary outputs ``logits`` (``N x Q x h x w``), ``bin_centers`` and
+    ``bin_weights`` (:func:`huescale.abbins.rebalanced_cross_entropy`); the target is normalised ab. The
+    rebalancing makes rare saturated colours count as much as the common desaturated ones, which is what
+    keeps the prediction from the mean-seeking sepia of L1 regression.
+
+    Raises:
+        ValueError (at the first batch): a generator without those outputs.
+    """
+
+    metric = "loss_G_CE"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        from huescale.abbins import rebalanced_cross_entropy
+
+        return rebalanced_cross_entropy(_aux(inp, "logits", "ab_ce"), inp.target, _aux(inp, "bin_centers", "ab_ce"),
+                                        _aux(inp, "bin_weights", "ab_ce"))
+
+
+@register("reg_l1")
+class HeadL1Loss(Loss):
+    """L1 of colornet's regression head against the target ab average-pooled to the head's size (Zhang et al.'s
+    hybrid of classification and regression heads)."""
+
+    metric = "loss_G_reg_L1"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        reg = _aux(inp, "reg", "reg_l1")
+        target = inp.target if reg.shape[-2:] == inp.target.shape[-2:] else \
+            F.adaptive_avg_pool2d(inp.target, reg.shape[-2:])
+        return l1_loss(reg, target)
+
+
 # name -> (torchvision architecture, weights file in the torch hub cache, features[:cut], what it is)
 VGG_LAYERS = {
     # the 7th conv of VGG16 is conv3_3 (features[14]); its ReLU is features[15] (Singh et al., with L1)

@@ -30,6 +30,8 @@ from huescale.losses import GAN, VGG_LAYERS, GANLoss, GeneratorObjective, LossCo
 from huescale.tasks import COLORIZATION, JOINT, UPSCALING, Task
 from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
 
+# losses that read a generator's auxiliary outputs (huescale.losses), and what they need
+AUX_LOSSES = {"ab_ce": "needs a colour-classification head", "reg_l1": "needs a regression head beside one"}
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
 PHASES = ("pretrain", "adversarial")
 
@@ -88,8 +90,13 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
     phases = [optim_section(cfg, r, "pretrain") for r in roles]
     if adversarial:
         phases.append(optim_section(cfg, roles[0], "adversarial"))
-    for opt, where in phases:
+    for (opt, where), role in zip(phases, [*roles, roles[0]]):
         check_names(opt.losses, f"{where}.losses")
+        spec = getattr(cfg.model, role)
+        for name in set(opt.losses) & set(AUX_LOSSES):
+            if not getattr(models.registry.model_class(spec.name), "has_aux", False):
+                raise ValueError(f"{where}.losses.{name}: {AUX_LOSSES[name]}, which model {spec.name!r} does not "
+                                 "have; use model.colorizer.name: colornet or drop the loss")
         for name, weight in opt.losses.items():
             if name in VGG_LAYERS and weight > 0:
                 vgg_weights_path(name, cfg.train.vgg_weights or None)
@@ -102,7 +109,7 @@ def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) 
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
                        bf16=use_bf16(cfg.runtime.amp, device), losses=dict(opt.losses),
-                       checkpoint_every=opt.checkpoint_every, **extra)
+                       checkpoint_every=opt.checkpoint_every, lr_schedule=opt.lr_schedule, **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",
@@ -233,10 +240,12 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         write_history_csv(trainer.history, history_csv)
         tracking.log_metrics(rec.values, step=rec.epoch, prefix=f"{name}/")
 
+    train_set = PairDataset(store, "train", tier)
+    fit_colour_prior(recipe, train_set, device)
     trainer = Trainer(recipe, state_path, best_path, device=device, on_epoch=on_epoch, resume=resume,
                       progress=progress)
     try:
-        history = trainer.fit(PairDataset(store, "train", tier), PairDataset(store, "val", tier))
+        history = trainer.fit(train_set, PairDataset(store, "val", tier))
     finally:  # also when training fails: the run shows what it started from
         _tag_resume(name, trainer)
     if trainer.rank == 0:  # under torchrun rank 0 alone writes (the other ranks' losses are over their slices)
@@ -245,6 +254,30 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         checkpoint.previous(trainer.state_path).unlink(missing_ok=True)
     collapse = bool(history and history[-1].values.get("d_collapse", 0))
     return PhaseResult(Path(best_path), history, trainer.best_val, trainer.epoch, trainer.step, collapse)
+
+
+def fit_colour_prior(recipe: Recipe, train_set: PairDataset, device: torch.device | str = "cpu",
+                     batch_size: int = 32) -> bool:
+    """Fit the a*b* colour prior of a generator with :class:`huescale.abbins.ABBins` (``colornet``) on the
+    training split, before its first step (Zhang et al. 2016's rebalancing weights come from it).
+
+    A generator whose bins are already fitted (initialised from a checkpoint) is left alone; a resumed run
+    gets the same buffers back from its state. The counts are exact, so the prior does not depend on batching.
+
+    Returns:
+        True if a prior was fitted.
+    """
+    from torch.utils.data import DataLoader
+
+    from huescale.abbins import ABBins
+
+    net = recipe.netG.module if hasattr(recipe.netG, "module") else recipe.netG
+    bins = getattr(net, "bins", None)
+    if not isinstance(bins, ABBins) or bool(bins.fitted):
+        return False
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=False)
+    bins.fit(recipe.task.prepare([t.to(device) for t in batch])[1] for batch in loader)
+    return True
 
 
 def _tag_resume(name: str, trainer: Trainer) -> None:

@@ -75,6 +75,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def scheduled_lr(base: float, step: int, total: int, warmup: int = 200) -> float:
+    """Learning rate of ``step`` (0-based) of ``total`` under the cosine schedule: a linear warm-up over
+    ``min(warmup, total // 10)`` steps, then ``base * (1 + cos(pi * t)) / 2`` with ``t`` going 0 -> 1 (SGDR,
+    Loshchilov & Hutter 2017, without restarts); >= 1 % of ``base`` so the last steps still move."""
+    import math
+
+    warm = min(warmup, total // 10)
+    if step < warm:
+        return base * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    return max(base * 0.5 * (1.0 + math.cos(math.pi * t)), base * 0.01)
+
+
 @dataclass
 class PhaseConfig:
     """The loop settings of one training phase (built from the params by :mod:`huescale.recipe`)."""
@@ -96,6 +112,7 @@ class PhaseConfig:
     compile: bool = False  # torch.compile the forward passes
     bf16: bool = False  # bf16 autocast of the forward passes (runtime.amp resolved for the device)
     flip: bool = True
+    lr_schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to 0 over the phase)
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
     def settings(self, *parts: object) -> dict[str, str]:
@@ -274,6 +291,17 @@ class Trainer:
                     f"{k} became {v.item()} at epoch {self.epoch}, step {self.step}; the last good "
                     f"checkpoint {self.state_path} is kept. Lower the learning rate or check the data")
 
+    def _schedule_lr(self, batches_per_epoch: int) -> None:
+        """Set the optimisers' learning rate for the step about to run (a function of the step alone, so a
+        resumed run continues the schedule exactly; no scheduler state to save)."""
+        if self.cfg.lr_schedule == "constant":
+            return
+        lr = scheduled_lr(self.cfg.lr, self.step, self.cfg.epochs * batches_per_epoch)
+        for opt in (self.optG, self.optD):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch; returns the named losses as floats."""
         if not self.adversarial:
@@ -391,6 +419,7 @@ class Trainer:
                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress, leave=False)
             for i, batch in enumerate(bar, start=start_batch):
                 x, y = self._prepare(batch, self.epoch, i, train=True, global_size=len(batches[i]))
+                self._schedule_lr(len(batches))
                 losses = self.train_step(x, y)
                 self.step += 1
                 n += 1

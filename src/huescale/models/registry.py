@@ -43,3 +43,8 @@ def build(name: str, **kwargs) -> nn.Module:
 def available() -> dict[str, str]:
     """Registered names -> the first line of their docstring (which cites its source, docs/sources.md)."""
     return {k: (v.__doc__ or "").strip().splitlines()[0] for k, v in sorted(_REGISTRY.items())}
+
+
+def model_class(name: str) -> Callable[..., nn.Module] | None:
+    """The constructor registered as ``name`` (its class attributes, e.g. ``has_aux``), or None."""
+    return _REGISTRY.get(name)

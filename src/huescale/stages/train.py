@@ -15,7 +15,7 @@ def run(cfg: Config) -> dict:
         huescale.checkpoint.CheckpointError: the pre-trained colorizer is missing (``train.init: pretrained``).
         huescale.train.TrainingDiverged: a non-finite loss.
     """
-    from huescale import checkpoint, distributed, recipe, tracking
+    from huescale import calibrate, checkpoint, distributed, recipe, tracking
     from huescale.data.store import PairStore
     from huescale.stages.runner import device
 
@@ -23,13 +23,15 @@ def run(cfg: Config) -> dict:
     dev = device(cfg)
     init = COLORIZER_PRE if cfg.train.init == "pretrained" else None  # scratch: Singh et al. rows 1-6
     r = recipe.build(cfg, "colorizer", "adversarial", dev, init=init)
-    result = recipe.run_phase(r, PairStore(PAIRS), "train", COLORIZER, METRICS / "train.csv", STATE / "train.pt", dev,
+    store = PairStore(PAIRS)
+    result = recipe.run_phase(r, store, "train", COLORIZER, METRICS / "train.csv", STATE / "train.pt", dev,
                               resume=cfg.train.resume)
+    out = result.figures("train")
     if distributed.is_main():
+        out.update(calibrate.calibrate_phase(cfg, COLORIZER, store, "train", dev))
         d = cfg.model.discriminator
         checkpoint.save_model(r.netD, d.name, {**d.kwargs, "in_channels": r.task.d_channels(cfg.train.d_conditional)},
                               DISCRIMINATOR)
-    out = result.figures("train")
     if result.d_collapse:
         tracking.set_tags({"warning": "discriminator collapse (loss_D ~ 0)"})
     tracking.log_artifact(COLORIZER, "checkpoints")
