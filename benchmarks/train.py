@@ -2,11 +2,12 @@
 
     python benchmarks/train.py [--device auto] [--steps 20] [--batch 16] [--compile]
 
-Measures images/s of (1) the U-Net 64 adversarial step (U-Net + PatchGAN,
-LSGAN + lambda_L1 L1, Adam, Brescia et al., Singh et al.) and (2) the two-step 256 pipeline's
+Measures images/s and CPU-ms per image of (1) the default colorizer's pre-training step (colornet 64, rebalanced
+ab_ce + 5 reg_l1, Adam; Zhang et al. 2016), (2) the U-Net 64 adversarial step (U-Net + PatchGAN,
+LSGAN + lambda_L1 L1, Adam, Brescia et al., Singh et al.) and (3) the two-step 256 pipeline's
 upscaler step (ESPCN 64 -> 256, L1), each for eager fp32 and for the tuned
-path (channels_last; bf16 autocast and fused Adam on CUDA; torch.compile with
---compile), plus the training loader's delivery rate from a real pair store
+path (channels_last; bf16 autocast where runtime.amp auto turns it on: CUDA, and CPUs with AMX/AVX512-BF16;
+fused Adam on CUDA; torch.compile with --compile), plus the training loader's delivery rate from a real pair store
 built from ../shared/data/coco128 and its ratio to what the step consumes.
 Peak memory: CUDA max allocated, or the process's peak RSS on CPU.
 """
@@ -37,12 +38,21 @@ def _sync(device: torch.device) -> None:
 
 
 def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: int, compile_: bool) -> float:
-    """Images per second of one training step kind after 3 warm-up steps."""
-    cfg = Config()  # the default params' models: U-Net depth 3 / 32 channels, PatchGAN 32, residual ESPCN x4
+    """(images per second, CPU-ms per image) of one training step kind after 3 warm-up steps."""
+    from huescale.config import load_config
+
+    cfg = Config()  # the source documents' models: U-Net depth 3 / 32 channels, PatchGAN 32, residual ESPCN x4
     cfg.runtime.channels_last, cfg.runtime.compile = tuned, tuned and compile_
+    cfg.runtime.amp = "auto" if tuned else "off"
     cfg.train.batch_size = cfg.pretrain.upscaler.batch_size = batch
     with tempfile.TemporaryDirectory() as tmp:
-        if kind == "unet64_adversarial":
+        if kind == "colornet64_pretrain":  # params.yaml's colorizer and its pre-training losses
+            shipped = load_config(ROOT / "params.yaml")
+            cfg.model.colorizer, cfg.pretrain.colorizer = shipped.model.colorizer, shipped.pretrain.colorizer
+            cfg.pretrain.colorizer.batch_size = batch
+            r = recipe.build(cfg, "colorizer", "pretrain", device)
+            data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),)
+        elif kind == "unet64_adversarial":
             r = recipe.build(cfg, "colorizer", "adversarial", device)
             data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),)
         else:
@@ -55,11 +65,12 @@ def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: i
         for i in range(3 + steps):
             if i == 3:
                 _sync(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
             x, y = t._prepare(data, 0, i, train=True)
             t.train_step(x, y)
         _sync(device)
-        return batch * steps / (time.perf_counter() - t0)
+        n = batch * steps
+        return n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / n
 
 
 def loader_rate(batch: int, seconds: float = 5.0) -> float:
@@ -97,16 +108,21 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--compile", action="store_true")
     args = ap.parse_args()
+    from huescale.distributed import use_bf16
+
     device = resolve_device(args.device)
+    bf16 = use_bf16("auto", device)
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
                  "torch": torch.__version__, "batch": args.batch, "steps": args.steps,
-                 "tuned": "channels_last" + (" + bf16 autocast + fused Adam" if device.type == "cuda" else "")
-                 + (" + torch.compile" if args.compile else "")}
-    for kind in ("unet64_adversarial", "espcn_two_step_256"):
-        eager = step_rate(kind, False, device, args.batch, args.steps, args.compile)
-        tuned = step_rate(kind, True, device, args.batch, args.steps, args.compile)
+                 "load_average_1min": round(__import__("os").getloadavg()[0], 2),
+                 "tuned": "channels_last" + (" + bf16 autocast" if bf16 else "")
+                 + (" + fused Adam" if device.type == "cuda" else "") + (" + torch.compile" if args.compile else "")}
+    for kind in ("colornet64_pretrain", "unet64_adversarial", "espcn_two_step_256"):
+        eager, eager_cpu = step_rate(kind, False, device, args.batch, args.steps, args.compile)
+        tuned, tuned_cpu = step_rate(kind, True, device, args.batch, args.steps, args.compile)
         out[kind] = {"eager_fp32_img_s": round(eager, 1), "tuned_img_s": round(tuned, 1),
-                     "speedup": round(tuned / eager, 2)}
+                     "speedup": round(tuned / eager, 2), "eager_cpu_ms_per_img": round(eager_cpu, 2),
+                     "tuned_cpu_ms_per_img": round(tuned_cpu, 2)}
     out["loader_img_s"] = round(loader_rate(args.batch), 1)
     consumed = max(out["unet64_adversarial"]["tuned_img_s"], out["unet64_adversarial"]["eager_fp32_img_s"])
     out["loader_over_unet64_step"] = round(out["loader_img_s"] / consumed, 2)

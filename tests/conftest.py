@@ -224,8 +224,10 @@ def tiny_project(dest: Path, shared_data: Path, edit=None) -> Path:
                            upscaler={"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
                            discriminator={"name": "patchgan", "kwargs": {"base_channels": 8, "n_layers": 3}})
     for role in ("colorizer", "upscaler"):
-        params["pretrain"][role].update(epochs=1, batch_size=8, max_batches=2)
-    params["train"].update(epochs=3, batch_size=4, max_batches=0, checkpoint_every=3)
+        params["pretrain"][role].update(epochs=1, batch_size=8, max_batches=2, lr_schedule="constant",
+                                        losses={"l1": 1.0})
+    params["train"].update(epochs=3, batch_size=4, max_batches=0, checkpoint_every=3, lr=2e-4,
+                           losses={"l1": 100.0, "gan": 1.0})
     params["runtime"].update(device="cpu", threads=1)
     params["evaluate"].update(fid=False, grid_rows=4, batch_size=8)
     bench = shared_data / "benchmarks"

@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shipped_params_load():
     cfg = load_config(ROOT / "params.yaml")
-    assert cfg.train.losses == {"l1": 100.0, "gan": 1.0} and cfg.train.gan_mode == "lsgan" and cfg.data.lr_size == 64
+    assert cfg.train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1} and cfg.train.gan_mode == "lsgan"
+    assert cfg.model.colorizer.name == "colornet" and cfg.pretrain.colorizer.lr_schedule == "cosine"
+    assert cfg.data.lr_size == 64
 
 
 @pytest.mark.parametrize("patch,match", [

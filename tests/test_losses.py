@@ -200,7 +200,7 @@ def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
     from huescale.config import ConfigError, load_config
 
     base = yaml.safe_load(open("params.yaml"))
-    assert load_config("params.yaml").train.losses == {"l1": 100.0, "gan": 1.0}
+    assert load_config("params.yaml").train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
     for key, value, match in (("losses", {"l1": -1.0, "gan": 1.0}, "train.losses"),
                               ("losses", {"l1": "x", "gan": 1.0}, "train.losses.l1 must be float"),
                               ("losses", {"l1": 100.0}, "train.losses.gan must be > 0"),

@@ -39,7 +39,7 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
     and adversarial only in an ``upscaler`` row that asks for it (SRGAN). ``model.upscaler.name: bicubic``
     is no network (None).
     """
-    from huescale import recipe
+    from huescale import calibrate, recipe
     from huescale.checkpoint import load_model
 
     nets: dict[str, Any] = {}
@@ -50,6 +50,8 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
         res = recipe.run_phase(r, store, name, row_dir / f"{name}.pt", row_dir / f"{name}.csv",
                                row_dir / f".{name}_state.pt", device, resume=False, progress=progress)
         figures.update(res.figures(name), best_val_l1=res.best_val, checkpoint=str(res.best_path))
+        if role == "colorizer":  # as the stages do: a colorizer with several decodings picks one on validation
+            figures.update(calibrate.calibrate_phase(cfg, res.best_path, store, name, device))
         return res.best_path
 
     def generator(role: str, adversarial_: bool) -> Any:

@@ -75,7 +75,7 @@ class ColorNet(nn.Module):
     decode_alpha: torch.Tensor
 
     def __init__(self, in_channels: int = 1, out_channels: int = 2, depth: int = 4, base_channels: int = 32,
-                 convs: int = 2, max_channels: int = 256, global_dim: int = 256, head_stride: int = 2,
+                 convs: int = 2, max_channels: int = 192, global_dim: int = 256, head_stride: int = 2,
                  grid: float = GRID):
         super().__init__()
         if in_channels != 1 or out_channels != 2:
