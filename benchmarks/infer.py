@@ -1,9 +1,10 @@
-"""Inference throughput of 64 gray -> 256 colour (two-step: U-Net colorizer + ESPCN). Prints JSON.
+"""Inference throughput of 64 gray -> 256 colour (two-step: colorizer + ESPCN). Prints JSON.
 
     python benchmarks/infer.py [--device auto] [--iters 20] [--no-onnx] [--memory-photo PHOTO]
 
-Batch 1 and 64, after warm-up; eager fp32 vs the tuned path (channels_last,
-bf16 autocast on CUDA), and onnxruntime (CPU, fp32, the graph of
+The colorizers: params.yaml's (colornet) and the source documents' U-Net (depth 3, base 32), each with
+the residual ESPCN x4. Batch 1 and 64, after warm-up; eager fp32 vs the tuned path (channels_last,
+bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16), and onnxruntime (U-Net pipeline) (CPU, fp32, the graph of
 ``huescale.export.two_step_for_export``: the same pipeline with the MATLAB
 bicubic as a convolution), measured in the same run, with the ratio
 onnxruntime / eager. Untrained weights: speed does not depend on them. Target
@@ -34,6 +35,8 @@ from huescale import checkpoint, models
 from huescale.distributed import resolve_device
 from huescale.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
 
 _PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
          "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
@@ -108,19 +111,29 @@ def main() -> None:
     ap.add_argument("--memory-photo", default=None, help="measure peak RSS of colorize on this photo at 4000x3000")
     args = ap.parse_args()
     device = resolve_device(args.device)
+    from huescale.config import load_config
+    from huescale.distributed import use_bf16
+
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-                 "dtype": "float32 (tuned: bfloat16 autocast on CUDA)", "torch": torch.__version__,
-                 "pipeline": "two-step: unet(depth 3, base 32) at 64 + espcn x4 on L + bicubic ab -> 256"}
+                 "dtype": "float32" + (" (tuned: bfloat16 autocast)" if use_bf16("auto", device) else ""),
+                 "torch": torch.__version__, "load_average_1min": round(os.getloadavg()[0], 2),
+                 "pipeline": "two-step: colorizer at 64 + espcn x4 on L + bicubic ab -> 256"}
     torch.manual_seed(0)
-    colorizer, upscaler = models.build("unet", base_channels=32).eval(), models.build("espcn", scale=4).eval()
-    for tuned in (False, True):
-        pipe = copy.deepcopy(TwoStepPipeline(colorizer, upscaler)).to(device).eval()
-        if tuned:
-            pipe = pipe.to(memory_format=torch.channels_last)
-        key = "tuned" if tuned else "eager_fp32"
-        for b in (1, 64):
-            iters = max(2, args.iters // (8 if b == 64 else 1))
-            out[f"{key}_batch{b}_img_s"] = round(measure_fps(pipe, (1, 64, 64), device, b, 3, iters, tuned), 1)
+    spec = load_config(ROOT / "params.yaml").model.colorizer
+    upscaler = models.build("espcn", scale=4).eval()
+    colorizer = models.build("unet", base_channels=32).eval()
+    for name, col in ((spec.name, models.build(spec.name, **spec.kwargs).eval()), ("unet", colorizer)):
+        for tuned in (False, True):
+            pipe = copy.deepcopy(TwoStepPipeline(col, upscaler)).to(device).eval()
+            if tuned:
+                pipe = pipe.to(memory_format=torch.channels_last)
+            key = f"{name}_" + ("tuned" if tuned else "eager_fp32")
+            for b in (1, 64):
+                iters = max(2, args.iters // (8 if b == 64 else 1))
+                fps = measure_fps(pipe, (1, 64, 64), device, b, 3, iters, tuned)
+                out[f"{key}_batch{b}_img_s"] = round(fps, 1)
+            out[f"{name}_speedup_batch64"] = round(out[f"{name}_tuned_batch64_img_s"]
+                                                  / out[f"{name}_eager_fp32_batch64_img_s"], 2) if tuned else None
     if not args.no_onnx:
         import onnxruntime
 
@@ -131,7 +144,7 @@ def main() -> None:
         if device.type == "cpu":
             for b in (1, 64):
                 out["onnxruntime"][f"ratio_vs_eager_batch{b}"] = round(
-                    out["onnxruntime"][f"onnxruntime_batch{b}_img_s"] / out[f"eager_fp32_batch{b}_img_s"], 2)
+                    out["onnxruntime"][f"onnxruntime_batch{b}_img_s"] / out[f"unet_eager_fp32_batch{b}_img_s"], 2)
     if args.memory_photo:
         out["memory_4000x3000"] = memory(args.memory_photo, colorizer, upscaler)
     json.dump(out, sys.stdout, indent=2)

@@ -232,7 +232,7 @@ def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     assert [h.step for h in hist] == list(range(1, EPOCHS["train"] + 1))
     hist = client.get_metric_history(stages["pretrain"].info.run_id, "pretrain_colorizer/loss_G_L1")
     assert len(hist) == EPOCHS["colorizer"]
-    assert stages["train"].data.params["train.losses.l1"] == "100.0"
+    assert stages["train"].data.params["train.losses.ab_ce"] == "1.0"
     arts = [a.path for a in client.list_artifacts(stages["report"].info.run_id, "report")]
     assert {"report/index.html", "report/benchmark.html"} <= set(arts)
     del mlflow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,3 +41,43 @@ def test_a_model_over_8_mb_is_refused(tmp_path):
     with pytest.raises(ValueError, match="limit 8 MB"):
         shipped.ship(tmp_path / "big.pt", tmp_path / "big.pt", {}, tmp_path / "assets")
     assert not (tmp_path / "assets" / "colorizer.pt").exists()
+
+
+def test_colorize_without_a_checkpoint_uses_the_shipped_model_and_beats_gray(shared_data, tmp_path):
+    """`huescale colorize DIR --out OUT` with no checkpoint: the model installed with the package, on 24
+    photographs of BSDS500 test (held out from its training, see its card), brings back colour that gray lacks
+    without a CIEDE2000 much above gray's (the shipped model's held-out targets: docs/colour.md)."""
+    import numpy as np
+    from PIL import Image
+
+    from huescale.cli import main
+    from huescale.data.images import read_image
+    from huescale.data.store import _center_square
+    from huescale.metrics import colorfulness, delta_e2000
+    from huescale.resize import imresize
+
+    if not shipped.available():
+        pytest.fail(f"{shipped.assets_dir()}: the shipped model is missing from the package (huescale ship)")
+    card = json.loads((shipped.assets_dir() / "MODEL_CARD.json").read_text())
+    assert "bsds500_test" in card["holdout"], "the test's photographs must be held out from the shipped model"
+    src = tmp_path / "in"
+    src.mkdir()
+    truth = []
+    for f in sorted((shared_data / "bsds500" / "test").glob("*.jpg"))[:24]:
+        img = imresize(_center_square(read_image(f)), (64, 64))
+        truth.append(img)
+        Image.fromarray(img).save(src / f"{f.stem}.png")
+    with pytest.raises(SystemExit) as done:
+        main(["colorize", str(src), "--out", str(tmp_path / "out"), "--threads", "2"])
+    assert done.value.code in (0, None)
+    out = np.stack([np.asarray(Image.open(tmp_path / "out" / f"{Path(f).stem}.png").convert("RGB"))
+                    for f in sorted(p.name for p in src.iterdir())])
+    truth = np.stack(truth)
+    from skimage.color import lab2rgb, rgb2lab
+
+    lab = rgb2lab(truth / 255.0)
+    lab[..., 1:] = 0  # the do-nothing baseline: the photograph's own L, no colour
+    gray = np.round(lab2rgb(lab) * 255).astype(np.uint8)
+    assert colorfulness(gray) < 1
+    assert colorfulness(out) > 0.5 * colorfulness(truth)
+    assert delta_e2000(out, truth) < 1.1 * delta_e2000(gray, truth)

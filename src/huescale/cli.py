@@ -5,8 +5,10 @@
     huescale profile [NAME...] [--params params.yaml]     apply profiles (params/NAME.yaml overlays)
     huescale losses                                       the loss names of the losses params
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
-                     [--checkpoint models/colorizer.pt | --model champion] [--upscaler models/upscaler.pt]
+                     [--checkpoint CKPT | --model champion|shipped] [--upscaler CKPT]
+                     (no --checkpoint: the model installed with huescale)
                      [--format png] [--tile 256] [--device auto] [--overwrite]
+    huescale ship [--project .]                           make a finished run's models the installed ones
     huescale export-onnx --checkpoint models/colorizer.pt --upscaler models/upscaler.pt --out DIR
                          [--images PHOTO...] [--tolerance 1e-4]
     huescale benchmark-sr HR_DIR... [--lr LR_DIR...] [--upscaler CKPT...] --out DIR
@@ -23,9 +25,18 @@ from pathlib import Path
 
 def _load_models(args: argparse.Namespace, device, tmp: str):
     """(colour model, upscaler or None) from --checkpoint/--model champion and --upscaler."""
-    from huescale import checkpoint
+    from huescale import checkpoint, shipped
     from huescale.infer import load_champion
 
+    if args.model == "shipped":
+        if args.pipeline == "joint":
+            raise ValueError("the shipped model is a two-step colorizer + upscaler; pass a joint --checkpoint")
+        model, up, card = shipped.load(device)
+        print(f"huescale colorize: the shipped model ({card.get('summary', 'see huescale/assets/MODEL_CARD.md')})",
+              file=sys.stderr)
+        if args.upscaler_given:
+            up = checkpoint.load_model(args.upscaler, device)[0]
+        return model, (up if args.scale > 1 else None)
     if args.model == "champion":
         uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
@@ -201,6 +212,18 @@ def _add_evaluation_commands(sub) -> None:
     sf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def _ship(args: argparse.Namespace) -> int:
+    """Write the shipped model (package data) from a finished run's checkpoints and metrics."""
+    import json
+
+    from huescale import shipped
+
+    card = shipped.card_from_run(args.project, args.retrain)
+    res = shipped.ship(Path(args.project) / args.colorizer, Path(args.project) / args.upscaler, card, args.out)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
 def _export_onnx(args: argparse.Namespace) -> int:
     import json
 
@@ -283,14 +306,16 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--scale", type=int, default=1, choices=[1, 4], help="output size factor (4 uses the upscaler)")
     co.add_argument("--pipeline", default="two-step", choices=["two-step", "joint"],
                     help="two-step: colorizer + upscaler; joint: one 64 L -> 256 Lab generator")
-    co.add_argument("--checkpoint", "--colorizer", dest="checkpoint", default="models/colorizer.pt",
-                    help="colour model checkpoint (colorizer, or the joint generator)")
-    co.add_argument("--model", choices=["champion"], default=None,
-                    help="load the MLflow model huescale-colorizer@champion instead of --checkpoint")
+    co.add_argument("--checkpoint", "--colorizer", dest="checkpoint", default=None,
+                    help="colour model checkpoint (colorizer, or the joint generator); default: the shipped model")
+    co.add_argument("--model", choices=["champion", "shipped"], default=None,
+                    help="champion: the MLflow model huescale-colorizer@champion; shipped: the colorizer and "
+                         "upscaler installed with huescale (the default without --checkpoint)")
     co.add_argument("--tracking-uri", default=None,
                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else tracking.uri of --params)")
     co.add_argument("--params", default="params.yaml", help="params file giving tracking.uri for --model")
-    co.add_argument("--upscaler", default=None, help="upscaler checkpoint (default models/upscaler.pt)")
+    co.add_argument("--upscaler", default=None,
+                    help="upscaler checkpoint (default: models/upscaler.pt with --checkpoint, else the shipped one)")
     co.add_argument("--format", default=None, help="output extension, e.g. png (default: the input's, or png)")
     co.add_argument("--tile", type=int, default=256, help="tile side in input pixels (memory bound)")
     co.add_argument("--margin", type=int, default=None,
@@ -301,6 +326,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="replace output files that exist (default: skip them and exit non-zero)")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     co.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    sh = sub.add_parser("ship", help="make a finished run's colorizer and upscaler the model installed with huescale")
+    sh.add_argument("--project", default=".", help="the project where `dvc repro` finished")
+    sh.add_argument("--colorizer", default="models/colorizer.pt")
+    sh.add_argument("--upscaler", default="models/upscaler.pt")
+    sh.add_argument("--retrain", default="huescale profile offline && dvc repro",
+                    help="the command that retrains it (written into the model card)")
+    sh.add_argument("--out", default=None, help="assets folder (default: the installed package's)")
     ex = sub.add_parser("export-onnx", help="export the colorizer and upscaler to ONNX, checked with onnxruntime")
     ex.add_argument("--checkpoint", "--colorizer", dest="checkpoint", default="models/colorizer.pt")
     ex.add_argument("--upscaler", default="models/upscaler.pt")
@@ -314,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 HANDLERS = {"stage": _stage, "ablate": _ablate, "profile": _profile, "losses": _losses, "colorize": _colorize,
-            "export-onnx": _export_onnx, "benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
+            "export-onnx": _export_onnx, "ship": _ship, "benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,6 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.cmd == "colorize":
         args.upscaler_given = args.upscaler is not None
-        args.upscaler = args.upscaler or "models/upscaler.pt"
+        if args.model is None and args.checkpoint is None:
+            args.model = "shipped"
+        if args.model == "shipped" and args.checkpoint is not None:
+            raise SystemExit("huescale colorize: --model shipped and --checkpoint exclude each other")
+        args.upscaler = args.upscaler or (None if args.model == "shipped" else "models/upscaler.pt")
     program = f"huescale {args.name}" if args.cmd == "stage" else f"huescale {args.cmd}"
     guard(program, lambda: HANDLERS[args.cmd](args))

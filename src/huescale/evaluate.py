@@ -238,13 +238,16 @@ def measure_fps(model: nn.Module, shape: tuple[int, ...], device: torch.device, 
                 warmup: int = 2, iters: int = 5, tuned: bool = False) -> float:
     """Images per second of ``model`` on random input of ``shape`` (C x H x W), after warm-up.
 
-    With ``tuned`` the input is channels_last and, on CUDA, run under bf16 autocast.
+    With ``tuned`` the input is channels_last and runs under bf16 autocast where ``runtime.amp: auto`` would
+    use it (CUDA; CPUs with AMX/AVX512-BF16: :func:`huescale.distributed.use_bf16`).
     """
+    from huescale.distributed import use_bf16
+
     x = torch.rand(batch_size, *shape, device=device) * 2 - 1
     if tuned:
         x = x.contiguous(memory_format=torch.channels_last)
     model = model.to(device).eval()
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tuned and device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tuned and use_bf16("auto", device)):
         for _ in range(warmup):
             model(x)
         if device.type == "cuda":

@@ -115,3 +115,35 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Retrain it", "", "```bash", card.get("retrain", ""), "```", "",
               "Weights are stored as float16 and loaded as float32 (`huescale.shipped.load`).", ""]
     return "\n".join(lines)
+
+
+def card_from_run(project: str | Path = ".", retrain: str = "huescale profile offline && dvc repro") -> dict[str, Any]:
+    """A model card from a finished ``dvc repro`` in ``project``: its params, git commit, data and the held-out
+    metrics of ``metrics.json`` (evaluate's ``holdout`` section).
+
+    Raises:
+        FileNotFoundError: ``metrics.json`` or ``params.yaml`` is missing (run ``dvc repro`` first).
+    """
+    import subprocess
+
+    from huescale.config import load_config
+
+    root = Path(project)
+    for f in ("metrics.json", "params.yaml"):
+        if not (root / f).is_file():
+            raise FileNotFoundError(f"{root / f}: not found; ship from a project where `dvc repro` has finished")
+    cfg = load_config(root / "params.yaml")
+    metrics = json.loads((root / "metrics.json").read_text())
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    m, p = cfg.model, cfg.pretrain.colorizer
+    holdout = metrics.get("holdout") or {}
+    return {"summary": f"{m.colorizer.name} colorizer + {m.upscaler.name} x4 upscaler of L, trained by "
+                       f"`{retrain}`; held out: {', '.join(holdout) or 'none'}",
+            "git_commit": commit or "unknown",
+            "data": f"{cfg.data.source} {cfg.data.folders or ''} ({cfg.data.n_images} photographs at most, "
+                    f"splits {cfg.data.splits})",
+            "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}",
+            "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
+            "training": f"pretrain {p.epochs} epochs, losses {p.losses}, lr {p.lr} ({p.lr_schedule}); "
+                        f"adversarial {cfg.train.epochs} epoch(s), losses {cfg.train.losses}",
+            "holdout": holdout, "retrain": retrain}
