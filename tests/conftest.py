@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("HUESCALE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# the real photographs the tests read: $HUESCALE_TEST_DATA (or the older $HUESCALE_SHARED_DATA), else ../shared/data
+SHARED_DATA = Path(os.environ.get("HUESCALE_TEST_DATA") or os.environ.get("HUESCALE_SHARED_DATA")
+                   or ROOT.parent / "shared" / "data")
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -25,7 +27,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 def shared_data() -> Path:
     """The read-only folder of real photographs; the suite cannot run without it."""
     if not (SHARED_DATA / "imagenet_sample").is_dir():
-        pytest.fail(f"real photographs not found at {SHARED_DATA}: clone next to ../shared or set HUESCALE_SHARED_DATA")
+        pytest.fail(f"real photographs not found at {SHARED_DATA}: clone next to ../shared or set HUESCALE_TEST_DATA "
+                    "to a folder with imagenet_sample/, bsds500/, coco128/, imagenette/ and benchmarks/")
     return SHARED_DATA
 
 

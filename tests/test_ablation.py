@@ -48,7 +48,7 @@ def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     grid = {"name": "tiny", "base": "params.yaml", "pairs": str(pairs), "out": "ablations",
             "metrics": "metrics/ablations.json", "report": "reports/ablations.html",
-            "templates": str(ROOT / "reports" / "templates"), "set": TINY, "rows": rows}
+            "set": TINY, "rows": rows}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
     return tmp_path / "grid.yaml"
 
@@ -190,7 +190,7 @@ def test_grid_rows_as_dvc_experiments(shared_data, tmp_path):
     rows = [{"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}},
             {"name": "bicubic", "kind": "upscaler", "set": {"model.upscaler.name": "bicubic"}}]
     grid = {"name": "tiny", "base": "params.yaml", "pairs": "data/pairs", "out": "ablations",
-            "metrics": "metrics/ablations.json", "report": "reports/ablations.html", "templates": "reports/templates",
+            "metrics": "metrics/ablations.json", "report": "reports/ablations.html",
             "benchmark": False, "set": TINY, "rows": rows}
     (work / "grids").mkdir(exist_ok=True)
     (work / "grids" / "tiny.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))

@@ -53,7 +53,7 @@ def test_benchmark_run_report_and_browser(shared_data, tmp_path):
     ctx = benchmark_context(result, tmp_path / "samples")
     assert [p["set"] for p in ctx["protocol"]] == ["Set5"] and ctx["protocol"][0]["ok"]
     meta = {"generated": "now", "git_commit": "0" * 40, "device": "cpu", "mlflow": {}, "wall_times": {}}
-    out = render(ROOT / "reports/templates", "benchmark.html.j2", tmp_path / "benchmark.html", page="benchmark.html",
+    out = render(TEMPLATES, "benchmark.html.j2", tmp_path / "benchmark.html", page="benchmark.html",
                  result=result, meta=meta, params=[], method_labels={}, per_image_csv="x.csv", **ctx)
     html = out.read_text()
     assert "matches" in html and "Set5" in html and "Nowhere" in html

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from huescale import TEMPLATES
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
 from huescale.grid import adversarial as _adversarial
@@ -176,7 +177,7 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         tracking.log_artifact(metrics_path)
         if grid.get("report", "reports/ablations.html"):
             out = report.ablation_report(summary, grid.get("report", "reports/ablations.html"),
-                                         grid.get("templates", "reports/templates"))
+                                         grid.get("templates") or TEMPLATES)
             tracking.log_artifact(out, "report")
     return summary
 

@@ -79,6 +79,8 @@ def check_lr(hr_folder: str | Path, lr_folder: str | Path, scale: int = 4) -> di
     files = hr_files(hr_folder)
     for f in files:
         ref_path = Path(lr_folder) / f.name
+        if not ref_path.is_file():  # EDSR / BasicSR name them <stem>x<scale>.png
+            ref_path = Path(lr_folder) / f"{f.stem}x{scale}{f.suffix}"
         if not ref_path.is_file():
             raise FileNotFoundError(f"{ref_path}: no LR image for {f.name}")
         ours = make_lr(mod_crop(read_image(f), scale), scale).astype(np.int16)

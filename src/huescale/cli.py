@@ -141,6 +141,7 @@ def _set_name(folder: Path) -> str:
 def _benchmark_sr(args: argparse.Namespace) -> int:
     import json
 
+    import huescale
     from huescale import benchmark as bm
     from huescale import checkpoint
     from huescale.atomic import write_json
@@ -154,8 +155,17 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
         net, ck = checkpoint.load_model(path, device)
         name = f"{ck['model']}:{Path(path).stem}"
         nets[name], labels[name] = net, f"{ck['model']} {ck.get('kwargs', {})} ({path})"
-    sets = {_set_name(Path(f)): str(f) for f in args.hr}
-    lr = {_set_name(Path(h)): str(l) for h, l in zip(args.hr, args.lr or [])}
+    from huescale.config import DataConfig
+    from huescale.data.benchmarks import is_registry_name, resolve
+    from huescale.data.sources import cache_root
+
+    cache = cache_root(DataConfig())
+
+    def set_name(f: str) -> str:
+        return f if is_registry_name(f) else _set_name(Path(f))
+
+    sets = {set_name(f): str(resolve(f, cache)) for f in args.hr}
+    lr = {set_name(h): str(resolve(lr_dir, cache)) for h, lr_dir in zip(args.hr, args.lr or [])}
     out = Path(args.out)
     result, rows = bm.run(sets, nets, args.scale, lr, out / "samples", args.samples, device)
     if not result["sets"]:
@@ -163,7 +173,7 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
     write_json(result, out / "result.json")
     bm.write_per_image_csv(rows, out / "per_image.csv")
     benchmark_report(result, out / "samples", labels, run_metadata(device.type), out / "per_image.csv",
-                     args.templates, out / "benchmark.html")
+                     args.templates or huescale.TEMPLATES, out / "benchmark.html")
     for name, s in result["sets"].items():
         print(name, json.dumps({m: [round(v["psnr_y"], 2), round(v["ssim_y"], 4)] for m, v in s.items()}))
     print(f"report: {out / 'benchmark.html'}")
@@ -195,13 +205,14 @@ def _add_evaluation_commands(sub) -> None:
     """``huescale benchmark-sr`` and ``huescale score-folder``."""
     bs = sub.add_parser("benchmark-sr",
                         help="x4 SR benchmark (Set5/Set14/BSD100 protocol) on HR folders, with a report")
-    bs.add_argument("hr", nargs="+", help="folders of HR images (e.g. ../shared/data/benchmarks/Set5/GTmod12)")
+    bs.add_argument("hr", nargs="+", help="folders of HR images, or benchmark names (Set5, Set14, BSD100, Urban100: "
+                                          "downloaded once, md5-pinned)")
     bs.add_argument("--lr", nargs="*", help="provided LR folders, in the order of the HR folders, to check our bicubic")
     bs.add_argument("--upscaler", nargs="*", default=[], help="upscaler checkpoints to score (bicubic always is)")
     bs.add_argument("--scale", type=int, default=4)
     bs.add_argument("--samples", type=int, default=2, help="images per set shown as zoomed crops")
     bs.add_argument("--out", required=True, help="output folder: result.json, per_image.csv, benchmark.html")
-    bs.add_argument("--templates", default=str(Path(__file__).resolve().parents[2] / "reports" / "templates"))
+    bs.add_argument("--templates", default=None, help="Jinja2 templates folder (default: the package's)")
     bs.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sf = sub.add_parser("score-folder", help="colorization quality on your own colour photographs (per-image CSV)")
     sf.add_argument("inputs", nargs="+", help="image files, folders or globs of colour photographs")

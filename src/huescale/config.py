@@ -227,23 +227,23 @@ class EvaluateConfig:
     batch_size: int = 32
 
 
-def _benchmark_sets() -> dict[str, str]:
-    root = "../shared/data/benchmarks"
-    return {"Set5": f"{root}/Set5/GTmod12", "Set14": f"{root}/Set14/GTmod12", "BSD100": f"{root}/BSD100"}
+def _benchmark_sets() -> dict[str, str]:  # names of huescale.data.benchmarks (fetched once into the cache)
+    return {"Set5": "Set5", "Set14": "Set14", "BSD100": "BSD100"}
 
 
 def _benchmark_lr() -> dict[str, str]:
-    root = "../shared/data/benchmarks"
-    return {"Set5": f"{root}/Set5/LRbicx4", "Set14": f"{root}/Set14/LRbicx4"}
+    return {"Set5": "Set5/LRx4", "Set14": "Set14/LRx4"}
 
 
 @dataclass
 class BenchmarkConfig:
     """``benchmark:`` section: the x4 SR benchmark (Set5/Set14/BSD100 protocol, any HR folder).
 
-    ``sets`` maps a set name to a folder of HR images; a missing folder is skipped
-    and reported. ``lr_check`` maps a set name to its provided MATLAB-bicubic LR
-    images, which our bicubic must reproduce within one gray level.
+    ``sets`` maps a set name to a folder of HR images or to a name of the benchmark
+    registry (``Set5``, ``Set14``, ``BSD100``, ``Urban100``: :mod:`huescale.data.benchmarks`,
+    downloaded once, md5-pinned); a missing folder or a set that cannot be fetched is
+    skipped and reported. ``lr_check`` maps a set name to its provided MATLAB-bicubic LR
+    images (a folder, or ``Set5/LRx4``...), which our bicubic must reproduce within one gray level.
     """
 
     sets: dict[str, str] = field(default_factory=_benchmark_sets)

@@ -8,7 +8,7 @@
     out: ablations               # the rows' params, checkpoints, samples
     metrics: metrics/ablations.json
     report: reports/ablations.html
-    templates: reports/templates
+    templates: my/templates     # optional: Jinja2 templates (default: the package's)
     register_champion: true
     benchmark: true              # score upscaler rows on benchmark.sets (Set5/Set14/BSD100)
     set: {pretrain.colorizer.epochs: 2}     # overrides for every row (the budget)

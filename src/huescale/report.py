@@ -1,4 +1,5 @@
-"""Render self-contained HTML reports with Jinja2 (templates in ``reports/templates/``).
+"""Render self-contained HTML reports with Jinja2 (templates: package data in ``huescale/templates/``,
+:data:`TEMPLATES`, so reports render from any directory with the installed package).
 
 Images are inlined as base64 PNG data URIs and loss curves as inline SVG, so a
 report opens from disk with no server and nothing loaded from the network.
@@ -15,6 +16,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from huescale import TEMPLATES  # noqa: F401  (re-exported: the default templates folder)
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 

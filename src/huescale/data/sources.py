@@ -88,7 +88,7 @@ def _walk_images(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
 
 
 class FolderSource:
-    """Local directory trees of photographs (the offline source; tests and CI use ``../shared/data``)."""
+    """Local directory trees of photographs (the offline source)."""
 
     name = "folder"
 

@@ -37,4 +37,4 @@ BENCH_METRICS = BENCH_SAMPLES / "result.json"  # the full result; metrics/benchm
 BENCH_CSV = Path("eval/benchmark_per_image.csv")
 BENCH_REPORT = Path("reports/benchmark.html")
 ROW_METRICS = METRICS / "ablation_row.json"
-TEMPLATES = Path("reports/templates")
+from huescale import TEMPLATES  # noqa: E402,F401  (package data: huescale/templates)

@@ -16,12 +16,17 @@ def run(cfg: Config) -> dict:
     from huescale import benchmark as bm
     from huescale import checkpoint, tracking
     from huescale.atomic import write_json
+    from huescale.data.benchmarks import resolve_all
+    from huescale.data.sources import cache_root
     from huescale.stages.runner import device
 
     dev = device(cfg)
     upscaler, ck = checkpoint.load_model(UPSCALER, dev)
     b = cfg.benchmark
-    result, rows = bm.run(b.sets, {ck["model"]: upscaler}, cfg.data.scale, b.lr_check, BENCH_SAMPLES, b.samples, dev)
+    sets, skipped = resolve_all(b.sets, cache_root(cfg.data))  # registry names are fetched once into the cache
+    lr_check, _ = resolve_all(b.lr_check, cache_root(cfg.data))
+    result, rows = bm.run(sets, {ck["model"]: upscaler}, cfg.data.scale, lr_check, BENCH_SAMPLES, b.samples, dev)
+    result["skipped"].update(skipped)
     result["upscaler"] = {"name": ck["model"], "kwargs": ck.get("kwargs", {}), "checkpoint": str(UPSCALER)}
     write_json(result, BENCH_METRICS)
     bm.write_per_image_csv(rows, BENCH_CSV)
