@@ -156,6 +156,9 @@ def test_short_training_fits_the_prior_and_calibration_makes_colour(bsds_store, 
                            tmp_path / "state.pt", progress=False)
     first, last = res.history[0].values, res.history[-1].values
     assert last["loss_G_CE"] < first["loss_G_CE"] and last["loss_G_reg_L1"] < first["loss_G_reg_L1"]
+    # the best epoch is the one with the lowest validation objective, not the lowest decoded L1
+    assert res.best_val == min(h.values["val_objective"] for h in res.history)
+    assert checkpoint.load(tmp_path / "best.pt")["val_selected"] == res.best_val
     net = res.load()
     assert bool(net.bins.fitted) and net.bins.weights.max() > 1
     images = bsds_store.images("val", "gt64")

@@ -109,7 +109,10 @@ def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) 
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
                        bf16=use_bf16(cfg.runtime.amp, device), losses=dict(opt.losses),
-                       checkpoint_every=opt.checkpoint_every, lr_schedule=opt.lr_schedule, **extra)
+                       checkpoint_every=opt.checkpoint_every, lr_schedule=opt.lr_schedule,
+                       # the L1 of an annealed-mean decoding rewards desaturation: classification phases keep the
+                       # epoch with the lowest validation objective instead (Zhang et al. 2016)
+                       val_metric="objective" if opt.losses.get("ab_ce", 0) > 0 else "l1", **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",

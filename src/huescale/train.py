@@ -113,6 +113,7 @@ class PhaseConfig:
     bf16: bool = False  # bf16 autocast of the forward passes (runtime.amp resolved for the device)
     flip: bool = True
     lr_schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to 0 over the phase)
+    val_metric: str = "l1"  # l1 | objective: what picks the best epoch (recipe: objective for ab_ce phases)
     extra: dict = field(default_factory=dict)  # anything else that must match on resume
 
     def settings(self, *parts: object) -> dict[str, str]:
@@ -355,17 +356,24 @@ class Trainer:
             x = torch.nn.functional.interpolate(x, size=out.shape[-2:], mode="bicubic", align_corners=False)
         return torch.cat([x, out], 1)
 
-    def validate(self, val_set: Dataset) -> float:
-        """Mean L1 of the generator on the validation set (network units); lower is better."""
-        val = mean_l1(self.netG, self.task, val_set, self.device, max(self.cfg.batch_size, 32), self.cfg.num_workers,
-                      self.amp)
+    def validate(self, val_set: Dataset) -> dict[str, float]:
+        """The generator on the validation set: ``val_l1`` (mean L1, network units) and, with
+        ``val_metric: objective``, ``val_objective`` (the phase's weighted reconstruction objective); lower is
+        better for both."""
+        bs = max(self.cfg.batch_size, 32)
+        out = {"val_l1": mean_l1(self.netG, self.task, val_set, self.device, bs, self.cfg.num_workers, self.amp)}
+        if self.cfg.val_metric == "objective":
+            out["val_objective"] = mean_objective(self.netG, self.task, self.objective, val_set, self.device, bs,
+                                                  self.cfg.num_workers, self.amp)
         self.netG.train()
-        return val
+        return out
 
     def _end_epoch(self, values: dict[str, float], val_set: Dataset) -> None:
-        """Validate, record the epoch, keep the best weights, write the state; ``values`` = mean train losses."""
-        val = self.validate(val_set)
-        values["val_l1"] = val
+        """Validate, record the epoch, keep the best weights (lowest ``val_l1``, or ``val_objective`` with
+        ``val_metric: objective``), write the state; ``values`` = mean train losses."""
+        scores = self.validate(val_set)
+        values.update(scores)
+        val = scores["val_objective" if self.cfg.val_metric == "objective" else "val_l1"]
         if self.adversarial:
             values["d_collapse"] = float(self.collapse_run >= self.cfg.collapse_steps)
             if values["d_collapse"] and not self.collapse_warned:
@@ -381,7 +389,8 @@ class Trainer:
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.netG.state_dict().items()}
         if self.rank == 0:
             if improved:
-                checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch, val_l1=val)
+                checkpoint.save_model(self.netG, *self.model_spec, self.best_path, epoch=self.epoch,
+                                      val_l1=scores["val_l1"], val_selected=val)
             checkpoint.save_atomic(self._state(0), self.state_path, keep_previous=True)
             if self.on_epoch:
                 self.on_epoch(rec)
@@ -456,6 +465,26 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = net(x)
         total += l1_loss(pred, y).item() * x.shape[0]
+        count += x.shape[0]
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def mean_objective(net: nn.Module, task: Task, objective: nn.Module, dataset: Dataset,
+                   device: torch.device | str = "cpu", batch_size: int = 32, num_workers: int = 0,
+                   bf16: bool = False) -> float:
+    """Mean of a phase's weighted reconstruction objective (:class:`huescale.losses.GeneratorObjective`,
+    ``total``) over ``dataset``; the validation metric of classification colorizers, whose decoded L1 rewards
+    desaturation (Zhang et al. 2016). Leaves ``net`` in eval mode."""
+    device = torch.device(device)
+    net = net.to(device).eval()
+    total, count = 0.0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            multiprocessing_context=_worker_context(num_workers)):
+        x, y = task.prepare(tuple(b.to(device) for b in batch))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out, aux = net(x, return_aux=True) if getattr(net, "has_aux", False) else (net(x), {})
+        total += objective(x, out, y, aux)["total"].item() * x.shape[0]
         count += x.shape[0]
     return total / max(count, 1)
 
