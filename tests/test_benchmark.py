@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import ROOT, browser_check
+from huescale import TEMPLATES
 from huescale import benchmark as bm
 
 

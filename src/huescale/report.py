@@ -161,7 +161,7 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
     colours = {"model": "#1f77b4", "baseline": "#7f7f7f", "truth": "#2ca02c", "row": "#ff7f0e"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{esc(title)}" class="chart">',
-             f'<text x="{(width - pad_r + pad_l) / 2}" y="16" text-anchor="middle" font-weight="bold">'
+             f'<text x="6" y="16" text-anchor="start" font-weight="bold" font-size="12">'
              f'{esc(title)}</text>',
              f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width - pad_r}" y2="{height - pad_b}" stroke="#888"/>',
              f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{height - pad_b}" stroke="#888"/>',
@@ -284,13 +284,15 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     charts, warnings = [], []
     for name, title, keys in (
         ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
+        ("pretrain_colorizer", "colorizer pre-training: objective (ab_ce + reg_l1)", ["loss_G_CE", "val_objective"]),
         ("pretrain_upscaler", "upscaler pre-training (L1)", ["loss_G_L1", "val_l1"]),
         ("train", "adversarial: discriminator", ["loss_D", "loss_D_real", "loss_D_fake"]),
         ("train", "adversarial: generator GAN loss", ["loss_G_GAN"]),
         ("train", "adversarial: L1 (train, validation)", ["loss_G_L1", "val_l1"]),
+        ("train", "adversarial: objective (train CE, validation)", ["loss_G_CE", "val_objective"]),
     ):
         h = read_history(history_dir / f"{name}.csv")
-        if h:
+        if h and any(k in h for k in keys):
             charts.append(svg_line_chart({k: h[k] for k in keys if k in h}, h["epoch"], title))
             if name == "train" and any(h.get("d_collapse", [])):
                 warnings.append("discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
@@ -298,7 +300,7 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     meta = {**meta, "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}",
             "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
             "data_name": cfg.data.source if cfg.data.source != "folder"
-            else ", ".join(Path(f).name for f in cfg.data.folders)}
+            else ", ".join("/".join(Path(f).parts[-2:]) for f in cfg.data.folders)}
     return render(templates, "index.html.j2", out, page="index.html", metrics=metrics, manifest=manifest,
                   samples=samples, charts=charts, warnings=warnings, meta=meta,
                   holdout=holdout_context(metrics.get("holdout") or {}), holdout_samples=held_rows,

@@ -45,8 +45,9 @@ def _convs(c_in: int, c_out: int, n: int) -> nn.Sequential:
 
 @register("colornet")
 class ColorNet(nn.Module):
-    """U-Net colorizer with a global branch and ab-classification + regression heads (Zhang et al. 2016;
-    Iizuka et al. 2016).
+    """ab-classification U-Net colorizer with a global branch (Zhang, Isola & Efros 2016; Iizuka et al. 2016).
+
+    Two heads: ab-class logits and an ab regression.
 
     Input ``N x 1 x H x W`` float normalised L in [-1, 1]; output ``N x 2 x H x W`` float32 normalised ab in
     [-1, 1] (the colorizer contract every pipeline, metric and export relies on). H and W must be multiples of
@@ -111,7 +112,8 @@ class ColorNet(nn.Module):
         self.bins = ABBins(grid)
         self.reg_head = nn.Conv2d(c, 2, 1)
         self.cls_head = nn.Conv2d(c, self.bins.n_bins, 1)
-        self.register_buffer("decode_mode", torch.tensor(0))  # index into DECODES
+        self.register_buffer("decode_mode", torch.tensor(0))  # index into DECODES (saved with the weights)
+        self._mode = DECODES[0]  # its Python copy, read by forward (no data-dependent branch: exports, compiles)
         self.register_buffer("decode_T", torch.tensor(ANNEALED_T))
         self.register_buffer("decode_gain", torch.tensor(1.0))
         self.register_buffer("decode_alpha", torch.tensor(1.0))
@@ -119,7 +121,7 @@ class ColorNet(nn.Module):
     @property
     def decoding(self) -> dict[str, float | str]:
         """The decoding ``forward`` applies: ``{"mode", "T", "gain", "alpha"}``."""
-        return {"mode": DECODES[int(self.decode_mode)], "T": float(self.decode_T), "gain": float(self.decode_gain),
+        return {"mode": self._mode, "T": float(self.decode_T), "gain": float(self.decode_gain),
                 "alpha": float(self.decode_alpha)}
 
     def set_decoding(self, mode: str, T: float = ANNEALED_T, gain: float = 1.0, alpha: float = 1.0) -> None:
@@ -131,9 +133,15 @@ class ColorNet(nn.Module):
         if mode not in DECODES or T <= 0 or gain <= 0:
             raise ValueError(f"colornet decoding: mode in {DECODES}, T > 0, gain > 0; got {mode}, {T}, {gain}")
         self.decode_mode.fill_(DECODES.index(mode))
+        self._mode = mode
         self.decode_T.fill_(T)
         self.decode_gain.fill_(gain)
         self.decode_alpha.fill_(alpha)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "decode_mode" in state_dict:
+            self._mode = DECODES[int(state_dict[prefix + "decode_mode"])]
 
     def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The raw head outputs ``{"logits", "reg"}`` at ``1 / head_stride`` of the input size."""
@@ -157,7 +165,7 @@ class ColorNet(nn.Module):
                gain: float | torch.Tensor | None = None, alpha: float | torch.Tensor | None = None) -> torch.Tensor:
         """Normalised ab ``N x 2 x H x W`` float32 in [-1, 1] from :meth:`heads`' outputs, with the stored
         decoding or the one given (calibration tries several on the same outputs)."""
-        mode = mode or DECODES[int(self.decode_mode)]
+        mode = mode or self._mode
         T = self.decode_T if T is None else T
         gain = self.decode_gain if gain is None else gain
         alpha = self.decode_alpha if alpha is None else alpha
