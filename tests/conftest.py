@@ -23,6 +23,18 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri():
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which huescale honours over tracking.uri: a test that
+    tracks in-process must not send a later test's subprocesses to its database."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only folder of real photographs; the suite cannot run without it."""
@@ -206,6 +218,7 @@ def project_env(**extra: str) -> dict:
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
            **extra}
     env.pop("HUESCALE_PARENT_RUN_ID", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own tracking.uri (mlflow.set_tracking_uri exports this)
     return env
 
 

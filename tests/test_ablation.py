@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(2400)
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
-    "runtime.device": "cpu", "evaluate.batch_size": 8,
+    "runtime.device": "cpu", "runtime.amp": "off", "evaluate.batch_size": 8,  # fp32: values compared exactly
     "pretrain.colorizer": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
     "pretrain.upscaler": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
     "train.epochs": 1, "train.batch_size": 4, "train.max_batches": 1, "train.losses": {"l1": 100.0, "gan": 1.0},

@@ -65,6 +65,7 @@ def _tiny_project(work: Path, shared_data: Path) -> None:
     params["model"]["colorizer"] = {"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}}
     params["model"]["upscaler"] = {"name": "espcn", "kwargs": {"scale": 4, "residual": True}}
     params["pretrain"]["colorizer"].update(epochs=3, max_batches=4, batch_size=8, losses={"l1": 1.0})
+    params["train"]["losses"] = {"l1": 100.0, "gan": 1.0}  # the U-Net has no classification head
     params["pretrain"]["upscaler"].update(epochs=2, max_batches=2, batch_size=4)
     params["runtime"]["threads"] = 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

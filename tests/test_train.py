@@ -395,6 +395,7 @@ def test_fresh_start_and_resume_are_tagged_on_the_mlflow_stage_run(store, tmp_pa
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("resume-tags")  # not the experiment an earlier test made active in this process
     try:
         state = tmp_path / "state.pt"
         state.write_bytes(b"garbage")
