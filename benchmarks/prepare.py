@@ -190,7 +190,7 @@ def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> di
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train import step_rate  # the same step benchmarks/train.py measures
 
-    step = step_rate("unet64_adversarial", False, torch.device("cpu"), batch, steps, False)
+    step, _ = step_rate("unet64_adversarial", False, torch.device("cpu"), batch, steps, False)  # (img/s, CPU-ms)
     with tempfile.TemporaryDirectory() as tmp:
         build_pair_store(repeated_refs(len(photos())), DataConfig(source="folder", folders=["x"], n_images=10**6,
                                                                   min_images=1, workers=2),
