@@ -130,6 +130,11 @@ def test_calibration_rule():
     assert calibrate.choose({k: v for k, v in table.items() if k != "c"}, 0.8) == "b"
     assert calibrate.choose({k: v for k, v in table.items() if k != "c"}, 0.9) == "b"  # the most colourful
     assert calibrate.choose(table, 0.0) == "a"
+    # a garish decoding (e.g. an untrained regression head) never qualifies: the most colourful under the ceiling
+    garish = {**table, "b": {"colourfulness_ratio": 0.79, "delta_e2000": 4.0},
+              "c": {"colourfulness_ratio": 2.6, "delta_e2000": 28.0}}
+    assert calibrate.choose(garish, 0.8) == "b"
+    assert calibrate.choose({"gray": table["gray"], "c": garish["c"]}, 0.8) == "c"
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ towards 0: the mode, vivid but noisy), its regression head scaled by a gain, or 
 trades colourfulness (Hasler & Suesstrunk 2003) against colour error (CIEDE2000), and it depends on the
 trained weights, so it is chosen after training on data training did not fit: the validation split.
 
-The rule (``calibrate`` params): among the candidates whose colourfulness is at least
-``min_colourfulness`` x the photographs', the lowest mean CIEDE2000; if none gets there, the most colourful
-one. The choice is written into the model's decoding buffers, so the checkpoint carries it.
+The rule (``calibrate`` params): among the candidates whose colourfulness is between ``min_colourfulness``
+and ``max_colourfulness`` x the photographs', the lowest mean CIEDE2000; if none is, the most colourful one
+under the ceiling. The ceiling keeps out garish decodings, e.g. the output of a head the phase did not train
+(a regression head with ``reg_l1: 0`` is random and very colourful). The choice is written into the model's
+decoding buffers, so the checkpoint carries it.
 """
 
 from __future__ import annotations
@@ -77,23 +79,27 @@ def score_candidates(model: Any, images: np.ndarray, device: torch.device | str 
     return table
 
 
-def choose(table: dict[str, dict], min_colourfulness: float) -> str:
-    """The label chosen by the rule of this module's docstring (``gray`` is never chosen)."""
+def choose(table: dict[str, dict], min_colourfulness: float, max_colourfulness: float = 1.25) -> str:
+    """The label chosen by the rule of this module's docstring (``gray`` is never chosen; if every candidate is
+    above the ceiling, the least colourful one)."""
     rows = {k: v for k, v in table.items() if k != "gray"}
-    ok = [k for k, v in rows.items() if v["colourfulness_ratio"] >= min_colourfulness]
+    under = {k: v for k, v in rows.items() if v["colourfulness_ratio"] <= max_colourfulness}
+    if not under:
+        return min(rows, key=lambda k: rows[k]["colourfulness_ratio"])
+    ok = [k for k, v in under.items() if v["colourfulness_ratio"] >= min_colourfulness]
     if ok:
-        return min(ok, key=lambda k: rows[k]["delta_e2000"])
-    return max(rows, key=lambda k: rows[k]["colourfulness_ratio"])
+        return min(ok, key=lambda k: under[k]["delta_e2000"])
+    return max(under, key=lambda k: under[k]["colourfulness_ratio"])
 
 
 def calibrate_checkpoint(path: str | Path, images: np.ndarray, min_colourfulness: float,
-                         device: torch.device | str = "cpu") -> dict | None:
+                         device: torch.device | str = "cpu", max_colourfulness: float = 1.25) -> dict | None:
     """Choose the decoding of the colorizer saved at ``path`` on ``images`` and save it back (atomically).
 
     Args:
         path: a checkpoint of :func:`huescale.checkpoint.save_model`.
         images: ``N x H x W x 3`` uint8 validation photographs.
-        min_colourfulness: the rule's floor (``calibrate.min_colourfulness``).
+        min_colourfulness, max_colourfulness: the rule's floor and ceiling (``calibrate.*``).
         device: where the model runs.
 
     Returns:
@@ -110,12 +116,13 @@ def calibrate_checkpoint(path: str | Path, images: np.ndarray, min_colourfulness
     if not hasattr(model, "set_decoding"):
         return None
     table = score_candidates(model, images, device)
-    chosen = choose(table, min_colourfulness)
+    chosen = choose(table, min_colourfulness, max_colourfulness)
     row = table[chosen]
     model.set_decoding(row["mode"], T=row["T"], gain=row["gain"], alpha=row["alpha"])
     meta = {k: v for k, v in ck.items() if k not in ("model", "kwargs", "state_dict")}
     checkpoint.save_model(model, ck["model"], ck.get("kwargs", {}), path,
                           **{**meta, "decoding": {"chosen": chosen, "min_colourfulness": min_colourfulness,
+                                                  "max_colourfulness": max_colourfulness,
                                                   "images": len(images), "table": table}})
     return {"chosen": chosen, "table": table}
 
@@ -138,7 +145,8 @@ def calibrate_phase(cfg, best_path: str | Path, store, name: str, device: torch.
     from huescale import tracking
 
     images = store.images("val", "gt64")[: cfg.calibrate.images]
-    res = calibrate_checkpoint(best_path, images, cfg.calibrate.min_colourfulness, device)
+    res = calibrate_checkpoint(best_path, images, cfg.calibrate.min_colourfulness, device,
+                               cfg.calibrate.max_colourfulness)
     if res is None:
         return {}
     row, gray = res["table"][res["chosen"]], res["table"]["gray"]

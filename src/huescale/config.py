@@ -204,12 +204,13 @@ class CalibrateConfig:
 
     On up to ``images`` photographs of the validation split every candidate decoding (annealed-mean
     temperatures, regression gains, a blend; :mod:`huescale.calibrate`) is scored; the one with the lowest
-    CIEDE2000 among those whose colourfulness is at least ``min_colourfulness`` x the photographs' wins (the
-    most colourful one if none is). 0.8 leaves a margin over the 0.75 target: held-out colourfulness came out
-    ~0.03 below validation's in the screening runs (docs/colour.md).
+    CIEDE2000 among those whose colourfulness is between ``min_colourfulness`` and ``max_colourfulness`` x the
+    photographs' wins (the most colourful one under the ceiling if none is). 0.8 leaves a margin over the 0.75
+    target: held-out colourfulness came out ~0.03 below validation's in the screening runs (docs/colour.md).
     """
 
     min_colourfulness: float = 0.8
+    max_colourfulness: float = 1.25  # ceiling: garish decodings (e.g. an untrained head) never qualify
     images: int = 256
 
 
@@ -337,8 +338,10 @@ def _from_dict(cls: type, d: dict, prefix: str, src: str):
 def validate(cfg: Config, src: str = "params.yaml") -> Config:
     """Check values that types cannot; raises :class:`ConfigError` naming the key."""
     d = cfg.data
-    if not 0 <= cfg.calibrate.min_colourfulness <= 2 or cfg.calibrate.images < 1:
-        raise ConfigError(f"{src}: calibrate.min_colourfulness must be in [0, 2] and calibrate.images >= 1")
+    c = cfg.calibrate
+    if not 0 <= c.min_colourfulness <= c.max_colourfulness or c.images < 1:
+        raise ConfigError(f"{src}: calibrate needs 0 <= min_colourfulness <= max_colourfulness and images >= 1, "
+                          f"got {c.min_colourfulness}, {c.max_colourfulness}, {c.images}")
     if d.source not in SOURCES:
         raise ConfigError(f"{src}: data.source must be one of {', '.join(SOURCES)}, got {d.source!r}")
     if d.source == "folder" and not d.folders:
