@@ -360,11 +360,11 @@ class Trainer:
         """The generator on the validation set: ``val_l1`` (mean L1, network units) and, with
         ``val_metric: objective``, ``val_objective`` (the phase's weighted reconstruction objective); lower is
         better for both."""
-        bs = max(self.cfg.batch_size, 32)
-        out = {"val_l1": mean_l1(self.netG, self.task, val_set, self.device, bs, self.cfg.num_workers, self.amp)}
-        if self.cfg.val_metric == "objective":
-            out["val_objective"] = mean_objective(self.netG, self.task, self.objective, val_set, self.device, bs,
-                                                  self.cfg.num_workers, self.amp)
+        scores = {"val_l1": lambda x, out, y, aux: l1_loss(out, y)}
+        if self.cfg.val_metric == "objective":  # the same pass: one forward of the validation set
+            scores["val_objective"] = lambda x, out, y, aux: self.objective(x, out, y, aux)["total"]
+        out = dataset_means(self.netG, self.task, val_set, scores, self.device, max(self.cfg.batch_size, 32),
+                            self.cfg.num_workers, self.amp)
         self.netG.train()
         return out
 
@@ -456,17 +456,8 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
 
     Leaves ``net`` in eval mode; ``bf16``: autocast as in training.
     """
-    device = torch.device(device)
-    net = net.to(device).eval()
-    total, count = 0.0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            multiprocessing_context=_worker_context(num_workers)):
-        x, y = task.prepare(tuple(b.to(device) for b in batch))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = net(x)
-        total += l1_loss(pred, y).item() * x.shape[0]
-        count += x.shape[0]
-    return total / max(count, 1)
+    return dataset_means(net, task, dataset, {"l1": lambda x, out, y, aux: l1_loss(out, y)}, device, batch_size,
+                         num_workers, bf16)["l1"]
 
 
 @torch.no_grad()
@@ -476,17 +467,27 @@ def mean_objective(net: nn.Module, task: Task, objective: nn.Module, dataset: Da
     """Mean of a phase's weighted reconstruction objective (:class:`huescale.losses.GeneratorObjective`,
     ``total``) over ``dataset``; the validation metric of classification colorizers, whose decoded L1 rewards
     desaturation (Zhang et al. 2016). Leaves ``net`` in eval mode."""
+    return dataset_means(net, task, dataset, {"objective": lambda x, out, y, aux: objective(x, out, y, aux)["total"]},
+                         device, batch_size, num_workers, bf16)["objective"]
+
+
+@torch.no_grad()
+def dataset_means(net: nn.Module, task: Task, dataset: Dataset, scores: dict, device: torch.device | str = "cpu",
+                  batch_size: int = 32, num_workers: int = 0, bf16: bool = False) -> dict[str, float]:
+    """Per-image means over ``dataset`` of ``scores`` (name -> ``fn(x, out, target, aux)`` -> scalar tensor, a
+    batch mean), in one pass of ``net`` (eval mode, left so; ``bf16``: autocast as in training)."""
     device = torch.device(device)
     net = net.to(device).eval()
-    total, count = 0.0, 0
+    totals, count = dict.fromkeys(scores, 0.0), 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             multiprocessing_context=_worker_context(num_workers)):
         x, y = task.prepare(tuple(b.to(device) for b in batch))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out, aux = net(x, return_aux=True) if getattr(net, "has_aux", False) else (net(x), {})
-        total += objective(x, out, y, aux)["total"].item() * x.shape[0]
+        for name, fn in scores.items():
+            totals[name] += fn(x, out, y, aux).item() * x.shape[0]
         count += x.shape[0]
-    return total / max(count, 1)
+    return {name: t / max(count, 1) for name, t in totals.items()}
 
 
 def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:
