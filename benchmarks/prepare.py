@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("HUESCALE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DATA = Path(os.environ.get("HUESCALE_TEST_DATA") or os.environ.get("HUESCALE_SHARED_DATA")
+            or ROOT.parent / "shared" / "data")  # the photographs of the tests (see tests/conftest.py)
 
 
 def photos() -> list[Path]:

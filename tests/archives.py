@@ -94,6 +94,22 @@ def imagenette_tgz(imagenette: Path, top: str = "imagenette2-320", per_class: in
     return buf.getvalue()
 
 
+def edsr_benchmark_tar(benchmarks: Path, sets: tuple[str, ...] = ("Set5", "Set14", "BSD100")) -> bytes:
+    """EDSR's ``benchmark.tar`` layout from the real benchmark images: ``benchmark/<set>/HR/*.png`` and, where a
+    ``LRbicx4/`` copy exists, ``benchmark/<set>/LR_bicubic/X4/<name>x4.png`` (BSD100 is ``B100`` there)."""
+    from huescale.data.benchmarks import SETS
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in sets:
+            hr = benchmarks / name / "GTmod12" if (benchmarks / name / "GTmod12").is_dir() else benchmarks / name
+            for f in sorted(f for f in hr.iterdir() if f.suffix.lower() in (".png", ".jpg")):
+                tf.add(f, f"benchmark/{SETS[name]}/HR/{f.name}")
+            for f in sorted((benchmarks / name / "LRbicx4").glob("*.png")):
+                tf.add(f, f"benchmark/{SETS[name]}/LR_bicubic/X4/{f.stem}x4.png")
+    return buf.getvalue()
+
+
 def hf_parquet(photos: list[Path], out: Path) -> Path:
     """A parquet file with an ``image`` column (bytes embedded) and a ``label``, written with ``datasets``."""
     import datasets

@@ -1,4 +1,4 @@
-"""Shared fixtures: real photographs from ../shared/data and helpers for offline weights."""
+"""Shared fixtures: real photographs (a local copy, or fetched: huescale.data.testphotos) and offline weights."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# the real photographs the tests read: $HUESCALE_TEST_DATA (or the older $HUESCALE_SHARED_DATA), else ../shared/data
-SHARED_DATA = Path(os.environ.get("HUESCALE_TEST_DATA") or os.environ.get("HUESCALE_SHARED_DATA")
-                   or ROOT.parent / "shared" / "data")
+# the real photographs the tests read: $HUESCALE_TEST_DATA (or the older $HUESCALE_SHARED_DATA), else a local copy
+# beside the clone (../shared/data), else the pinned bundle fetched once into $HUESCALE_CACHE (~/.cache/huescale)
+# from $HUESCALE_TEST_PHOTOS_URL or the release asset (huescale.data.testphotos)
+EXPLICIT_DATA = os.environ.get("HUESCALE_TEST_DATA") or os.environ.get("HUESCALE_SHARED_DATA")
+LOCAL_COPIES = [ROOT.parent / "shared" / "data"]
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -37,11 +39,19 @@ def _no_leaked_tracking_uri():
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The read-only folder of real photographs; the suite cannot run without it."""
-    if not (SHARED_DATA / "imagenet_sample").is_dir():
-        pytest.fail(f"real photographs not found at {SHARED_DATA}: clone next to ../shared or set HUESCALE_TEST_DATA "
-                    "to a folder with imagenet_sample/, bsds500/, coco128/, imagenette/ and benchmarks/")
-    return SHARED_DATA
+    """The read-only folder of real photographs (located or fetched once per machine); the suite needs it."""
+    from huescale.data.download import DownloadError
+    from huescale.data.testphotos import is_photo_root, locate
+
+    try:
+        root = locate(EXPLICIT_DATA, LOCAL_COPIES, os.environ.get("HUESCALE_CACHE") or "~/.cache/huescale",
+                      progress=False)
+    except DownloadError as exc:
+        pytest.fail(f"the test photographs could not be fetched: {exc}")
+    if not is_photo_root(root):
+        pytest.fail(f"real photographs not found at {root}: set HUESCALE_TEST_DATA to a folder with "
+                    "imagenet_sample/, bsds500/, coco128/, imagenette/ and benchmarks/")
+    return root
 
 
 @pytest.fixture(scope="session")

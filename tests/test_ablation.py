@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHARED_DATA, browser_check, copy_project, project_env, run_checked
+from conftest import browser_check, copy_project, project_env, run_checked
 from huescale.config import ConfigError
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
@@ -53,7 +53,7 @@ def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
     return tmp_path / "grid.yaml"
 
 
-def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypatch, vgg_home):
+def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypatch, vgg_home, shared_data):
     """Every row of the Singh et al. grid (grids/table7.yaml) at tiny widths: nested MLflow runs, metrics,
     benchmark scores, champion, report in a browser."""
     import mlflow
@@ -90,7 +90,7 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     monkeypatch.setenv("TORCH_HOME", str(vgg_home))  # random VGG16/VGG19 weights for the content losses
     grid = _grid(tmp_path, pairs, rows)
     g = yaml.safe_load(grid.read_text())
-    g["set"]["benchmark.sets"] = {"Set5": str(SHARED_DATA / "benchmarks/Set5/GTmod12")}
+    g["set"]["benchmark.sets"] = {"Set5": str(shared_data / "benchmarks/Set5/GTmod12")}
     grid.write_text(yaml.safe_dump(g, sort_keys=False))
     with pytest.raises(SystemExit) as done:
         main(["ablate", str(grid)])

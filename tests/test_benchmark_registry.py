@@ -3,9 +3,6 @@ loopback HTTP server standing in for EDSR's benchmark.tar: the same layout, buil
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
 from huescale import benchmark as bm
@@ -17,13 +14,9 @@ from huescale.data.download import DownloadError
 @pytest.fixture
 def edsr_tar(shared_data) -> bytes:
     """benchmark/Set5/HR/*.png and benchmark/Set5/LR_bicubic/X4/*x4.png, as EDSR's archive lays them out."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for f in sorted((shared_data / "benchmarks/Set5/GTmod12").glob("*.png")):
-            tf.add(f, f"benchmark/Set5/HR/{f.name}")
-        for f in sorted((shared_data / "benchmarks/Set5/LRbicx4").glob("*.png")):
-            tf.add(f, f"benchmark/Set5/LR_bicubic/X4/{f.stem}x4.png")
-    return buf.getvalue()
+    from archives import edsr_benchmark_tar
+
+    return edsr_benchmark_tar(shared_data / "benchmarks", ("Set5",))
 
 
 @pytest.fixture

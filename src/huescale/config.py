@@ -245,10 +245,14 @@ class BenchmarkConfig:
     downloaded once, md5-pinned); a missing folder or a set that cannot be fetched is
     skipped and reported. ``lr_check`` maps a set name to its provided MATLAB-bicubic LR
     images (a folder, or ``Set5/LRx4``...), which our bicubic must reproduce within one gray level.
+    ``archive_url`` / ``archive_md5`` name a mirror of the registry's archive and its md5 ("" = EDSR's
+    ``benchmark.tar`` and its published md5; ``HUESCALE_BENCHMARK_URL`` also sets the URL).
     """
 
     sets: dict[str, str] = field(default_factory=_benchmark_sets)
     lr_check: dict[str, str] = field(default_factory=_benchmark_lr)
+    archive_url: str = ""
+    archive_md5: str = ""
     samples: int = 2  # images per set shown as zoomed crops in reports/benchmark.html
 
 

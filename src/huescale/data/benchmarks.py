@@ -74,9 +74,10 @@ def resolve(value: str, cache_dir: str | Path, progress: bool = True, url: str |
     return fetch(cache_dir, progress, url, md5) / NAMES[value]
 
 
-def resolve_all(mapping: dict[str, str], cache_dir: str | Path,
-                progress: bool = True) -> tuple[dict[str, str], dict[str, str]]:
-    """:func:`resolve` every value of a ``benchmark.sets``-style mapping.
+def resolve_all(mapping: dict[str, str], cache_dir: str | Path, progress: bool = True, url: str | None = None,
+                md5: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`resolve` every value of a ``benchmark.sets``-style mapping (``url``/``md5``: a mirror, as in
+    :func:`fetch`; None or "" = the registry's own).
 
     Returns:
         ``(resolved, skipped)``: set name -> folder, and set name -> why it could not be fetched (the benchmark
@@ -85,7 +86,7 @@ def resolve_all(mapping: dict[str, str], cache_dir: str | Path,
     resolved, skipped = {}, {}
     for name, value in mapping.items():
         try:
-            resolved[name] = str(resolve(value, cache_dir, progress))
+            resolved[name] = str(resolve(value, cache_dir, progress, url or None, md5 or ARCHIVE_MD5))
         except DownloadError as exc:
             skipped[name] = str(exc)
     return resolved, skipped

@@ -23,8 +23,9 @@ def run(cfg: Config) -> dict:
     dev = device(cfg)
     upscaler, ck = checkpoint.load_model(UPSCALER, dev)
     b = cfg.benchmark
-    sets, skipped = resolve_all(b.sets, cache_root(cfg.data))  # registry names are fetched once into the cache
-    lr_check, _ = resolve_all(b.lr_check, cache_root(cfg.data))
+    # registry names are fetched once into the cache (from a mirror when archive_url is set)
+    sets, skipped = resolve_all(b.sets, cache_root(cfg.data), url=b.archive_url, md5=b.archive_md5)
+    lr_check, _ = resolve_all(b.lr_check, cache_root(cfg.data), url=b.archive_url, md5=b.archive_md5)
     result, rows = bm.run(sets, {ck["model"]: upscaler}, cfg.data.scale, lr_check, BENCH_SAMPLES, b.samples, dev)
     result["skipped"].update(skipped)
     result["upscaler"] = {"name": ck["model"], "kwargs": ck.get("kwargs", {}), "checkpoint": str(UPSCALER)}
