@@ -74,7 +74,7 @@ def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from huescale.data.images import ImageError, read_image
-    from huescale.distributed import resolve_device
+    from huescale.distributed import resolve_device, use_bf16
     from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, output_paths, plan_inputs
     from huescale.progress import bar as progress_bar
 
@@ -103,7 +103,8 @@ def _colorize(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="huescale-model-") as tmp:
         model, upscaler = _load_models(args, device, tmp)
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
-                    tile=args.tile, margin=args.margin, joint=args.pipeline == "joint")
+                    tile=args.tile, margin=args.margin, joint=args.pipeline == "joint",
+                    amp=use_bf16(args.amp, device))
     bar = progress_bar(jobs, desc="colorize", unit="img")
     for f, dest in bar:
         bar.set_postfix_str(f.name)
@@ -337,6 +338,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="replace output files that exist (default: skip them and exit non-zero)")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     co.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    co.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                    help="bf16 autocast of the networks: auto = where the device runs bf16 natively (CUDA; CPUs "
+                         "with AMX/AVX512-BF16), off = float32 (bit-for-bit the reference path)")
     sh = sub.add_parser("ship", help="make a finished run's colorizer and upscaler the model installed with huescale")
     sh.add_argument("--project", default=".", help="the project where `dvc repro` finished")
     sh.add_argument("--colorizer", default="models/colorizer.pt")
