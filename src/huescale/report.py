@@ -144,8 +144,9 @@ def svg_line_chart(series: dict[str, list[float]], x: list[float], title: str, w
 def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, width: int = 460, height: int = 300,
                 hline: float | None = None) -> Markup:
     """An inline SVG scatter plot: each point ``{"label", "x", "y", "kind"}`` (``kind``: ``model``, ``baseline``,
-    ``truth`` or ``row`` picks the marker colour), labelled beside its marker; ``hline`` draws a dashed target
-    line (e.g. colourfulness ratio 0.75). Labels are escaped; no scripts."""
+    ``truth`` or ``row`` picks the marker colour), labelled beside its marker (a label that would overlap one
+    already placed moves down a line, so close points stay readable); ``hline`` draws a dashed target line (e.g.
+    colourfulness ratio 0.75). Labels are escaped; no scripts."""
     esc = html.escape
     pts = [p for p in points if p.get("x") is not None and p.get("y") is not None
            and math.isfinite(p["x"]) and math.isfinite(p["y"])]
@@ -178,11 +179,18 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
         parts.append(f'<line x1="{pad_l}" y1="{sy(hline):.1f}" x2="{width - pad_r}" y2="{sy(hline):.1f}" '
                      f'stroke="#b3261e" stroke-dasharray="4 3"/><text x="{width - pad_r + 4}" y="{sy(hline) + 4:.1f}" '
                      f'font-size="10" fill="#b3261e">target {hline:g}</text>')
+    placed: list[tuple[float, float, float]] = []  # (x, right end, baseline y) of the labels so far
+    if hline is not None:
+        placed.append((width - pad_r + 4, width - pad_r + 4 + 5.5 * len(f"target {hline:g}"), sy(hline) + 4))
     for p in pts:
         c = colours.get(p.get("kind", "model"), "#1f77b4")
+        lx, ly = sx(p["x"]) + 7, sy(p["y"]) + 4
+        right = lx + 5.5 * len(str(p["label"]))  # ~5.5 px per character at font-size 10
+        while any(abs(ly - y) < 11 and lx < r and right > x for x, r, y in placed):
+            ly += 11
+        placed.append((lx, right, ly))
         parts.append(f'<circle cx="{sx(p["x"]):.1f}" cy="{sy(p["y"]):.1f}" r="5" fill="{c}"/>'
-                     f'<text x="{sx(p["x"]) + 7:.1f}" y="{sy(p["y"]) + 4:.1f}" font-size="10" fill="{c}">'
-                     f'{esc(p["label"])}</text>')
+                     f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" fill="{c}">{esc(p["label"])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
