@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from huescale.data.download import DownloadError, cache_path, download, extract
+from huescale.data.download import DownloadError, fetch_extracted
 
 ARCHIVE_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 ARCHIVE_MD5 = "4ace41d33c2384b97e6b320cd0afd6ba"
@@ -46,17 +46,9 @@ def fetch(cache_dir: str | Path, progress: bool = True, url: str | None = None, 
         DownloadError: unreachable host (the message names the offline option: folders in ``benchmark.sets``),
             checksum mismatch, or an unsafe archive.
     """
-    url = url or archive_url()
-    tar = cache_path(cache_dir, url)
-    root = tar.parent / "extracted"
-    if (root / "benchmark").is_dir():
-        return root
-    try:
-        download(url, tar, md5=md5, progress=progress, param="benchmark.sets")
-    except DownloadError as exc:
-        raise DownloadError(f"{exc}. Offline, give benchmark.sets / benchmark.lr_check as folders of images "
-                            "(e.g. a copy of Set5/Set14/BSD100)") from None
-    return extract(tar, root)
+    return fetch_extracted(url or archive_url(), cache_dir, "benchmark", md5=md5, param="benchmark.sets",
+                           offline_hint="Offline, give benchmark.sets / benchmark.lr_check as folders of images "
+                                        "(e.g. a copy of Set5/Set14/BSD100)", progress=progress)
 
 
 def resolve(value: str, cache_dir: str | Path, progress: bool = True, url: str | None = None,

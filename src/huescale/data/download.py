@@ -585,3 +585,34 @@ def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MA
         commit(tmp, dest)
         shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def fetch_extracted(url: str, cache_dir: str | Path, ready: str, md5: str | None = None, sha256: str | None = None,
+                    param: str | None = None, offline_hint: str = "", progress: bool = True) -> Path:
+    """Download an archive once (resumable, checksum-verified) into the cache and extract it once (safely).
+
+    Args:
+        url: the archive's URL; the cache keys its file and extraction by it (:func:`cache_path`).
+        cache_dir: the download cache (``~`` expanded).
+        ready: a path inside the extraction whose presence means it is complete (then nothing is fetched).
+        md5, sha256: the archive's expected digests (:func:`download`).
+        param: the setting that names this archive, for :func:`download`'s messages.
+        offline_hint: appended to a download error: what to do without internet.
+
+    Returns:
+        The extraction root, ``<cache>/downloads/<key>/extracted``.
+
+    Raises:
+        DownloadError: unreachable host, checksum mismatch (the file is deleted), or an unsafe archive.
+    """
+    archive = cache_path(Path(cache_dir).expanduser(), url)
+    root = archive.parent / "extracted"
+    if (root / ready).exists():
+        return root
+    try:
+        download(url, archive, md5=md5, sha256=sha256, progress=progress, param=param)
+    except DownloadError as exc:
+        if not offline_hint:
+            raise
+        raise DownloadError(f"{exc}. {offline_hint}") from None
+    return extract(archive, root)

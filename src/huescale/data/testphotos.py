@@ -29,7 +29,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from huescale.data.download import DownloadError, cache_path, download, extract
+from huescale.data.download import fetch_extracted
 
 BUNDLE_NAME = "huescale-test-photos-v1.tar"
 BUNDLE_URL = f"https://github.com/huescale/huescale/releases/download/test-photos-v1/{BUNDLE_NAME}"
@@ -123,17 +123,10 @@ def fetch(cache_dir: str | Path, url: str | None = None, sha256: str = BUNDLE_SH
         DownloadError: unreachable host (the message says how to point the tests at a local copy), checksum
             mismatch (the file is deleted), or an unsafe archive.
     """
-    url = url or bundle_url()
-    tar = cache_path(Path(cache_dir).expanduser(), url)
-    root = tar.parent / "extracted"
-    if is_photo_root(root):
-        return root
-    try:
-        download(url, tar, sha256=sha256, progress=progress, param="HUESCALE_TEST_PHOTOS_URL")
-    except DownloadError as exc:
-        raise DownloadError(f"{exc}. Without internet, set HUESCALE_TEST_DATA to a local copy of the test "
-                            "photographs (imagenet_sample/, bsds500/, coco128/, imagenette/, benchmarks/)") from None
-    return extract(tar, root)
+    return fetch_extracted(url or bundle_url(), cache_dir, MARKER, sha256=sha256, param="HUESCALE_TEST_PHOTOS_URL",
+                           offline_hint="Without internet, set HUESCALE_TEST_DATA to a local copy of the test "
+                                        "photographs (imagenet_sample/, bsds500/, coco128/, imagenette/, benchmarks/)",
+                           progress=progress)
 
 
 def locate(explicit: str | Path | None, candidates: list[Path], cache_dir: str | Path, url: str | None = None,
