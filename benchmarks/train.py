@@ -66,8 +66,8 @@ def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: i
             if i == 3:
                 _sync(device)
                 t0, c0 = time.perf_counter(), time.process_time()
-            x, y = t._prepare(data, 0, i, train=True)
-            t.train_step(x, y)
+            x, y, extra = t._prepare(data, 0, i, train=True)
+            t.train_step(x, y, extra)
         _sync(device)
         n = batch * steps
         return n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / n

@@ -160,12 +160,26 @@ class OptimConfig:
 
 
 @dataclass
+class FinetuneConfig(OptimConfig):
+    """``pretrain.finetune``: the second pre-training phase of a colorizer with a pretrained encoder
+    (``semantic``): the whole network from the frozen-encoder phase's best weights, the encoder at
+    ``encoder_lr_scale`` x ``lr`` (DDColor / ChromaGAN fine-tune their ImageNet encoders; a lower rate keeps
+    what ImageNet taught). ``epochs: 0`` skips it; models without an encoder ignore it."""
+
+    epochs: int = 0
+    encoder_lr_scale: float = 0.1
+
+
+@dataclass
 class PretrainConfig:
     """``pretrain:`` section: L1 pre-training of the colorizer (Singh et al.) and the x4 upscaler on L
-    (Frison et al. 2025); the joint generator's rows of an ablation grid use the colorizer's settings."""
+    (Frison et al. 2025); the joint generator's rows of an ablation grid use the colorizer's settings.
+    A colorizer with a pretrained encoder trains ``colorizer`` with the encoder frozen (on cached features),
+    then ``finetune``."""
 
     colorizer: OptimConfig = field(default_factory=OptimConfig)
     upscaler: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=15, lr=1e-3))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def _adversarial_losses() -> dict[str, float]:
@@ -369,8 +383,15 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
     if t.init not in ("pretrained", "scratch"):
         raise ConfigError(f"{src}: train.init must be pretrained or scratch, got {t.init!r}")
+    ft = cfg.pretrain.finetune
+    if ft.epochs < 0 or not ft.encoder_lr_scale > 0:
+        raise ConfigError(f"{src}: pretrain.finetune needs epochs >= 0 (0: no fine-tuning) and encoder_lr_scale > 0, "
+                          f"got {ft.epochs}, {ft.encoder_lr_scale}")
+    if ft.losses.get("gan", 0) > 0:
+        raise ConfigError(f"{src}: pretrain.finetune.losses.gan: pre-training has no discriminator; "
+                          "remove the gan term")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("train", cfg.train)):
+                    ("pretrain.finetune", ft), ("train", cfg.train)):
         bad = {k: w for k, w in o.losses.items() if w < 0}
         if bad:
             raise ConfigError(f"{src}: {name}.losses: weights must be >= 0, got {bad}")
@@ -381,9 +402,9 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         if o.losses.get("gan", 0) > 0:
             raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("train", cfg.train)):
-        if o.epochs < 1 or o.batch_size < 1 or o.lr <= 0:
-            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 and lr > 0")
+                    ("pretrain.finetune", ft), ("train", cfg.train)):
+        if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or o.lr <= 0:
+            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr > 0")
         if o.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"{src}: {name}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
         if o.checkpoint_every < 0:

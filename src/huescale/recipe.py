@@ -25,6 +25,7 @@ from torch import nn
 from huescale import checkpoint, models
 from huescale.config import Config, ModelSpec, OptimConfig
 from huescale.data.dataset import PairDataset
+from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
 from huescale.losses import GAN, VGG_LAYERS, GANLoss, GeneratorObjective, LossContext, check_names, vgg_weights_path
 from huescale.tasks import COLORIZATION, JOINT, UPSCALING, Task
@@ -33,7 +34,7 @@ from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, w
 # losses that read a generator's auxiliary outputs (huescale.losses), and what they need
 AUX_LOSSES = {"ab_ce": "needs a colour-classification head", "reg_l1": "needs a regression head beside one"}
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
-PHASES = ("pretrain", "adversarial")
+PHASES = ("pretrain", "finetune", "adversarial")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Recipe:
         gan: the GAN loss (adversarial phase) or None; ``gan_weight`` its weight lambda_GAN.
         optG, optD: Adam optimisers of G and D (optD None without D).
         phase: loop settings (epochs, batch size, seed, ...).
+        cached_features: the generator's encoder is frozen in this phase, so it trains on the encoder's
+            features cached once per photograph (:mod:`huescale.data.features`) where a cache is given.
     """
 
     role: str
@@ -63,6 +66,7 @@ class Recipe:
     optG: torch.optim.Optimizer
     optD: torch.optim.Optimizer | None
     phase: PhaseConfig
+    cached_features: bool = False
 
     @property
     def adversarial(self) -> bool:
@@ -72,9 +76,11 @@ class Recipe:
 
 def optim_section(cfg: Config, role: str, phase: str) -> tuple[OptimConfig, str]:
     """The params section of a phase and its dotted name: ``pretrain.<role>`` (the joint generator uses
-    ``pretrain.colorizer``) or ``train``."""
+    ``pretrain.colorizer``), ``pretrain.finetune`` or ``train``."""
     if phase == "adversarial":
         return cfg.train, "train"  # type: ignore[return-value]  # TrainConfig has OptimConfig's fields
+    if phase == "finetune":
+        return cfg.pretrain.finetune, "pretrain.finetune"
     name = "upscaler" if role == "upscaler" else "colorizer"
     return getattr(cfg.pretrain, name), f"pretrain.{name}"
 
@@ -87,10 +93,12 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
         ValueError: an unknown loss (names the dotted key, lists the known losses).
         FileNotFoundError: a VGG loss's weights file is missing (names it).
     """
-    phases = [optim_section(cfg, r, "pretrain") for r in roles]
+    phases = [(optim_section(cfg, r, "pretrain"), r) for r in roles]
+    if "colorizer" in roles and cfg.pretrain.finetune.epochs > 0:
+        phases.append((optim_section(cfg, "colorizer", "finetune"), "colorizer"))
     if adversarial:
-        phases.append(optim_section(cfg, roles[0], "adversarial"))
-    for (opt, where), role in zip(phases, [*roles, roles[0]]):
+        phases.append((optim_section(cfg, roles[0], "adversarial"), roles[0]))
+    for (opt, where), role in phases:
         check_names(opt.losses, f"{where}.losses")
         spec = getattr(cfg.model, role)
         for name in set(opt.losses) & set(AUX_LOSSES):
@@ -145,6 +153,8 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
     if init is None:
         spec = getattr(cfg.model, role)
         netG = models.build(spec.name, **spec.kwargs)
+        if callable(getattr(netG, "load_pretrained", None)):
+            netG.load_pretrained()  # an ImageNet-pretrained encoder (huescale.models.backbones)
     else:
         netG, ck = checkpoint.load_model(init)
         spec = ModelSpec(ck["model"], ck.get("kwargs", {}))
@@ -164,6 +174,10 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
     else:
         loop = {}
     objective = GeneratorObjective(opt.losses, LossContext(task, cfg.train.vgg_weights), f"{where}.losses")
+    frozen = phase == "pretrain" and has_encoder(netG)
+    if frozen:  # first phase of a pretrained-encoder colorizer: the decoder alone, on cached encoder features
+        netG.encoder.requires_grad_(False)
+        loop["flip"] = False  # features of a flipped photograph are not the flipped features
     phase_cfg = _phase_config(cfg, opt, device, extra=extra, **loop)
     netG = netG.to(device)
     netD = netD.to(device) if netD is not None else None
@@ -171,9 +185,25 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
         netG = netG.to(memory_format=torch.channels_last)
         netD = netD.to(memory_format=torch.channels_last) if netD is not None else None
     fused = True if device.type == "cuda" else None
-    optG = torch.optim.Adam(netG.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused)
+    optG = torch.optim.Adam(_param_groups(netG, opt.lr, getattr(opt, "encoder_lr_scale", 1.0)), lr=opt.lr,
+                            betas=tuple(opt.betas), fused=fused)
     optD = torch.optim.Adam(netD.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused) if netD else None
-    return Recipe(role, task, netG, spec, netD, objective.to(device), gan, gan_weight, optG, optD, phase_cfg)
+    return Recipe(role, task, netG, spec, netD, objective.to(device), gan, gan_weight, optG, optD, phase_cfg,
+                  cached_features=frozen)
+
+
+def _param_groups(net: nn.Module, lr: float, encoder_lr_scale: float) -> list[dict]:
+    """Adam's parameter groups: the trainable parameters, those of a pretrained encoder (``net.encoder``) at
+    ``encoder_lr_scale`` x ``lr`` (``lr_scale``, which the cosine schedule keeps:
+    :meth:`huescale.train.Trainer._schedule_lr`)."""
+    encoder = getattr(net, "encoder", None) if has_encoder(net) else None
+    enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    rest = [p for p in net.parameters() if p.requires_grad and id(p) not in enc_ids]
+    enc = [p for p in net.parameters() if p.requires_grad and id(p) in enc_ids]
+    groups = [{"params": rest, "lr": lr, "lr_scale": 1.0}]
+    if enc:
+        groups.append({"params": enc, "lr": lr * encoder_lr_scale, "lr_scale": encoder_lr_scale})
+    return groups
 
 
 @dataclass
@@ -216,7 +246,7 @@ class PhaseResult:
 
 def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path, history_csv: str | Path,
               state_path: str | Path, device: torch.device | str = "cpu", resume: bool = True,
-              progress: bool = True) -> PhaseResult:
+              progress: bool = True, features: str | Path | None = None) -> PhaseResult:
     """Train one phase on a pair store to its end and keep the best-validation generator.
 
     Trains on the store's ``train`` split and validates on ``val``, both of the task's tier. After
@@ -231,9 +261,12 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         store: the pair store (``data/pairs``).
         name: the phase's name in MLflow and logs, e.g. ``pretrain_colorizer``.
         best_path: the best generator's checkpoint; history_csv: per-epoch values; state_path: resumable state.
+        features: the encoder feature cache (``data/features``) a frozen-encoder phase reads
+            (``recipe.cached_features``); None: the frozen encoder runs on every batch (same result, slower).
 
     Raises:
-        ValueError: an empty split. huescale.train.TrainingDiverged: a non-finite loss.
+        ValueError: an empty split; a feature cache of another encoder or store.
+        FileNotFoundError: ``features`` has no manifest. huescale.train.TrainingDiverged: a non-finite loss.
     """
     from huescale import tracking
 
@@ -243,12 +276,15 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         write_history_csv(trainer.history, history_csv)
         tracking.log_metrics(rec.values, step=rec.epoch, prefix=f"{name}/")
 
-    train_set = PairDataset(store, "train", tier)
+    train_set, val_set = PairDataset(store, "train", tier), PairDataset(store, "val", tier)
     fit_colour_prior(recipe, train_set, device)
+    if recipe.cached_features and features is not None:
+        key = encoder_key(recipe.netG)
+        train_set, val_set = (FeatureDataset(store, s, features, expect_key=key) for s in ("train", "val"))
     trainer = Trainer(recipe, state_path, best_path, device=device, on_epoch=on_epoch, resume=resume,
                       progress=progress)
     try:
-        history = trainer.fit(train_set, PairDataset(store, "val", tier))
+        history = trainer.fit(train_set, val_set)
     finally:  # also when training fails: the run shows what it started from
         _tag_resume(name, trainer)
     if trainer.rank == 0:  # under torchrun rank 0 alone writes (the other ranks' losses are over their slices)

@@ -293,6 +293,7 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     for name, title, keys in (
         ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
         ("pretrain_colorizer", "colorizer pre-training: objective (ab_ce + reg_l1)", ["loss_G_CE", "val_objective"]),
+        ("finetune_colorizer", "colorizer fine-tuning of the whole network: objective", ["loss_G_CE", "val_objective"]),
         ("pretrain_upscaler", "upscaler pre-training (L1)", ["loss_G_L1", "val_l1"]),
         ("train", "adversarial: discriminator", ["loss_D", "loss_D_real", "loss_D_fake"]),
         ("train", "adversarial: generator GAN loss", ["loss_G_GAN"]),

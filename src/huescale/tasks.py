@@ -48,6 +48,18 @@ class Task:
     prepare: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
     to_rgb: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+    @property
+    def items(self) -> int:
+        """How many tensors of a dataset item are the pair (1 for tier 64, 2 for tier 256); any after them are
+        the generator's extra inputs (cached encoder features, :class:`huescale.data.features.FeatureDataset`)."""
+        return 1 if self.tier == Tier.T64 else 2
+
+    def split(self, batch: Batch) -> tuple[Batch, dict]:
+        """``(pair part, generator keyword arguments)`` of a batch: ``{"features": [...]}`` when the batch carries
+        cached encoder features after the pair, else ``{}``."""
+        pair, extra = batch[: self.items], batch[self.items:]
+        return pair, ({"features": list(extra)} if extra else {})
+
     def d_channels(self, conditional: bool) -> int:
         """Input channels of this task's discriminator: condition ++ output (pix2pix) or the output alone."""
         return self.in_channels + self.out_channels if conditional else self.out_channels

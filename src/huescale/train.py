@@ -269,8 +269,11 @@ class Trainer:
         return batches
 
     def _prepare(self, batch: Batch, epoch: int, index: int, train: bool,
-                 global_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 global_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """``(input, target, generator kwargs)`` of a loader batch on the device (kwargs: cached encoder features,
+        never flipped: a phase that reads them trains without flips, :mod:`huescale.recipe`)."""
         batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
+        batch, extra = self.task.split(batch)
         if train and self.cfg.flip:  # horizontal flip of half the global batch, from (seed, epoch, batch) only
             g = torch.Generator().manual_seed(hash((self.cfg.seed, epoch, index)) & 0x7FFFFFFF)
             coins = torch.rand(global_size or batch[0].shape[0], generator=g)[self.rank::self.world]
@@ -279,7 +282,7 @@ class Trainer:
         x, y = self.task.prepare(batch)
         if self.cfg.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-        return x, y
+        return x, y, extra
 
     # -- the steps -------------------------------------------------------------
     def _autocast(self):
@@ -300,14 +303,16 @@ class Trainer:
         lr = scheduled_lr(self.cfg.lr, self.step, self.cfg.epochs * batches_per_epoch)
         for opt in (self.optG, self.optD):
             if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lr
+                for group in opt.param_groups:  # a group's lr_scale: e.g. a pretrained encoder's lower rate
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on a batch; returns the named losses as floats."""
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, extra: dict | None = None) -> dict[str, float]:
+        """One optimisation step on a batch (``extra``: the generator's keyword inputs, e.g. cached encoder
+        features); returns the named losses as floats."""
+        extra = extra or {}
         if not self.adversarial:
             with self._autocast():
-                out, aux = self._generate(x)
+                out, aux = self._generate(x, extra)
                 terms = self.objective(x, out, y, aux)
             self._check(terms)  # names the first non-finite term (loss_G_L1 first)
             loss = terms.pop("total")
@@ -316,7 +321,7 @@ class Trainer:
             self.optG.step()
             return {k: v.item() for k, v in terms.items()}
         with self._autocast():
-            fake, aux = self._generate(x)  # forward
+            fake, aux = self._generate(x, extra)  # forward
         # backward_D: real (x, y) vs fake (x, G(x)), fake detached
         with self._autocast():
             loss_D_fake = self.criterionGAN(self.D(self._d_input(x, fake.detach())), False)
@@ -340,12 +345,13 @@ class Trainer:
         return {"loss_D": d, "loss_D_real": loss_D_real.item(), "loss_D_fake": loss_D_fake.item(),
                 "loss_G": loss_G.item(), "loss_G_GAN": loss_G_GAN.item(), **{k: v.item() for k, v in terms.items()}}
 
-    def _generate(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def _generate(self, x: torch.Tensor, extra: dict | None = None) -> tuple[torch.Tensor, dict]:
         """The generator's output and its auxiliary training outputs (e.g. a classification head's logits, for
-        generators with ``has_aux``: ``forward(x, return_aux=True) -> (out, aux)``), else ``{}``."""
+        generators with ``has_aux``: ``forward(x, return_aux=True) -> (out, aux)``), else ``{}``; ``extra``: the
+        generator's keyword inputs (cached encoder features)."""
         if getattr(self.netG, "has_aux", False):
-            return self.G(x, return_aux=True)
-        return self.G(x), {}
+            return self.G(x, return_aux=True, **(extra or {}))
+        return self.G(x, **(extra or {})), {}
 
     def _d_input(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """What D sees: condition ++ output (pix2pix; a smaller condition is bicubic-upscaled to the
@@ -427,9 +433,9 @@ class Trainer:
             bar = progress_bar(loader, total=len(batches), initial=start_batch, unit="batch",
                                desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress, leave=False)
             for i, batch in enumerate(bar, start=start_batch):
-                x, y = self._prepare(batch, self.epoch, i, train=True, global_size=len(batches[i]))
+                x, y, extra = self._prepare(batch, self.epoch, i, train=True, global_size=len(batches[i]))
                 self._schedule_lr(len(batches))
-                losses = self.train_step(x, y)
+                losses = self.train_step(x, y, extra)
                 self.step += 1
                 n += 1
                 for k, v in losses.items():
@@ -481,9 +487,10 @@ def dataset_means(net: nn.Module, task: Task, dataset: Dataset, scores: dict, de
     totals, count = dict.fromkeys(scores, 0.0), 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             multiprocessing_context=_worker_context(num_workers)):
-        x, y = task.prepare(tuple(b.to(device) for b in batch))
+        pair, extra = task.split(tuple(b.to(device) for b in batch))
+        x, y = task.prepare(pair)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out, aux = net(x, return_aux=True) if getattr(net, "has_aux", False) else (net(x), {})
+            out, aux = net(x, return_aux=True, **extra) if getattr(net, "has_aux", False) else (net(x, **extra), {})
         for name, fn in scores.items():
             totals[name] += fn(x, out, y, aux).item() * x.shape[0]
         count += x.shape[0]

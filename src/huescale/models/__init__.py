@@ -5,7 +5,13 @@ seed each comes from are listed by ``available()``. The modules are imported
 explicitly here (no folder scanning), so a reader can follow them.
 """
 
-from huescale.models import colornet, discriminators, generators, upscalers  # noqa: F401  (register entries)
+from huescale.models import (  # noqa: F401  (register entries)
+    colornet,
+    discriminators,
+    generators,
+    semantic,
+    upscalers,
+)
 from huescale.models.registry import available, build, register
 
 __all__ = ["available", "build", "register"]

@@ -43,8 +43,96 @@ def _convs(c_in: int, c_out: int, n: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class ABClassColorizer(nn.Module):
+    """The colour-classification + regression heads and the calibrated decoding of the ``colornet`` family.
+
+    A subclass builds its body, then calls :meth:`_init_heads` with the channels of its last feature, and
+    implements :meth:`features` (``N x 1 x H x W`` normalised L -> ``N x C x H/s x W/s``, ``s`` =
+    ``head_stride``). ``forward`` then has the colorizer contract: ``N x 2 x H x W`` float32 normalised ab in
+    [-1, 1]; ``forward(x, return_aux=True)`` also returns ``aux`` (``logits``, ``reg``, ``bin_centers``,
+    ``bin_weights``) for the ``ab_ce`` / ``reg_l1`` losses. Keyword arguments of ``forward`` beyond
+    ``return_aux`` go to :meth:`features` (e.g. cached encoder features).
+    """
+
+    has_aux = True
+    head_stride: int
+    decode_mode: torch.Tensor
+    decode_T: torch.Tensor
+    decode_gain: torch.Tensor
+    decode_alpha: torch.Tensor
+
+    def _init_heads(self, c: int, grid: float) -> None:
+        self.bins = ABBins(grid)
+        self.reg_head = nn.Conv2d(c, 2, 1)
+        self.cls_head = nn.Conv2d(c, self.bins.n_bins, 1)
+        self.register_buffer("decode_mode", torch.tensor(0))  # index into DECODES (saved with the weights)
+        self._mode = DECODES[0]  # its Python copy, read by forward (no data-dependent branch: exports, compiles)
+        self.register_buffer("decode_T", torch.tensor(ANNEALED_T))
+        self.register_buffer("decode_gain", torch.tensor(1.0))
+        self.register_buffer("decode_alpha", torch.tensor(1.0))
+
+    def features(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The last feature map the heads read, ``N x C x H/s x W/s``."""
+        raise NotImplementedError
+
+    @property
+    def decoding(self) -> dict[str, float | str]:
+        """The decoding ``forward`` applies: ``{"mode", "T", "gain", "alpha"}``."""
+        return {"mode": self._mode, "T": float(self.decode_T), "gain": float(self.decode_gain),
+                "alpha": float(self.decode_alpha)}
+
+    def set_decoding(self, mode: str, T: float = ANNEALED_T, gain: float = 1.0, alpha: float = 1.0) -> None:
+        """Set the decoding of ``forward`` (stored in buffers, so saved with the weights).
+
+        Raises:
+            ValueError: an unknown mode, T <= 0 or gain <= 0.
+        """
+        if mode not in DECODES or T <= 0 or gain <= 0:
+            raise ValueError(f"colornet decoding: mode in {DECODES}, T > 0, gain > 0; got {mode}, {T}, {gain}")
+        self.decode_mode.fill_(DECODES.index(mode))
+        self._mode = mode
+        self.decode_T.fill_(T)
+        self.decode_gain.fill_(gain)
+        self.decode_alpha.fill_(alpha)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "decode_mode" in state_dict:
+            self._mode = DECODES[int(state_dict[prefix + "decode_mode"])]
+
+    def heads(self, x: torch.Tensor, **kwargs) -> dict[str, torch.Tensor]:
+        """The raw head outputs ``{"logits", "reg"}`` at ``1 / head_stride`` of the input size (``kwargs``: see
+        :meth:`features`)."""
+        x = self.features(x, **kwargs)
+        return {"logits": self.cls_head(x), "reg": torch.tanh(self.reg_head(x))}
+
+    def decode(self, aux: dict[str, torch.Tensor], mode: str | None = None, T: float | torch.Tensor | None = None,
+               gain: float | torch.Tensor | None = None, alpha: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised ab ``N x 2 x H x W`` float32 in [-1, 1] from :meth:`heads`' outputs, with the stored
+        decoding or the one given (calibration tries several on the same outputs)."""
+        mode = mode or self._mode
+        T = self.decode_T if T is None else T
+        gain = self.decode_gain if gain is None else gain
+        alpha = self.decode_alpha if alpha is None else alpha
+        if mode == "regression":
+            ab = aux["reg"].float()
+        else:
+            ab = self.bins.annealed_mean(aux["logits"], T)
+            if mode == "blend":
+                ab = alpha * ab + (1 - alpha) * aux["reg"].float()
+        if self.head_stride > 1:
+            ab = F.interpolate(ab, scale_factor=self.head_stride, mode="bilinear", align_corners=False)
+        return (gain * ab).clamp(-1.0, 1.0)
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False, **kwargs):
+        aux = self.heads(x, **kwargs)
+        ab = self.decode(aux)
+        if not return_aux:
+            return ab
+        return ab, {**aux, "bin_centers": self.bins.centers, "bin_weights": self.bins.weights}
+
 @register("colornet")
-class ColorNet(nn.Module):
+class ColorNet(ABClassColorizer):
     """ab-classification U-Net colorizer with a global branch (Zhang, Isola & Efros 2016; Iizuka et al. 2016).
 
     Two heads: ab-class logits and an ab regression.
@@ -68,12 +156,6 @@ class ColorNet(nn.Module):
     Raises:
         ValueError: bad sizes at construction; an input size that is not a multiple of ``2**depth``.
     """
-
-    has_aux = True
-    decode_mode: torch.Tensor
-    decode_T: torch.Tensor
-    decode_gain: torch.Tensor
-    decode_alpha: torch.Tensor
 
     def __init__(self, in_channels: int = 1, out_channels: int = 2, depth: int = 4, base_channels: int = 32,
                  convs: int = 2, max_channels: int = 192, global_dim: int = 256, head_stride: int = 2,
@@ -109,42 +191,10 @@ class ColorNet(nn.Module):
                                          nn.ReLU(inplace=True)))
             self.fuse.append(_convs(2 * ch, ch, convs))
             c = ch
-        self.bins = ABBins(grid)
-        self.reg_head = nn.Conv2d(c, 2, 1)
-        self.cls_head = nn.Conv2d(c, self.bins.n_bins, 1)
-        self.register_buffer("decode_mode", torch.tensor(0))  # index into DECODES (saved with the weights)
-        self._mode = DECODES[0]  # its Python copy, read by forward (no data-dependent branch: exports, compiles)
-        self.register_buffer("decode_T", torch.tensor(ANNEALED_T))
-        self.register_buffer("decode_gain", torch.tensor(1.0))
-        self.register_buffer("decode_alpha", torch.tensor(1.0))
+        self._init_heads(c, grid)
 
-    @property
-    def decoding(self) -> dict[str, float | str]:
-        """The decoding ``forward`` applies: ``{"mode", "T", "gain", "alpha"}``."""
-        return {"mode": self._mode, "T": float(self.decode_T), "gain": float(self.decode_gain),
-                "alpha": float(self.decode_alpha)}
-
-    def set_decoding(self, mode: str, T: float = ANNEALED_T, gain: float = 1.0, alpha: float = 1.0) -> None:
-        """Set the decoding of ``forward`` (stored in buffers, so saved with the weights).
-
-        Raises:
-            ValueError: an unknown mode, T <= 0 or gain <= 0.
-        """
-        if mode not in DECODES or T <= 0 or gain <= 0:
-            raise ValueError(f"colornet decoding: mode in {DECODES}, T > 0, gain > 0; got {mode}, {T}, {gain}")
-        self.decode_mode.fill_(DECODES.index(mode))
-        self._mode = mode
-        self.decode_T.fill_(T)
-        self.decode_gain.fill_(gain)
-        self.decode_alpha.fill_(alpha)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "decode_mode" in state_dict:
-            self._mode = DECODES[int(state_dict[prefix + "decode_mode"])]
-
-    def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The raw head outputs ``{"logits", "reg"}`` at ``1 / head_stride`` of the input size."""
+    def features(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The U-Net's last decoder feature at ``1 / head_stride`` of the input size."""
         m = 2**self.depth
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"colornet: input size {tuple(x.shape[-2:])} must be a multiple of {m}")
@@ -159,29 +209,5 @@ class ColorNet(nn.Module):
             x = self.global_fuse(torch.cat([x, g[:, :, None, None].expand(-1, -1, *x.shape[-2:])], 1))
         for up, fuse, skip in zip(self.up, self.fuse, list(reversed(skips))[: len(self.up)]):
             x = fuse(torch.cat([up(x), skip], 1))
-        return {"logits": self.cls_head(x), "reg": torch.tanh(self.reg_head(x))}
+        return x
 
-    def decode(self, aux: dict[str, torch.Tensor], mode: str | None = None, T: float | torch.Tensor | None = None,
-               gain: float | torch.Tensor | None = None, alpha: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised ab ``N x 2 x H x W`` float32 in [-1, 1] from :meth:`heads`' outputs, with the stored
-        decoding or the one given (calibration tries several on the same outputs)."""
-        mode = mode or self._mode
-        T = self.decode_T if T is None else T
-        gain = self.decode_gain if gain is None else gain
-        alpha = self.decode_alpha if alpha is None else alpha
-        if mode == "regression":
-            ab = aux["reg"].float()
-        else:
-            ab = self.bins.annealed_mean(aux["logits"], T)
-            if mode == "blend":
-                ab = alpha * ab + (1 - alpha) * aux["reg"].float()
-        if self.head_stride > 1:
-            ab = F.interpolate(ab, scale_factor=self.head_stride, mode="bilinear", align_corners=False)
-        return (gain * ab).clamp(-1.0, 1.0)
-
-    def forward(self, x: torch.Tensor, return_aux: bool = False):
-        aux = self.heads(x)
-        ab = self.decode(aux)
-        if not return_aux:
-            return ab
-        return ab, {**aux, "bin_centers": self.bins.centers, "bin_weights": self.bins.weights}

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-STAGES = ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "ablate_row", "report")
+STAGES = ("download", "prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row", "report")
 
 LISTING = Path("data/raw.json")
 HOLDOUT_LISTINGS = Path("data/holdout")  # <set>.json: the listing of each held-out set (data.holdout)
 PAIRS = Path("data/pairs")
+FEATURES = Path("data/features")  # the frozen encoder's features of data/pairs (huescale.data.features)
 HOLDOUT_PAIRS = Path("data/holdout_pairs")  # <set>/: a pair store (split test) of each held-out set
 MODELS = Path("models")
 COLORIZER_PRE = MODELS / "colorizer_pretrained.pt"
+COLORIZER_FROZEN = Path(".huescale/colorizer_frozen.pt")  # the frozen-encoder phase's best, fine-tuning's start
 UPSCALER = MODELS / "upscaler.pt"
 COLORIZER = MODELS / "colorizer.pt"
 DISCRIMINATOR = MODELS / "discriminator.pt"
