@@ -2,8 +2,10 @@
 
     python benchmarks/train.py [--device auto] [--steps 20] [--batch 16] [--compile]
 
-Measures images/s and CPU-ms per image of (1) the default colorizer's pre-training step (colornet 64, rebalanced
-ab_ce + 5 reg_l1, Adam; Zhang et al. 2016), (2) the U-Net 64 adversarial step (U-Net + PatchGAN,
+Measures images/s and CPU-ms per image of the default colorizer's two pre-training steps (semantic 64:
+``semantic64_frozen_cached``, the decoder on cached encoder features, and ``semantic64_finetune``, the whole network;
+rebalanced ab_ce + 5 reg_l1, Adam), (1) colornet's pre-training step (the previous default, Zhang et al. 2016),
+(2) the U-Net 64 adversarial step (U-Net + PatchGAN,
 LSGAN + lambda_L1 L1, Adam, Brescia et al., Singh et al.) and (3) the two-step 256 pipeline's
 upscaler step (ESPCN 64 -> 256, L1), each for eager fp32 and for the tuned
 path (channels_last; bf16 autocast where runtime.amp auto turns it on: CUDA, and CPUs with AMX/AVX512-BF16;
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 
 from huescale import recipe
+from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config
 from huescale.distributed import resolve_device
 from huescale.train import Trainer
@@ -46,9 +49,20 @@ def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: i
     cfg.runtime.amp = "auto" if tuned else "off"
     cfg.train.batch_size = cfg.pretrain.upscaler.batch_size = batch
     with tempfile.TemporaryDirectory() as tmp:
-        if kind == "colornet64_pretrain":  # params.yaml's colorizer and its pre-training losses
-            shipped = load_config(ROOT / "params.yaml")
-            cfg.model.colorizer, cfg.pretrain.colorizer = shipped.model.colorizer, shipped.pretrain.colorizer
+        params = load_config(ROOT / "params.yaml")
+        if kind.startswith("semantic64"):  # params.yaml's colorizer and its pre-training phases
+            cfg.model.colorizer, cfg.pretrain = params.model.colorizer, params.pretrain
+            cfg.pretrain.colorizer.batch_size = cfg.pretrain.finetune.batch_size = batch
+            r = recipe.build(cfg, "colorizer", "finetune" if kind.endswith("finetune") else "pretrain", device)
+            images = torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8)
+            with torch.no_grad():  # what the feature cache holds for these photographs
+                feats = r.netG.encode(uint8_to_lab_normalized(images.to(device))[0]) if r.cached_features else []
+            data = (images, *(f.half().float() for f in feats))
+        elif kind == "colornet64_pretrain":  # the previous default colorizer and its pre-training losses
+            cfg.model.colorizer.name = "colornet"
+            cfg.model.colorizer.kwargs = {"depth": 4, "base_channels": 32, "convs": 2, "max_channels": 192,
+                                          "global_dim": 256, "head_stride": 2}
+            cfg.pretrain.colorizer = params.pretrain.colorizer
             cfg.pretrain.colorizer.batch_size = batch
             r = recipe.build(cfg, "colorizer", "pretrain", device)
             data = (torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8),)
@@ -117,7 +131,8 @@ def main() -> None:
                  "load_average_1min": round(__import__("os").getloadavg()[0], 2),
                  "tuned": "channels_last" + (" + bf16 autocast" if bf16 else "")
                  + (" + fused Adam" if device.type == "cuda" else "") + (" + torch.compile" if args.compile else "")}
-    for kind in ("colornet64_pretrain", "unet64_adversarial", "espcn_two_step_256"):
+    for kind in ("semantic64_frozen_cached", "semantic64_finetune", "colornet64_pretrain", "unet64_adversarial",
+                 "espcn_two_step_256"):
         eager, eager_cpu = step_rate(kind, False, device, args.batch, args.steps, args.compile)
         tuned, tuned_cpu = step_rate(kind, True, device, args.batch, args.steps, args.compile)
         out[kind] = {"eager_fp32_img_s": round(eager, 1), "tuned_img_s": round(tuned, 1),

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_shipped_params_load():
     cfg = load_config(ROOT / "params.yaml")
     assert cfg.train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1} and cfg.train.gan_mode == "lsgan"
-    assert cfg.model.colorizer.name == "colornet" and cfg.pretrain.colorizer.lr_schedule == "cosine"
+    assert cfg.model.colorizer.name == "semantic" and cfg.pretrain.colorizer.lr_schedule == "cosine"
+    assert cfg.model.colorizer.kwargs["backbone"] == "efficientnet_lite0" and cfg.pretrain.finetune.epochs >= 1
     assert cfg.data.lr_size == 64
 
 

@@ -27,6 +27,7 @@ COLORIZERS = {  # tiny kwargs of every registered colorizer (and the joint gener
     "encdec32": {"base_channels": 4, "n_down": 3},
     "joint": {"base_channels": 4, "n_blocks": 2, "n_up_blocks": 1},
     "colornet": {"depth": 4, "base_channels": 4, "convs": 1, "max_channels": 16, "global_dim": 8},
+    "semantic": {"size": 64, "decoder_channels": [8, 8, 8, 8], "convs": 1, "global_dim": 8, "weights": "none"},
 }
 UPSCALERS = {  # (name, kwargs): with and without the global bicubic residual
     "espcn": {"scale": 4, "features": 8, "residual": True},
@@ -99,7 +100,8 @@ def test_colorizer_onnx_equals_the_trained_module_on_real_photos(name, shared_da
     photos = _photos(shared_data)
     report = export_models(tmp_path / "c.pt", None, tmp_path / "onnx", images=[str(p) for p in photos])
     assert report["ok"] and report["colorizer"]["max_abs_diff"] <= 1e-4, report
-    multiple = {"unet": 4, "resunet": 8, "encdec32": 8, "joint": 4, "residual": 1, "colornet": 16}[name]  # 2**(downsamplings)
+    # 2**(downsamplings); semantic resizes L to its encoder's size inside, so any (even) size
+    multiple = {"unet": 4, "resunet": 8, "encdec32": 8, "joint": 4, "residual": 1, "colornet": 16, "semantic": 1}[name]
     assert report["colorizer"]["dynamic_axes"]["height"] == (f"multiple of {multiple}" if multiple > 1 else True)
     sess = _ort(tmp_path / "onnx" / "colorizer.onnx")
     for size, batch in (((64, 64), photos), ((96, 128), photos[:1])):  # batch and size other than the export's

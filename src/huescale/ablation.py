@@ -35,30 +35,38 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
               progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train a row's networks with the one recipe; returns ``(networks by role, figures)``.
 
-    A generator is L1 pre-trained (``pretrain.*``) when ``train.init: pretrained`` or when the row has no
-    adversarial phase, then trained adversarially (``train``) from those weights; upscalers are pre-trained,
+    A generator is L1 pre-trained (``pretrain.*``; a colorizer with a pretrained encoder: its frozen-encoder phase,
+    then ``pretrain.finetune``) when ``train.init: pretrained`` or when the row has no adversarial phase, then
+    trained adversarially (``train``) from those weights; upscalers are pre-trained,
     and adversarial only in an ``upscaler`` row that asks for it (SRGAN). ``model.upscaler.name: bicubic``
     is no network (None).
     """
-    from huescale import calibrate, recipe
+    from huescale import calibrate, models, recipe
     from huescale.checkpoint import load_model
+    from huescale.data.features import has_encoder
+    from huescale.stages import FEATURES
 
     nets: dict[str, Any] = {}
     figures: dict[str, Any] = {}
 
-    def phase(role: str, name: str, kind_: str, init: Path | None) -> Path:
+    def phase(role: str, name: str, kind_: str, init: Path | None, calibrated: bool = True) -> Path:
         r = recipe.build(cfg, role, kind_, device, init=init)
         res = recipe.run_phase(r, store, name, row_dir / f"{name}.pt", row_dir / f"{name}.csv",
-                               row_dir / f".{name}_state.pt", device, resume=False, progress=progress)
+                               row_dir / f".{name}_state.pt", device, resume=False, progress=progress,
+                               features=FEATURES)  # used where it holds this row's encoder and store
         figures.update(res.figures(name), best_val_l1=res.best_val, checkpoint=str(res.best_path))
-        if role == "colorizer":  # as the stages do: a colorizer with several decodings picks one on validation
+        if role == "colorizer" and calibrated:  # as the stages do: a colorizer with several decodings picks one
             figures.update(calibrate.calibrate_phase(cfg, res.best_path, store, name, device))
         return res.best_path
 
     def generator(role: str, adversarial_: bool) -> Any:
         best = None
         if cfg.train.init == "pretrained" or not adversarial_:
-            best = phase(role, f"pretrain_{role}", "pretrain", None)
+            finetune = role == "colorizer" and cfg.pretrain.finetune.epochs > 0 and has_encoder(
+                models.build(getattr(cfg.model, role).name, **getattr(cfg.model, role).kwargs))
+            best = phase(role, f"pretrain_{role}", "pretrain", None, calibrated=not finetune)
+            if finetune:  # a pretrained encoder: then the whole network, as the pretrain stage does
+                best = phase(role, "finetune_colorizer", "finetune", best)
         if adversarial_:
             best = phase(role, f"train_{role}", "adversarial", best)
         return load_model(best, device)[0]

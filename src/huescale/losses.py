@@ -219,7 +219,7 @@ class RGBL1Loss(Loss):
 def _aux(inp: LossInput, name: str, loss: str) -> torch.Tensor:
     if name not in inp.aux:
         raise ValueError(f"loss {loss}: the generator has no {name!r} output; it needs a generator with an "
-                         "ab-classification head (model.colorizer.name: colornet)")
+                         "ab-classification head (model.colorizer.name: semantic or colornet)")
     return inp.aux[name]
 
 
@@ -257,6 +257,31 @@ class HeadL1Loss(Loss):
         target = inp.target if reg.shape[-2:] == inp.target.shape[-2:] else \
             F.adaptive_avg_pool2d(inp.target, reg.shape[-2:])
         return l1_loss(reg, target)
+
+
+def colourfulness_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """Per-image colourfulness of Hasler & Suesstrunk 2003 on ``N x 3 x H x W`` sRGB in [0, 1], in 8-bit units
+    (the same as :func:`huescale.metrics.colorfulness`, differentiable): ``N`` float values, 0 for gray."""
+    x = rgb.float() * 255.0
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    std = torch.sqrt(rg.var((1, 2), unbiased=False) + yb.var((1, 2), unbiased=False) + 1e-6)
+    mean = torch.sqrt(rg.mean((1, 2)) ** 2 + yb.mean((1, 2)) ** 2 + 1e-6)
+    return std + 0.3 * mean
+
+
+@register("colourfulness")
+class ColourfulnessLoss(Loss):
+    """DDColor's colourfulness loss (Kang et al. 2023, eq. 7): ``1 - M(output) / 100`` with ``M`` the Hasler &
+    Suesstrunk colourfulness of the sRGB output: it pays the generator for a committed, saturated guess where
+    the classification and L1 terms settle for the desaturated mean. DDColor weighs it 0.5 beside its
+    perceptual and GAN terms; an ablation row here."""
+
+    metric = "loss_G_colourfulness"
+
+    def forward(self, inp: LossInput) -> torch.Tensor:
+        fake, _ = inp.rgb()
+        return (1.0 - colourfulness_rgb(fake) / 100.0).mean()
 
 
 # name -> (torchvision architecture, weights file in the torch hub cache, features[:cut], what it is)

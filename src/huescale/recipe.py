@@ -16,6 +16,7 @@ Sources: pix2pix (Isola et al. 2017) for the conditional GAN; see ``docs/sources
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, w
 
 # losses that read a generator's auxiliary outputs (huescale.losses), and what they need
 AUX_LOSSES = {"ab_ce": "needs a colour-classification head", "reg_l1": "needs a regression head beside one"}
+log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
 PHASES = ("pretrain", "finetune", "adversarial")
 
@@ -104,7 +106,7 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
         for name in set(opt.losses) & set(AUX_LOSSES):
             if not getattr(models.registry.model_class(spec.name), "has_aux", False):
                 raise ValueError(f"{where}.losses.{name}: {AUX_LOSSES[name]}, which model {spec.name!r} does not "
-                                 "have; use model.colorizer.name: colornet or drop the loss")
+                                 "have; use model.colorizer.name: semantic or colornet, or drop the loss")
         for name, weight in opt.losses.items():
             if name in VGG_LAYERS and weight > 0:
                 vgg_weights_path(name, cfg.train.vgg_weights or None)
@@ -262,11 +264,11 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         name: the phase's name in MLflow and logs, e.g. ``pretrain_colorizer``.
         best_path: the best generator's checkpoint; history_csv: per-epoch values; state_path: resumable state.
         features: the encoder feature cache (``data/features``) a frozen-encoder phase reads
-            (``recipe.cached_features``); None: the frozen encoder runs on every batch (same result, slower).
+            (``recipe.cached_features``) when it was made by this encoder from this store; else (or None) the
+            frozen encoder runs on every batch (the same training up to the cache's float16 rounding, slower).
 
     Raises:
-        ValueError: an empty split; a feature cache of another encoder or store.
-        FileNotFoundError: ``features`` has no manifest. huescale.train.TrainingDiverged: a non-finite loss.
+        ValueError: an empty split. huescale.train.TrainingDiverged: a non-finite loss.
     """
     from huescale import tracking
 
@@ -280,7 +282,10 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
     fit_colour_prior(recipe, train_set, device)
     if recipe.cached_features and features is not None:
         key = encoder_key(recipe.netG)
-        train_set, val_set = (FeatureDataset(store, s, features, expect_key=key) for s in ("train", "val"))
+        try:
+            train_set, val_set = (FeatureDataset(store, s, features, expect_key=key) for s in ("train", "val"))
+        except (FileNotFoundError, ValueError) as exc:  # another store or encoder: same training, slower
+            log.warning("%s; the frozen encoder runs on every batch instead", exc)
     trainer = Trainer(recipe, state_path, best_path, device=device, on_epoch=on_epoch, resume=resume,
                       progress=progress)
     try:

@@ -211,14 +211,16 @@ def verify_hash_in_name(path: Path) -> None:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a torch file (``weights_only=True``: no pickled code runs).
+    """A state dict from ``.safetensors`` or a torch file (``weights_only=True``: no pickled code runs), its SHA-256
+    checked first where its name carries one (:func:`verify_hash_in_name`).
 
     Raises:
-        BackboneError: missing, unreadable, or not a state dict (names the file).
+        BackboneError: missing, corrupt (hash), unreadable, or not a state dict (names the file).
     """
     path = Path(path)
     if not path.is_file():
         raise BackboneError(f"{path}: weight file not found; give an existing file or a backbone name")
+    verify_hash_in_name(path)  # every torch-hub style name (<name>-<sha256 prefix>.pth) is checked before reading
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
