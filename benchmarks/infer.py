@@ -2,7 +2,7 @@
 
     python benchmarks/infer.py [--device auto] [--iters 20] [--no-onnx] [--memory-photo PHOTO]
 
-The colorizers: params.yaml's (colornet) and the source documents' U-Net (depth 3, base 32), each with
+The colorizers: params.yaml's (semantic) and the source documents' U-Net (depth 3, base 32), each with
 the residual ESPCN x4. Batch 1 and 64, after warm-up; eager fp32 vs the tuned path (channels_last,
 bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16), and onnxruntime (U-Net pipeline) (CPU, fp32, the graph of
 ``huescale.export.two_step_for_export``: the same pipeline with the MATLAB
@@ -107,8 +107,9 @@ def memory(photo: str, colorizer: torch.nn.Module, upscaler: torch.nn.Module) ->
     return out
 
 
-def colorize_photos(folder: str, n: int) -> dict:
-    """CPU-ms and wall-ms per photograph of the shipped model's x4 colorize, float32 vs bf16 autocast."""
+def colorize_photos(folder: str, n: int, colorizer: str | None = None, upscaler: str | None = None) -> dict:
+    """CPU-ms and wall-ms per photograph of x4 colorize (the shipped model, or the ``colorizer`` / ``upscaler``
+    checkpoints), float32 vs bf16 autocast."""
     from huescale import shipped
     from huescale.data.images import read_image
     from huescale.distributed import use_bf16
@@ -117,7 +118,11 @@ def colorize_photos(folder: str, n: int) -> dict:
     files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
     photos = [read_image(f) for f in files]
     col, up, _ = shipped.load("cpu")
-    out: dict = {"photos": len(photos), "size": list(photos[0].shape[:2]), "scale": 4,
+    if colorizer:
+        col = checkpoint.load_model(colorizer)[0]
+    if upscaler:
+        up = checkpoint.load_model(upscaler)[0]
+    out: dict = {"model": colorizer or "shipped", "photos": len(photos), "size": list(photos[0].shape[:2]), "scale": 4,
                  "bf16_native": use_bf16("auto", torch.device("cpu"))}
     for amp in (False, True):
         run = Colorizer(col, up, scale=4, amp=amp)
@@ -140,6 +145,8 @@ def main() -> None:
     ap.add_argument("--memory-photo", default=None, help="measure peak RSS of colorize on this photo at 4000x3000")
     ap.add_argument("--photos", default=None, help="a folder of photographs to colorize at x4, fp32 vs bf16")
     ap.add_argument("--n-photos", type=int, default=20)
+    ap.add_argument("--checkpoint", default=None, help="--photos with this colorizer checkpoint (default: shipped)")
+    ap.add_argument("--upscaler", default=None, help="--photos with this upscaler checkpoint (default: shipped)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     from huescale.config import load_config
@@ -177,7 +184,7 @@ def main() -> None:
                 out["onnxruntime"][f"ratio_vs_eager_batch{b}"] = round(
                     out["onnxruntime"][f"onnxruntime_batch{b}_img_s"] / out[f"unet_eager_fp32_batch{b}_img_s"], 2)
     if args.photos:
-        out["colorize_x4"] = colorize_photos(args.photos, args.n_photos)
+        out["colorize_x4"] = colorize_photos(args.photos, args.n_photos, args.checkpoint, args.upscaler)
     if args.memory_photo:
         out["memory_4000x3000"] = memory(args.memory_photo, colorizer, upscaler)
     json.dump(out, sys.stdout, indent=2)

@@ -63,9 +63,10 @@ def project(tmp_path_factory, shared_data):
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     work, _, log = project
-    for stage in ("download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"):
+    for stage in ("download", "prepare", "features", "pretrain", "train", "evaluate", "benchmark", "report"):
         assert f"Running stage '{stage}'" in log
-    for p in ("data/raw.json", "data/pairs/manifest.json", "models/colorizer_pretrained.pt", "models/upscaler.pt",
+    for p in ("data/raw.json", "data/pairs/manifest.json", "data/features/manifest.json",
+              "metrics/finetune_colorizer.csv", "models/colorizer_pretrained.pt", "models/upscaler.pt",
               "models/colorizer.pt", "models/discriminator.pt", "metrics.json", "reports/index.html",
               "metrics/pretrain_colorizer.csv", "metrics/train.csv", "dvc.lock", "metrics/benchmark.json",
               "eval/benchmark/result.json", "eval/benchmark_per_image.csv", "reports/benchmark.html"):
@@ -242,7 +243,7 @@ def test_second_repro_reruns_nothing_and_dvc_reads_metrics(project):
     work, env, _ = project
     bindir = str(Path(sys.executable).parent)
     log = _run([f"{bindir}/dvc", "repro"], work, env)
-    for stage in ("prepare", "pretrain", "train", "evaluate", "benchmark", "report"):
+    for stage in ("prepare", "features", "pretrain", "train", "evaluate", "benchmark", "report"):
         assert f"Stage '{stage}' didn't change, skipping" in log
     shown = _run([f"{bindir}/dvc", "metrics", "show", "--json"], work, env)
     assert "psnr_y" in shown
@@ -287,10 +288,12 @@ def test_an_ablation_row_without_overrides_trains_the_weights_of_dvc_repro(proje
             "register_champion": False, "benchmark": False, "rows": [{"name": "default", "kind": "colorizer"}]}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     _run([str(Path(sys.executable).parent / "huescale"), "ablate", str(tmp_path / "grid.yaml")], tmp_path, env)
-    for row_file, stage_file in (("pretrain_colorizer.pt", "colorizer_pretrained.pt"),
-                                 ("train_colorizer.pt", "colorizer.pt")):
+    # the default colorizer has a pretrained encoder: a frozen-encoder phase on the cached features, then fine-tuning
+    for row_file, stage_file in (("pretrain_colorizer.pt", ".huescale/colorizer_frozen.pt"),
+                                 ("finetune_colorizer.pt", "models/colorizer_pretrained.pt"),
+                                 ("train_colorizer.pt", "models/colorizer.pt")):
         row = checkpoint.load(tmp_path / "rows" / "default" / row_file)["state_dict"]
-        stage = checkpoint.load(work / "models" / stage_file)["state_dict"]
+        stage = checkpoint.load(work / stage_file)["state_dict"]
         assert row.keys() == stage.keys()
         for k in row:
             assert torch.equal(row[k], stage[k]), (row_file, k)

@@ -53,7 +53,8 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
         r = recipe.build(cfg, role, kind_, device, init=init)
         res = recipe.run_phase(r, store, name, row_dir / f"{name}.pt", row_dir / f"{name}.csv",
                                row_dir / f".{name}_state.pt", device, resume=False, progress=progress,
-                               features=FEATURES)  # used where it holds this row's encoder and store
+                               features=Path(store.root).parent / FEATURES.name)  # beside the pair store, as
+        # the features stage lays it out (data/pairs -> data/features); used where it holds this row's encoder
         figures.update(res.figures(name), best_val_l1=res.best_val, checkpoint=str(res.best_path))
         if role == "colorizer" and calibrated:  # as the stages do: a colorizer with several decodings picks one
             figures.update(calibrate.calibrate_phase(cfg, res.best_path, store, name, device))
