@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import browser_check, copy_project, project_env, run_checked
+from conftest import browser_check, copy_project, default_params_text, project_env, run_checked
 from huescale.config import ConfigError
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
@@ -45,7 +44,7 @@ def pairs(shared_data, tmp_path_factory) -> Path:
 
 
 def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(default_params_text())  # the committed defaults, never a profile
     grid = {"name": "tiny", "base": "params.yaml", "pairs": str(pairs), "out": "ablations",
             "metrics": "metrics/ablations.json", "report": "reports/ablations.html",
             "set": TINY, "rows": rows}
@@ -167,7 +166,8 @@ def test_shipped_grid_rows_are_valid_params(tmp_path):
     from huescale.grid import load_grid, row_config, slug
 
     grid = load_grid(ROOT / "grids" / "table7.yaml")
-    grid["base"] = str(ROOT / "params.yaml")
+    (tmp_path / "base.yaml").write_text(default_params_text())
+    grid["base"] = str(tmp_path / "base.yaml")
     names = [r["name"] for r in grid["rows"]]
     assert {m for m, *_ in reference.SINGH_TABLE7["rows"]} <= set(names)
     assert {"bicubic", "ESPCN", "SRResNet", "SRGAN"} <= set(names)

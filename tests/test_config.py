@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import default_params_text
 from huescale.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_shipped_params_load():
-    cfg = load_config(ROOT / "params.yaml")
+def test_shipped_params_load(tmp_path):
+    (tmp_path / "params.yaml").write_text(default_params_text())  # as committed, whatever profile was applied
+    cfg = load_config(tmp_path / "params.yaml")
     assert cfg.train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1} and cfg.train.gan_mode == "lsgan"
     assert cfg.model.colorizer.name == "semantic" and cfg.pretrain.colorizer.lr_schedule == "cosine"
     assert cfg.model.colorizer.kwargs["backbone"] == "efficientnet_lite0" and cfg.pretrain.finetune.epochs >= 1
@@ -52,7 +54,7 @@ def test_every_profile_is_an_overlay_that_applies_and_validates(tmp_path):
     params.yaml into a valid file with those values (comments kept)."""
     from huescale.profiles import apply_profiles, changes
 
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = yaml.safe_load(default_params_text())
 
     def base_value(key):
         node = base
@@ -69,7 +71,7 @@ def test_every_profile_is_an_overlay_that_applies_and_validates(tmp_path):
         same = [k for k, v in overlay.items() if base_value(k) == v]
         assert not same, f"{p.name} repeats values of params.yaml: {same}"
         target = tmp_path / f"{p.stem}.yaml"
-        target.write_text((ROOT / "params.yaml").read_text())
+        target.write_text(default_params_text())
         done = apply_profiles([p.stem], target, ROOT / "params")
         assert set(done) == set(overlay), p.name
         load_config(target)
@@ -89,7 +91,7 @@ def test_a_bad_profile_key_is_named_and_params_yaml_is_left_alone(tmp_path):
     (tmp_path / "profiles" / "typo.yaml").write_text("train:\n  epoch: 3\n")
     (tmp_path / "profiles" / "bad.yaml").write_text("train:\n  epochs: 0\n")
     target = tmp_path / "params.yaml"
-    target.write_text((ROOT / "params.yaml").read_text())
+    target.write_text(default_params_text())
     before = target.read_text()
     with pytest.raises(ConfigError, match="unknown parameter train.epoch"):
         apply_profiles(["typo"], target, tmp_path / "profiles")
@@ -102,7 +104,7 @@ def test_a_bad_profile_key_is_named_and_params_yaml_is_left_alone(tmp_path):
 
 def test_a_held_out_folder_that_training_reads_is_refused(tmp_path):
     """data.holdout must be photographs training never reads: inside, equal to or above a training folder fails."""
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = yaml.safe_load(default_params_text())
     train = tmp_path / "photos"
     (train / "sub").mkdir(parents=True)
     (tmp_path / "other").mkdir()

@@ -282,7 +282,9 @@ def test_extract_limits_are_validated_params(tmp_path):
         with pytest.raises(ConfigError, match="data.max_extract_ratio must be >= 1"):
             load_config(p)
     root = Path(__file__).resolve().parents[1]
-    d = yaml.safe_load((root / "params.yaml").read_text())["data"]  # the profiles in params/ are overlays
+    from conftest import default_params
+
+    d = default_params(root)["data"]  # as committed: the profiles in params/ are overlays
     assert d["max_extract_ratio"] == 200 and d["max_extract_bytes"] == 100_000_000_000
 
 

@@ -197,10 +197,12 @@ def test_adversarial_trainer_with_content_loss_and_srgan_weights(torch_home, tmp
 def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
     import yaml
 
+    from conftest import default_params_text
     from huescale.config import ConfigError, load_config
 
-    base = yaml.safe_load(open("params.yaml"))
-    assert load_config("params.yaml").train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
+    (tmp_path / "default.yaml").write_text(default_params_text())  # as committed, whatever profile was applied
+    base = yaml.safe_load(default_params_text())
+    assert load_config(tmp_path / "default.yaml").train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
     for key, value, match in (("losses", {"l1": -1.0, "gan": 1.0}, "train.losses"),
                               ("losses", {"l1": "x", "gan": 1.0}, "train.losses.l1 must be float"),
                               ("losses", {"l1": 100.0}, "train.losses.gan must be > 0"),
