@@ -21,6 +21,7 @@ TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
     "runtime.device": "cpu", "runtime.amp": "off", "evaluate.batch_size": 8,  # fp32: values compared exactly
     "pretrain.colorizer": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
     "pretrain.upscaler": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
+    "pretrain.finetune.epochs": 0,  # the rows' U-Nets have no pretrained encoder (nor the default's ab_ce head)
     "train.epochs": 1, "train.batch_size": 4, "train.max_batches": 1, "train.losses": {"l1": 100.0, "gan": 1.0},
     "model.colorizer": {"name": "unet", "kwargs": {"depth": 3, "base_channels": 4}},
     "model.discriminator": {"name": "patchgan", "kwargs": {"base_channels": 4, "n_layers": 3}},
@@ -140,6 +141,50 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     assert html.count("<polyline") >= len(rows) - 1  # validation curves of every trained row
     page = browser_check(tmp_path / "reports" / "ablations.html", tmp_path / "ablations_report.png")
     assert page["images"] == len(rows) and not page["broken"] and not page["errors"], page
+
+
+def test_row_params_and_grid_uploaded_to_mlflow_have_secrets_masked(pairs, tmp_path, monkeypatch):
+    """Issue 23 item 3: a row's params.yaml (uploaded to its MLflow run) kept a URL's user:password@, ?token= and
+    signed-URL parameters in clear. The artifacts' content is checked: the row's params.yaml, the grid file on the
+    parent run, and the row's MLflow params; the local record holds no secret either, the row still runs."""
+    from mlflow.tracking import MlflowClient
+
+    from huescale.ablation import run_grid
+
+    monkeypatch.chdir(tmp_path)
+    secrets = ("hunter2", "TOKEN123", "AKIAXYZ", "SIGSIG", "SASSIG", "grid-secret")
+    grid = _grid(tmp_path, pairs, [{"name": "bicubic", "kind": "upscaler", "set": {
+        "model.upscaler.name": "bicubic",
+        "data.voc.url": "https://carol:grid-secret@voc.example.org/VOCtrainval.tar"}}])
+    base = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    base["data"]["imagenette"].update(url="https://alice:hunter2@mirror.example.org/imagenette2-320.tgz?token=TOKEN123",
+                                      md5="0" * 32)
+    base["data"]["coco"]["base_url"] = ("https://bucket.s3.amazonaws.com/zips?X-Amz-Credential=AKIAXYZ"
+                                        "&X-Amz-Signature=SIGSIG&v=2")
+    base["benchmark"]["archive_url"] = "https://h.blob.core.windows.net/c/benchmark.tar?sv=2020&sig=SASSIG"
+    base["tracking"]["uri"] = "sqlite:///mlflow.db"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    g = yaml.safe_load(grid.read_text())
+    g.update(benchmark=False, register_champion=False, report="")
+    grid.write_text(yaml.safe_dump(g, sort_keys=False))
+    summary = run_grid(grid)
+    assert summary["rows"][0]["test"]["n_test"] > 0  # the row ran with the real values
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    row = client.get_run(summary["rows"][0]["run_id"])
+    uploaded = Path(client.download_artifacts(row.info.run_id, "params.yaml", str(tmp_path / "dl"))).read_text()
+    grid_art = Path(client.download_artifacts(summary["parent_run_id"], "grid.yaml", str(tmp_path / "dl2"))).read_text()
+    local = (tmp_path / "ablations" / "bicubic" / "params.yaml").read_text()
+    for text in (uploaded, grid_art, local, str(row.data.params)):
+        assert not [s for s in secrets if s in text], text
+    masked = yaml.safe_load(uploaded)
+    assert masked["data"]["imagenette"]["url"] == ("https://alice:***@mirror.example.org/imagenette2-320.tgz"
+                                                   "?token=***")
+    assert masked["data"]["coco"]["base_url"].endswith("X-Amz-Credential=***&X-Amz-Signature=***&v=2")
+    assert masked["benchmark"]["archive_url"].endswith("?sv=2020&sig=***")
+    assert masked["data"]["voc"]["url"] == "https://carol:***@voc.example.org/VOCtrainval.tar"
+    assert masked["model"]["upscaler"]["name"] == "bicubic" and masked["runtime"]["device"] == "cpu"  # all else kept
+    assert "carol:***@voc.example.org" in grid_art
 
 
 def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):

@@ -206,17 +206,20 @@ def stage_run(stage: str, cfg: Config, params_path: str | Path = "params.yaml") 
 def grid_run(grid_name: str, grid_path: str | Path, run_id: str | None = None) -> Iterator[str]:
     """The parent run of an ablation grid (a new one, or ``run_id`` resumed); yields its id.
 
-    Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached.
+    Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached with its secrets
+    masked (:func:`huescale.redact.redact`: its ``set`` may hold URLs with credentials or signatures).
     """
     import mlflow
+
+    from huescale.redact import redact
 
     if run_id:
         with mlflow.start_run(run_id=run_id) as run:
             yield run.info.run_id
         return
     with mlflow.start_run(run_name=f"ablation-{grid_name}",
-                          tags={KIND_TAG: "ablation", "grid": str(grid_path), "git_commit": git_commit()}) as run:
-        mlflow.log_artifact(str(grid_path))
+                          tags={KIND_TAG: "ablation", "grid": redact(grid_path), "git_commit": git_commit()}) as run:
+        mlflow.log_text(redact(Path(grid_path).read_text()), Path(grid_path).name)
         yield run.info.run_id
 
 
