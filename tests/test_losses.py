@@ -52,7 +52,8 @@ def test_unknown_loss_names_are_refused_with_the_known_ones(tmp_path):
     from huescale import recipe
     from test_train import tiny_config
 
-    with pytest.raises(ValueError, match=r"losses\.vgg11: unknown loss; known losses: gan, ab_ce, cosine, l1, reg_l1"):
+    known = r"known losses: gan, ab_ce, colourfulness, cosine, l1, reg_l1"
+    with pytest.raises(ValueError, match=r"losses\.vgg11: unknown loss; " + known):
         GeneratorObjective({"vgg11": 1.0}, LossContext(COLORIZATION))
     with pytest.raises(ValueError, match="no reconstruction loss"):
         GeneratorObjective({"gan": 1.0}, LossContext(COLORIZATION))
