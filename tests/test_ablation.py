@@ -21,7 +21,6 @@ TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
     "runtime.device": "cpu", "runtime.amp": "off", "evaluate.batch_size": 8,  # fp32: values compared exactly
     "pretrain.colorizer": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
     "pretrain.upscaler": {"epochs": 1, "batch_size": 4, "lr": 0.001, "betas": [0.9, 0.999], "max_batches": 1},
-    "pretrain.finetune.epochs": 0,  # the rows' U-Nets have no pretrained encoder (nor the default's ab_ce head)
     "train.epochs": 1, "train.batch_size": 4, "train.max_batches": 1, "train.losses": {"l1": 100.0, "gan": 1.0},
     "model.colorizer": {"name": "unet", "kwargs": {"depth": 3, "base_channels": 4}},
     "model.discriminator": {"name": "patchgan", "kwargs": {"base_channels": 4, "n_layers": 3}},
