@@ -188,18 +188,22 @@ def commit(tmp: str | Path, path: str | Path, replace: bool = True,
             (``tmp`` is removed; ``path`` is untouched).
     """
     path = Path(path)
+
+    def allowed() -> bool:  # replace the file that is there now?
+        return replace and may_replace is not None and may_replace(path)
+
     if replace and may_replace is None:
         os.replace(tmp, path)
     else:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            if not (replace and may_replace(path)):
+            if not allowed():
                 Path(tmp).unlink(missing_ok=True)
                 raise FileExistsError(f"{path} exists; not replaced") from None
             os.replace(tmp, path)
         except OSError:  # no hard links here (FAT, some network filesystems)
-            if (path.exists() or path.is_symlink()) and not (replace and may_replace(path)):
+            if (path.exists() or path.is_symlink()) and not allowed():
                 Path(tmp).unlink(missing_ok=True)
                 raise FileExistsError(f"{path} exists; not replaced") from None
             os.replace(tmp, path)
