@@ -200,8 +200,36 @@ def run_checked(cmd: list, cwd: Path, env: dict, timeout: int = 900) -> str:
     return res.stdout + res.stderr
 
 
-def copy_project(dest: Path) -> Path:
-    """Copy the project's working tree to ``dest`` without outputs, caches, the venv or git history."""
+def default_params_text(root: Path = ROOT) -> str:
+    """The project's default params: ``params.yaml`` as committed (``git show HEAD:params.yaml``), whatever profile
+    the working tree's file has had applied since (``huescale profile offline`` names ``../shared/data`` folders,
+    absent beside a copy of the project). Outside a git checkout (an unpacked sdist): the file itself.
+
+    Tests build their params from this (and from what they set themselves), never from the working tree's file.
+    """
+    import subprocess
+
+    try:
+        res = subprocess.run(["git", "-C", str(root), "show", "HEAD:params.yaml"], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        res = None
+    if res is not None and res.returncode == 0 and res.stdout.strip():
+        return res.stdout
+    return (root / "params.yaml").read_text()
+
+
+def default_params(root: Path = ROOT) -> dict:
+    """:func:`default_params_text` as a dict."""
+    import yaml
+
+    return yaml.safe_load(default_params_text(root))
+
+
+def copy_project(dest: Path, root: Path = ROOT) -> Path:
+    """Copy the project's working tree to ``dest`` without outputs, caches, the venv or git history; its
+    ``params.yaml`` is the committed default (:func:`default_params_text`), not the working tree's (maybe
+    profiled) file."""
     import shutil
 
     top_level = {".venv", ".git", "data", "models", "metrics", "eval", "mlflow.db", "mlruns", ".huescale",
@@ -209,13 +237,14 @@ def copy_project(dest: Path) -> Path:
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        if Path(folder) == ROOT:
+        if Path(folder) == root:
             skip |= top_level & set(names)
-        if Path(folder) == ROOT / "reports":
+        if Path(folder) == root / "reports":
             skip |= {n for n in names if n.endswith(".html")}
         return skip
 
-    shutil.copytree(ROOT, dest, ignore=ignore)
+    shutil.copytree(root, dest, ignore=ignore)
+    (dest / "params.yaml").write_text(default_params_text(root))
     return dest
 
 

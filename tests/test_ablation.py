@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import browser_check, copy_project, project_env, run_checked
+from conftest import browser_check, copy_project, default_params_text, project_env, run_checked
 from huescale.config import ConfigError
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
@@ -45,7 +44,7 @@ def pairs(shared_data, tmp_path_factory) -> Path:
 
 
 def _grid(tmp_path: Path, pairs: Path, rows: list[dict]) -> Path:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(default_params_text())  # the committed defaults, never a profile
     grid = {"name": "tiny", "base": "params.yaml", "pairs": str(pairs), "out": "ablations",
             "metrics": "metrics/ablations.json", "report": "reports/ablations.html",
             "set": TINY, "rows": rows}
@@ -143,6 +142,50 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     assert page["images"] == len(rows) and not page["broken"] and not page["errors"], page
 
 
+def test_row_params_and_grid_uploaded_to_mlflow_have_secrets_masked(pairs, tmp_path, monkeypatch):
+    """Issue 23 item 3: a row's params.yaml (uploaded to its MLflow run) kept a URL's user:password@, ?token= and
+    signed-URL parameters in clear. The artifacts' content is checked: the row's params.yaml, the grid file on the
+    parent run, and the row's MLflow params; the local record holds no secret either, the row still runs."""
+    from mlflow.tracking import MlflowClient
+
+    from huescale.ablation import run_grid
+
+    monkeypatch.chdir(tmp_path)
+    secrets = ("hunter2", "TOKEN123", "AKIAXYZ", "SIGSIG", "SASSIG", "grid-secret")
+    grid = _grid(tmp_path, pairs, [{"name": "bicubic", "kind": "upscaler", "set": {
+        "model.upscaler.name": "bicubic",
+        "data.voc.url": "https://carol:grid-secret@voc.example.org/VOCtrainval.tar"}}])
+    base = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    base["data"]["imagenette"].update(url="https://alice:hunter2@mirror.example.org/imagenette2-320.tgz?token=TOKEN123",
+                                      md5="0" * 32)
+    base["data"]["coco"]["base_url"] = ("https://bucket.s3.amazonaws.com/zips?X-Amz-Credential=AKIAXYZ"
+                                        "&X-Amz-Signature=SIGSIG&v=2")
+    base["benchmark"]["archive_url"] = "https://h.blob.core.windows.net/c/benchmark.tar?sv=2020&sig=SASSIG"
+    base["tracking"]["uri"] = "sqlite:///mlflow.db"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    g = yaml.safe_load(grid.read_text())
+    g.update(benchmark=False, register_champion=False, report="")
+    grid.write_text(yaml.safe_dump(g, sort_keys=False))
+    summary = run_grid(grid)
+    assert summary["rows"][0]["test"]["n_test"] > 0  # the row ran with the real values
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    row = client.get_run(summary["rows"][0]["run_id"])
+    uploaded = Path(client.download_artifacts(row.info.run_id, "params.yaml", str(tmp_path / "dl"))).read_text()
+    grid_art = Path(client.download_artifacts(summary["parent_run_id"], "grid.yaml", str(tmp_path / "dl2"))).read_text()
+    local = (tmp_path / "ablations" / "bicubic" / "params.yaml").read_text()
+    for text in (uploaded, grid_art, local, str(row.data.params)):
+        assert not [s for s in secrets if s in text], text
+    masked = yaml.safe_load(uploaded)
+    assert masked["data"]["imagenette"]["url"] == ("https://alice:***@mirror.example.org/imagenette2-320.tgz"
+                                                   "?token=***")
+    assert masked["data"]["coco"]["base_url"].endswith("X-Amz-Credential=***&X-Amz-Signature=***&v=2")
+    assert masked["benchmark"]["archive_url"].endswith("?sv=2020&sig=***")
+    assert masked["data"]["voc"]["url"] == "https://carol:***@voc.example.org/VOCtrainval.tar"
+    assert masked["model"]["upscaler"]["name"] == "bicubic" and masked["runtime"]["device"] == "cpu"  # all else kept
+    assert "carol:***@voc.example.org" in grid_art
+
+
 def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
     from huescale.ablation import run_grid
 
@@ -167,7 +210,8 @@ def test_shipped_grid_rows_are_valid_params(tmp_path):
     from huescale.grid import load_grid, row_config, slug
 
     grid = load_grid(ROOT / "grids" / "table7.yaml")
-    grid["base"] = str(ROOT / "params.yaml")
+    (tmp_path / "base.yaml").write_text(default_params_text())
+    grid["base"] = str(tmp_path / "base.yaml")
     names = [r["name"] for r in grid["rows"]]
     assert {m for m, *_ in reference.SINGH_TABLE7["rows"]} <= set(names)
     assert {"bicubic", "ESPCN", "SRResNet", "SRGAN"} <= set(names)

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from conftest import ROOT, browser_check
 from huescale import TEMPLATES
 from huescale import benchmark as bm
+
+
+def assert_benchmark_page_shows(html: str, result: dict) -> dict[str, str]:
+    """The benchmark page shows what the run produced, not the template's text: every set's PSNR-Y / SSIM-Y of
+    every method from ``result`` (``result.json``), every skipped set with its reason, and for each set with a
+    published bicubic row, the protocol row with our bicubic figures, their differences to the published ones and
+    the verdict those numbers give (within the tolerance: ``matches``, else ``differs``). Returns set -> verdict."""
+    from huescale import reference as ref
+
+    for name, s in result["sets"].items():
+        for method, v in s.items():
+            assert f"{v['psnr_y']:.2f} / {v['ssim_y']:.4f}</td>" in html, (name, method, v)
+    for name, why in result.get("skipped", {}).items():
+        assert f"{name} ({why})" in html, name
+    verdicts = {}
+    for name, s in result["sets"].items():
+        if name not in ref.BICUBIC_X4:
+            continue
+        b, (want_p, want_s), (tol_p, tol_s) = s["bicubic"], ref.BICUBIC_X4[name], ref.BICUBIC_TOLERANCE[name]
+        row = re.search(rf'<tr><td class="l">{name}</td><td>(\d+)</td><td>([\d.]+)</td><td>([\d.]+)</td>'
+                        rf'<td>([-+][\d.]+)</td>\s*<td>([\d.]+)</td><td>([\d.]+)</td><td>([-+][\d.]+)</td>'
+                        rf'\s*<td class="l"><span class="(\w+)">(\w+)</span>', html)
+        assert row, f"no protocol row for {name}"
+        images, psnr, ref_psnr, d_psnr, ssim, ref_ssim, d_ssim, cls, verdict = row.groups()
+        assert (int(images), psnr, ssim) == (b["images"], f"{b['psnr_y']:.2f}", f"{b['ssim_y']:.4f}"), name
+        assert (ref_psnr, ref_ssim) == (f"{want_p:.2f}", f"{want_s:.4f}"), name
+        assert (d_psnr, d_ssim) == (f"{b['psnr_y'] - want_p:+.2f}", f"{b['ssim_y'] - want_s:+.4f}"), name
+        ok = abs(b["psnr_y"] - want_p) <= tol_p and abs(b["ssim_y"] - want_s) <= tol_s
+        assert (cls, verdict) == (("pass", "matches") if ok else ("fail", "differs")), (name, b)
+        verdicts[name] = verdict
+    return verdicts
 
 
 def test_our_bicubic_reproduces_the_provided_lr_images(shared_data):
@@ -57,7 +89,8 @@ def test_benchmark_run_report_and_browser(shared_data, tmp_path):
     out = render(TEMPLATES, "benchmark.html.j2", tmp_path / "benchmark.html", page="benchmark.html",
                  result=result, meta=meta, params=[], method_labels={}, per_image_csv="x.csv", **ctx)
     html = out.read_text()
-    assert "matches" in html and "Set5" in html and "Nowhere" in html
+    assert assert_benchmark_page_shows(html, result) == {"Set5": "matches"}  # the run's numbers, not template text
+    assert "Nowhere" in result["skipped"] and f"Nowhere ({result['skipped']['Nowhere']})" in html
     page = browser_check(out, tmp_path / "benchmark.png")
     assert page["images"] == 2 * (1 + 4) and not page["broken"] and not page["errors"], page
 
@@ -85,7 +118,7 @@ def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path, capsys):
     assert result["sets"]["Set5"]["bicubic"]["psnr_y"] == pytest.approx(28.42, abs=0.05)
     with open(out / "per_image.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 10
-    assert "matches" in (out / "benchmark.html").read_text()
+    assert assert_benchmark_page_shows((out / "benchmark.html").read_text(), result) == {"Set5": "matches"}
     capsys.readouterr()
     with pytest.raises(SystemExit) as failed:
         main(["benchmark-sr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])

@@ -235,6 +235,46 @@ def test_tar_bomb_and_coco_source_bomb_are_refused(loopback_srv, tmp_path):
     assert (s.max_extract_ratio, s.max_extract_bytes) == (5000, 1000)
 
 
+def test_extract_members_is_safe_by_itself(archive, tmp_path):
+    """Issue 23 item 7: the public ``extract_members`` bounds what it writes by the ratio and the total, whatever
+    its caller checked: a tar.gz bomb, and a zip of members each too small for the per-member check (under 1 MB)
+    but together ~1000x the archive, are refused with nothing written; a real archive still extracts."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("imagenette2-320/train/n0/zeros.JPEG")
+        info.size = 30 << 20
+        tf.addfile(info, io.BytesIO(bytes(info.size)))
+    tgz = tmp_path / "bomb.tgz"
+    tgz.write_bytes(buf.getvalue())
+    assert tgz.stat().st_size < 200_000
+    sel = tmp_path / "sel"
+    with pytest.raises(DownloadError, match="data.max_extract_ratio") as e:
+        extract_members(tgz, sel, {"imagenette2-320/train/n0/zeros.JPEG": sel / "z.JPEG"}, progress=False)
+    assert "bomb.tgz" in str(e.value)
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(40):
+            zf.writestr(f"train2017/{i:012d}.jpg", bytes((1 << 20) - 1))
+    assert many.stat().st_size < 200_000
+    with zipfile.ZipFile(many) as zf:
+        names = [i.filename for i in zf.infolist()]
+    with pytest.raises(DownloadError, match="data.max_extract_ratio"):
+        extract_members(many, tmp_path / "sel2", {n: tmp_path / "sel2" / n for n in names}, progress=False)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p not in (tgz, many)]
+    assert written == []  # not one byte of either bomb
+    real = tmp_path / "real.tgz"
+    real.write_bytes(archive)
+    with tarfile.open(real) as tf:
+        member = next(m for m in tf.getmembers() if m.isfile())
+        want = tf.extractfile(member).read()
+    out = tmp_path / "ok" / "a.JPEG"
+    assert extract_members(real, tmp_path / "ok", {member.name: out}, progress=False) == 1
+    assert out.read_bytes() == want
+    with pytest.raises(DownloadError, match="data.max_extract_bytes"):  # the total limit alone still holds
+        extract_members(real, tmp_path / "ok2", {member.name: tmp_path / "ok2" / "a.JPEG"}, progress=False,
+                        max_bytes=100)
+
+
 def test_extract_limits_are_validated_params(tmp_path):
     p = tmp_path / "params.yaml"
     for bad in ({"max_extract_ratio": 0.5}, {"max_extract_bytes": 0}):
@@ -242,7 +282,9 @@ def test_extract_limits_are_validated_params(tmp_path):
         with pytest.raises(ConfigError, match="data.max_extract_ratio must be >= 1"):
             load_config(p)
     root = Path(__file__).resolve().parents[1]
-    d = yaml.safe_load((root / "params.yaml").read_text())["data"]  # the profiles in params/ are overlays
+    from conftest import default_params
+
+    d = default_params(root)["data"]  # as committed: the profiles in params/ are overlays
     assert d["max_extract_ratio"] == 200 and d["max_extract_bytes"] == 100_000_000_000
 
 

@@ -149,8 +149,28 @@ def test_retried_training_task_resumes_from_its_checkpoint(harness, project):
 
 
 def test_broken_params_value_fails_the_stage_and_the_flow_run(harness, project, tmp_path):
-    """An unknown loss name in train.losses: the train stage exits 1 on every attempt, the flow run fails and
-    its error names the stage and the bad key."""
+    """A content loss whose VGG weights file is missing (params that load, a stage that cannot run): the train
+    stage exits 1 on every attempt, the flow run fails and its error names the stage, the file and the key."""
+    from huescale.orchestration import retrain
+
+    work = tmp_path / "project"
+    shutil.copytree(project, work, symlinks=True)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"]["losses"]["vgg16_conv7"] = 1.0
+    params["train"]["vgg_weights"] = str(tmp_path / "missing-vgg16.pth")
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    state = retrain(project_dir=str(work), stages=["train"], promote=False, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(RuntimeError, match="stage train failed") as exc:
+        state.result()
+    assert "missing-vgg16.pth" in str(exc.value) and "train.vgg_weights" in str(exc.value)
+    runs = [r for r in _runs(work, _parent_of_last_flow(work)) if r.data.tags.get("stage") == "train"]
+    assert len(runs) == 3 and all(r.info.status == "FAILED" for r in runs)  # the first try and 2 retries
+
+
+def test_unknown_loss_name_fails_the_flow_run_before_any_stage(harness, project, tmp_path):
+    """An unknown loss name in train.losses fails at load (issue 23 item 5): the flow run fails naming the key and
+    the known losses; no stage runs, no parent run is opened."""
     from huescale.orchestration import retrain
 
     work = tmp_path / "project"
@@ -158,13 +178,12 @@ def test_broken_params_value_fails_the_stage_and_the_flow_run(harness, project, 
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["train"]["losses"]["l1_typo"] = 1.0
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = _parent_of_last_flow(work)
     state = retrain(project_dir=str(work), stages=["train"], promote=False, return_state=True)
     assert state.is_failed()
-    with pytest.raises(RuntimeError, match="stage train failed") as exc:
+    with pytest.raises(ValueError, match=r"train\.losses\.l1_typo: unknown loss; known losses: .*\bl1\b"):
         state.result()
-    assert "l1_typo" in str(exc.value) and "train.losses" in str(exc.value)
-    runs = [r for r in _runs(work, _parent_of_last_flow(work)) if r.data.tags.get("stage") == "train"]
-    assert len(runs) == 3 and all(r.info.status == "FAILED" for r in runs)  # the first try and 2 retries
+    assert _parent_of_last_flow(work) == before
 
 
 def _parent_of_last_flow(work: Path) -> str:

@@ -185,7 +185,9 @@ def test_model_champion_from_a_real_mlflow_registry(ckpts, shared_data, tmp_path
     assert code == 1 and "no MLflow model 'huescale-colorizer' with alias 'champion'" in err
     tracking.register_champion(ckpts["colorizer"], run.info.run_id, 0.123)
     params = tmp_path / "params.yaml"  # tracking.uri from a params file, relative to it
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", params)
+    from conftest import default_params_text
+
+    params.write_text(default_params_text())
     params.write_text(params.read_text().replace("uri: sqlite:///mlflow.db", "uri: sqlite:///mlflow.db  # test"))
     code, err = _cli(capsys, "colorize", photo, "--out", tmp_path / "champ.png", "--model", "champion",
                      "--params", params)

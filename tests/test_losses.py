@@ -52,7 +52,8 @@ def test_unknown_loss_names_are_refused_with_the_known_ones(tmp_path):
     from huescale import recipe
     from test_train import tiny_config
 
-    with pytest.raises(ValueError, match=r"losses\.vgg11: unknown loss; known losses: gan, ab_ce, cosine, l1, reg_l1"):
+    known = r"known losses: gan, ab_ce, colourfulness, cosine, l1, reg_l1"
+    with pytest.raises(ValueError, match=r"losses\.vgg11: unknown loss; " + known):
         GeneratorObjective({"vgg11": 1.0}, LossContext(COLORIZATION))
     with pytest.raises(ValueError, match="no reconstruction loss"):
         GeneratorObjective({"gan": 1.0}, LossContext(COLORIZATION))
@@ -197,10 +198,12 @@ def test_adversarial_trainer_with_content_loss_and_srgan_weights(torch_home, tmp
 def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
     import yaml
 
+    from conftest import default_params_text
     from huescale.config import ConfigError, load_config
 
-    base = yaml.safe_load(open("params.yaml"))
-    assert load_config("params.yaml").train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
+    (tmp_path / "default.yaml").write_text(default_params_text())  # as committed, whatever profile was applied
+    base = yaml.safe_load(default_params_text())
+    assert load_config(tmp_path / "default.yaml").train.losses == {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
     for key, value, match in (("losses", {"l1": -1.0, "gan": 1.0}, "train.losses"),
                               ("losses", {"l1": "x", "gan": 1.0}, "train.losses.l1 must be float"),
                               ("losses", {"l1": 100.0}, "train.losses.gan must be > 0"),

@@ -161,10 +161,28 @@ def test_model_metrics_are_the_means_of_the_per_image_csv(project):
 
 
 def test_report_has_tables_images_and_curves(project):
+    """The run report and the benchmark page show the numbers this run produced (metrics.json, result.json),
+    not only the template's constant text."""
+    from test_benchmark import assert_benchmark_page_shows
+
     work, _, _ = project
     html = (work / "reports/index.html").read_text()
     assert "Table 7" in html and "U-Net + L1" in html  # Singh et al.'s published rows, cited
-    assert re.search(r"two-step", html) and "<table" in html
+    m = json.loads((work / "metrics.json").read_text())
+    sr, bic = m["sr_x4"]["model"], m["sr_x4"]["bicubic_baseline"]
+    row = re.search(r'<tr class="ours"><td class="l">[^<]* on L \(ab bicubic\)</td><td>([^<]*)</td><td>([^<]*)</td>',
+                    html)
+    assert row and row.groups() == (f"{sr['psnr_y']:.2f}", f"{sr['ssim_y']:.4f}"), row
+    assert f"(MATLAB-compatible)</td><td>{bic['psnr_y']:.2f}</td><td>{bic['ssim_y']:.4f}</td>" in html
+    assert f"The upscaler is {sr['psnr_y'] - bic['psnr_y']:+.2f} dB against bicubic" in html
+    for section in ("colorization_64", "two_step_256"):
+        c = m[section]["model"]
+        cells = (f"<td>{c['fid']:.2f}</td><td>{c['epsilon_accuracy']:.2f}</td><td>{c['mae']:.2f}</td>"
+                 f"<td>{c['psnr']:.2f}</td><td>{c['ssim']:.3f}</td>")
+        assert cells in html, (section, cells)
+    result = json.loads((work / "eval/benchmark/result.json").read_text())
+    verdicts = assert_benchmark_page_shows((work / "reports/benchmark.html").read_text(), result)
+    assert verdicts["Set5"] == "matches"  # our bicubic reproduces the published Set5 row
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,', html)
     assert len(imgs) >= 8 * 4
     assert html.count("<svg") >= 3 and "<polyline" in html

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import default_params
 
 BIN = Path(sys.executable).parent
 
@@ -61,7 +61,7 @@ def _tiny_project(work: Path, shared_data: Path) -> None:
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))
     build_pair_store(refs, DataConfig(source="folder", folders=["x"], n_images=60, workers=1), work / "data" / "pairs",
                      progress=False)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     params["model"]["colorizer"] = {"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}}
     params["model"]["upscaler"] = {"name": "espcn", "kwargs": {"scale": 4, "residual": True}}
     params["pretrain"]["colorizer"].update(epochs=3, max_batches=4, batch_size=8, losses={"l1": 1.0})

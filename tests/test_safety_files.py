@@ -86,10 +86,105 @@ def test_colorize_never_overwrites_or_loses_photographs(colorizer, album, tmp_pa
     code, err = _cli(capsys, "colorize", album, "--out", out, *ck)  # again, without --overwrite
     assert code == 1 and "skipped" in err and str(out / "b.jpg") in err and "--overwrite" in err
     assert (out / "b.jpg").read_bytes() == b"an edited result the user wants to keep"
-    code, err = _cli(capsys, "colorize", album, "--out", out, "--overwrite", *ck)
+    code, err = _cli(capsys, "colorize", album, "--out", out, "--overwrite", *ck)  # not an output any more: kept
+    assert code == 1 and f"{out / 'b.jpg'} exists and is not an output of huescale colorize" in err
+    assert (out / "b.jpg").read_bytes() == b"an edited result the user wants to keep"
+    (out / "b.jpg").unlink()
+    code, err = _cli(capsys, "colorize", album, "--out", out, "--overwrite", *ck)  # earlier outputs: replaced
     assert code == 0, err
     assert _snapshot(out) == first and _snapshot(album) == before
     assert not [p for p in tmp_path.rglob(".*.tmp*")]
+
+
+def test_overwrite_replaces_only_earlier_outputs_never_a_photograph_beside_a_glob(colorizer, album, tmp_path,
+                                                                                    capsys):
+    """Issue 23 item 1: ``colorize 'd/*.jpg' --out d --format png --overwrite`` wrote d/b.jpg's colorization over
+    the unrelated photograph d/b.png. --overwrite replaces a file only if colorize wrote it (its mark), in every
+    format; never a photograph, an output another program re-saved, a link, or a .bmp (no mark possible)."""
+    ck = ("--checkpoint", colorizer, "--device", "cpu")
+    photo = album / "b.png"
+    shutil.copy(album / "a.png", photo)  # a photograph beside b.jpg, not matched by the glob
+    before = _snapshot(album)
+    code, err = _cli(capsys, "colorize", str(album / "*.jpg"), "--out", album, "--format", "png", "--overwrite", *ck)
+    assert code == 1 and f"{photo} exists and is not an output of huescale colorize" in err, err
+    assert _snapshot(album) == before  # the photograph is untouched, nothing else written
+    out = tmp_path / "o"
+    for fmt in ("png", "jpg", "webp", "tif", "bmp"):
+        code, err = _cli(capsys, "colorize", album / "b.jpg", "--out", out, "--format", fmt, *ck)
+        assert code == 0, err
+        dest = out / f"b.{fmt}"
+        first, inode = dest.read_bytes(), dest.stat().st_ino
+        code, err = _cli(capsys, "colorize", album / "b.jpg", "--out", out, "--format", fmt, "--overwrite", *ck)
+        if fmt == "bmp":  # BMP holds no metadata: never replaced
+            assert code == 1 and "a .bmp holds no mark" in err and dest.stat().st_ino == inode
+            continue
+        assert code == 0, err
+        assert dest.stat().st_ino != inode and dest.read_bytes() == first  # replaced (a new file), same result
+    resaved = out / "b.png"  # an output edited and saved by another program: no longer colorize's
+    Image.open(resaved).convert("RGB").save(resaved)
+    edited = resaved.read_bytes()
+    link = out / "b.jpg"  # a link at the output path, to an earlier output
+    link.unlink()
+    link.symlink_to(out / "b.webp")
+    for fmt, dest in (("png", resaved), ("jpg", link)):
+        code, err = _cli(capsys, "colorize", album / "b.jpg", "--out", out, "--format", fmt, "--overwrite", *ck)
+        assert code == 1 and f"{dest} exists and is not an output of huescale colorize" in err, err
+    assert resaved.read_bytes() == edited and link.is_symlink() and _snapshot(album) == before
+    code, err = _cli(capsys, "colorize", album / "b.jpg", "--out", photo, "--overwrite", *ck)  # one file, --out FILE
+    assert code == 1 and "not an output of huescale colorize" in err and _snapshot(album) == before
+    assert not [p for p in tmp_path.rglob(".*.tmp*")]
+
+
+def test_overwrite_never_replaces_a_file_that_appears_during_the_run(colorizer, album, tmp_path):
+    """The mark is checked again at the final rename: a photograph created meanwhile at the output path stays."""
+    from huescale import checkpoint as ckpt
+    from huescale.infer import Colorizer, colorize_to_file, is_colorize_output
+
+    run = Colorizer(ckpt.load_model(colorizer, "cpu")[0], None)
+    rgb = np.asarray(Image.open(album / "b.jpg").convert("RGB"))
+    dest = tmp_path / "b.png"
+
+    def meanwhile(_n: int) -> None:  # called after each tile, before the file is moved into place
+        if not dest.exists():
+            shutil.copy(album / "a.png", dest)
+
+    with pytest.raises(FileExistsError, match="not replaced"):
+        colorize_to_file(run, rgb, dest, meanwhile, overwrite=True)
+    assert dest.read_bytes() == (album / "a.png").read_bytes() and not is_colorize_output(dest)
+    dest.unlink()
+    colorize_to_file(run, rgb, dest, overwrite=True)
+    assert is_colorize_output(dest)
+    colorize_to_file(run, rgb, dest, meanwhile, overwrite=True)  # an earlier output: replaced
+    assert is_colorize_output(dest) and not [p for p in tmp_path.rglob(".*.tmp*")]
+
+
+def test_out_naming_an_existing_file_or_an_empty_input_folder_fails_clearly(colorizer, album, tmp_path, capsys):
+    """Issue 23 item 2: ``--out`` naming an existing file said "... appeared meanwhile"; an empty input folder
+    exited 0 without a word."""
+    ck = ("--checkpoint", colorizer, "--device", "cpu")
+    notes = tmp_path / "notes"
+    notes.write_text("my notes")
+    code, err = _cli(capsys, "colorize", album / "a.png", "--out", notes, *ck)
+    assert code == 1 and f"--out {notes} is an existing file, not a folder" in err and "meanwhile" not in err
+    code, err = _cli(capsys, "colorize", album / "a.png", album / "b.jpg", "--out", album / "sub" / "c.png", *ck)
+    assert code == 1 and "names an existing file but 2 images were given" in err
+    code, err = _cli(capsys, "colorize", album / "b.jpg", "--out", album / "sub" / "c.png", *ck)  # a photograph
+    assert code == 1 and f"{album / 'sub' / 'c.png'} exists and is not an output of huescale colorize" in err
+    assert "pass --overwrite to replace it" not in err  # --overwrite would not replace it either
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "sub").write_text("a file where a folder of outputs would go")
+    code, err = _cli(capsys, "colorize", album, "--out", tmp_path / "o", *ck)
+    assert code == 1 and f"{tmp_path / 'o' / 'sub'} is a file, not a folder" in err
+    assert notes.read_text() == "my notes" and sorted(p.name for p in (tmp_path / "o").iterdir()) == ["sub"]
+    empty, only_text = tmp_path / "empty", tmp_path / "text"
+    (empty / "deeper").mkdir(parents=True)
+    only_text.mkdir()
+    (only_text / "readme.txt").write_text("no photographs here")
+    for folder in (empty, only_text):
+        code, err = _cli(capsys, "colorize", folder, "--out", tmp_path / "out", *ck)
+        assert code == 1 and f"{folder}: the folder holds no image file" in err and "nothing to colorize" in err
+    code, err = _cli(capsys, "colorize", empty, album / "a.png", "--out", tmp_path / "out", *ck)  # the others go on
+    assert code == 1 and "holds no image file" in err and (tmp_path / "out" / "a.png").is_file()
 
 
 def _dead_pid() -> int:

@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 
 from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_tar
-from conftest import ROOT
+from conftest import ROOT, default_params
 from huescale.config import DataConfig, HfConfig, HoldoutSourceConfig, ImagenetteConfig
 from huescale.data.download import DownloadError
-from huescale.data.sources import (IMAGENETTE, CocoSource, HfSource, ImageRef, VocSource, cache_root,
-                                   list_images, make_source, make_test_source)
+from huescale.data.sources import (
+    IMAGENETTE,
+    CocoSource,
+    HfSource,
+    ImageRef,
+    VocSource,
+    cache_root,
+    list_images,
+    make_source,
+    make_test_source,
+)
 from huescale.data.store import build_pair_store, split_for
 from huescale.data.subset import sample_order
 
@@ -156,7 +165,5 @@ def test_test_source_and_split_map(shared_data, tmp_path):
 
 
 def test_hf_config_defaults_match_params_yaml():
-    import yaml
-
-    hf = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["hf"]
+    hf = default_params()["data"]["hf"]
     assert hf == dataclasses.asdict(HfConfig())

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_tar
-from conftest import ROOT, copy_project, project_env, run_checked
+from conftest import copy_project, default_params, project_env, run_checked
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
 pytestmark = pytest.mark.timeout(2400)
@@ -51,7 +51,7 @@ def project(tmp_path_factory, shared_data):
 
 
 def _params(work: Path, source: str, urls: dict, parquet: Path, shared_data: Path) -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     d = params["data"]
     d.update(source=source, n_images=N, min_images=4, workers=1)
     if source == "coco":

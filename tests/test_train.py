@@ -82,20 +82,39 @@ def test_resume_after_interruption_gives_identical_weights(store, tmp_path):
     orig = part.train_step
     calls = {"n": 0}
 
-    def dying_step(x, y):
+    def dying_step(*args):
         if calls["n"] == 3:
             raise KeyboardInterrupt
         calls["n"] += 1
-        return orig(x, y)
+        return orig(*args)
 
     part.train_step = dying_step
     with pytest.raises(KeyboardInterrupt):
         part.fit(train, val)
+    saved = checkpoint.load(tmp_path / "part_state.pt")
+    assert (saved["epoch"], saved["step"], saved["batch_in_epoch"]) == (0, 2, 2)  # the mid-epoch state at step 2
     resumed = _trainer(tmp_path, True, "part", **kw)
+    steps = _count_steps(resumed)
     resumed.fit(train, val)
     assert resumed.step == full.step and resumed.epoch == full.epoch
+    # work was not redone: the resumed run continued from step 2 and ran only the steps after it
+    assert resumed.resumed_from == (0, 2) and resumed.resumed_file == tmp_path / "part_state.pt"
+    assert steps["n"] == full.step - 2 and resumed.fresh_start_reason is None
     for a, b in zip(full.netG.state_dict().values(), resumed.netG.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def _count_steps(trainer: Trainer) -> dict[str, int]:
+    """Count the optimisation steps ``trainer`` executes from now on (``{"n": ...}``, updated as it trains)."""
+    steps = {"n": 0}
+    orig = trainer.train_step
+
+    def counted(*args, **kwargs):
+        steps["n"] += 1
+        return orig(*args, **kwargs)
+
+    trainer.train_step = counted
+    return steps
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):
@@ -117,12 +136,15 @@ r = recipe.build(tiny_config(True, epochs=2, batch_size=8, lr=1e-3), "colorizer"
 r.phase = dataclasses.replace(r.phase, checkpoint_every=2)
 t = Trainer(r, out + "/state.pt", out + "/best.pt", progress=False)
 step = t.train_step
-def slow_step(x, y):
+ran = [0]
+def slow_step(*args):
     time.sleep(float(sys.argv[3]))
-    return step(x, y)
+    ran[0] += 1
+    return step(*args)
 t.train_step = slow_step
 t.fit(PairDataset(store, "train", "64"), PairDataset(store, "val", "64"))
-torch.save({"netG": t.netG.state_dict(), "step": t.step, "epoch": t.epoch}, out + "/final.pt")
+torch.save({"netG": t.netG.state_dict(), "step": t.step, "epoch": t.epoch, "steps_run": ran[0],
+            "resumed_from": t.resumed_from}, out + "/final.pt")
 """
 
 
@@ -155,9 +177,14 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(store, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (killed / "final.pt").exists(), "the run finished before it could be killed"
+    at_kill = checkpoint.load(killed / "state.pt")  # the last state the killed run wrote
     subprocess.run([sys.executable, str(script), str(store.root), str(killed), "0"], check=True, timeout=600, env=env)
     a, b = torch.load(ref / "final.pt"), torch.load(killed / "final.pt")
     assert (a["step"], a["epoch"]) == (b["step"], b["epoch"])
+    # the restart did not redo the killed run's work: it continued from its last state and ran only the rest
+    assert a["resumed_from"] is None and a["steps_run"] == a["step"]
+    assert b["resumed_from"] == (at_kill["epoch"], at_kill["step"]) and at_kill["step"] > 0
+    assert b["steps_run"] == b["step"] - at_kill["step"] < a["steps_run"]
     for k in a["netG"]:
         assert torch.equal(a["netG"][k], b["netG"][k]), k
     best_a, best_b = checkpoint.load(ref / "best.pt"), checkpoint.load(killed / "best.pt")
@@ -172,7 +199,10 @@ def test_resume_after_outputs_were_removed_writes_the_best_weights(store, tmp_pa
     t.fit(train, val)
     best = checkpoint.load(tmp_path / "run_best.pt")
     (tmp_path / "run_best.pt").unlink()
-    _trainer(tmp_path, **kw).fit(train, val)  # nothing left to train: resumes at the end
+    again_t = _trainer(tmp_path, **kw)
+    steps = _count_steps(again_t)
+    again_t.fit(train, val)  # nothing left to train: resumes at the end
+    assert steps["n"] == 0 and again_t.resumed_from == (t.epoch, t.step) == (2, 6)  # no step redone
     again = checkpoint.load(tmp_path / "run_best.pt")
     assert again["val_l1"] == best["val_l1"]
     for k in best["state_dict"]:

@@ -31,7 +31,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,7 +169,8 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def commit(tmp: str | Path, path: str | Path, replace: bool = True) -> Path:
+def commit(tmp: str | Path, path: str | Path, replace: bool = True,
+           may_replace: Callable[[Path], bool] | None = None) -> Path:
     """Move the (already fsynced) ``tmp`` onto ``path``, then ``fsync`` the folder.
 
     Args:
@@ -178,21 +179,31 @@ def commit(tmp: str | Path, path: str | Path, replace: bool = True) -> Path:
         replace: replace an existing ``path`` (``os.replace``). False: never replace one, also
             not one created by another process a moment ago (``os.link``, atomic; where the
             filesystem has no hard links, a check just before ``os.replace``).
+        may_replace: with ``replace``, replace an existing ``path`` only if ``may_replace(path)`` is
+            true (e.g. "it is one of this writer's earlier outputs"); asked after an atomic no-replace
+            attempt failed, so a file created by another process meanwhile is judged too.
 
     Raises:
-        FileExistsError: ``replace`` is False and ``path`` exists (``tmp`` is removed).
+        FileExistsError: ``replace`` is False and ``path`` exists, or ``may_replace(path)`` is false
+            (``tmp`` is removed; ``path`` is untouched).
     """
     path = Path(path)
-    if replace:
+
+    def allowed() -> bool:  # replace the file that is there now?
+        return replace and may_replace is not None and may_replace(path)
+
+    if replace and may_replace is None:
         os.replace(tmp, path)
     else:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            Path(tmp).unlink(missing_ok=True)
-            raise FileExistsError(f"{path} exists; not replaced") from None
+            if not allowed():
+                Path(tmp).unlink(missing_ok=True)
+                raise FileExistsError(f"{path} exists; not replaced") from None
+            os.replace(tmp, path)
         except OSError:  # no hard links here (FAT, some network filesystems)
-            if path.exists():
+            if (path.exists() or path.is_symlink()) and not allowed():
                 Path(tmp).unlink(missing_ok=True)
                 raise FileExistsError(f"{path} exists; not replaced") from None
             os.replace(tmp, path)
@@ -204,7 +215,7 @@ def commit(tmp: str | Path, path: str | Path, replace: bool = True) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "", fsync: bool = True, clean: bool = True,
-                replace: bool = True) -> Iterator[Path]:
+                replace: bool = True, may_replace: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a process-private temporary path; when the block ends without error, make it ``path``.
 
     For writers that take a file name (``Image.save``, ``np.savez``, ``torch.save``). On success:
@@ -219,6 +230,7 @@ def atomic_path(path: str | Path, suffix: str = "", fsync: bool = True, clean: b
         clean: look for stale temporaries of ``path`` first (a scan of its folder; writers of many
             files into one folder pass False and call :func:`clean_stale_in` once instead).
         replace: replace an existing ``path``; False raises FileExistsError instead (see :func:`commit`).
+        may_replace: replace an existing ``path`` only if this says so (see :func:`commit`).
     """
     path = Path(path)
     tmp = tmp_path(path, suffix)
@@ -228,7 +240,7 @@ def atomic_path(path: str | Path, suffix: str = "", fsync: bool = True, clean: b
         yield tmp
         if fsync:
             fsync_file(tmp)
-        commit(tmp, path, replace)
+        commit(tmp, path, replace, may_replace)
     except BaseException:
         _remove(tmp)
         raise

@@ -75,7 +75,15 @@ def _colorize(args: argparse.Namespace) -> int:
 
     from huescale.data.images import ImageError, read_image
     from huescale.distributed import resolve_device, use_bf16
-    from huescale.infer import WRITABLE_FORMATS, Colorizer, colorize_to_file, output_paths, plan_inputs
+    from huescale.infer import (
+        UNMARKABLE_FORMATS,
+        WRITABLE_FORMATS,
+        Colorizer,
+        colorize_to_file,
+        is_colorize_output,
+        output_paths,
+        plan_inputs,
+    )
     from huescale.progress import bar as progress_bar
 
     device = resolve_device(args.device)
@@ -100,19 +108,34 @@ def _colorize(args: argparse.Namespace) -> int:
             failed += 1
     # every output checked before anything runs: never an input, never inside an input folder, one input each
     jobs = output_paths(plan, Path(args.out), fmt, [i for i in args.inputs if Path(i).is_dir()])
+
+    def not_ours(dest: Path) -> str:
+        why = ("a .bmp holds no mark, so an existing one is never replaced" if dest.suffix.lower() in
+               UNMARKABLE_FORMATS else "it carries no 'huescale colorize' mark")
+        return (f"{dest} exists and is not an output of huescale colorize ({why}); --overwrite replaces only "
+                "earlier outputs: move the file away or pass another --out")
+
     with tempfile.TemporaryDirectory(prefix="huescale-model-") as tmp:
-        model, upscaler = _load_models(args, device, tmp)
+        model, upscaler = _load_models(args, device, tmp)  # a wrong model is reported even without inputs
+    if not jobs:
+        print(f"huescale colorize: nothing to colorize: {failed} input(s) failed (named above)", file=sys.stderr)
+        return 1
     run = Colorizer(model, upscaler, model_size=args.model_size, scale=args.scale, device=device,
                     tile=args.tile, margin=args.margin, joint=args.pipeline == "joint",
                     amp=use_bf16(args.amp, device))
     bar = progress_bar(jobs, desc="colorize", unit="img")
     for f, dest in bar:
         bar.set_postfix_str(f.name)
-        if dest.exists() and not args.overwrite:
-            tqdm.write(f"huescale colorize: skipped: {dest} exists (output of {f}); pass --overwrite to replace it",
-                       file=sys.stderr)
-            skipped += 1
-            continue
+        if dest.exists() or dest.is_symlink():
+            if not is_colorize_output(dest):  # a photograph, an edited result: never replaced
+                tqdm.write(f"huescale colorize: skipped: {not_ours(dest)} (output of {f})", file=sys.stderr)
+                skipped += 1
+                continue
+            if not args.overwrite:
+                tqdm.write(f"huescale colorize: skipped: {dest} exists (an earlier output; output of {f}); pass "
+                           "--overwrite to replace it", file=sys.stderr)
+                skipped += 1
+                continue
         try:
             rgb = read_image(f, max_pixels=args.max_pixels)
             n = run.n_tiles(*rgb.shape[:2])
@@ -121,8 +144,9 @@ def _colorize(args: argparse.Namespace) -> int:
             del rgb
             written += 1
         except FileExistsError:  # created by someone else while this one was colorized
-            tqdm.write(f"huescale colorize: skipped: {dest} appeared meanwhile (output of {f}); pass --overwrite "
-                       "to replace it", file=sys.stderr)
+            what = (not_ours(dest) if args.overwrite else
+                    f"{dest} appeared meanwhile; pass --overwrite to replace it")
+            tqdm.write(f"huescale colorize: skipped: {what} (output of {f})", file=sys.stderr)
             skipped += 1
         except (ImageError, ValueError, OSError, RuntimeError, MemoryError) as exc:
             msg = str(exc) if str(f) in str(exc) else f"{f}: {type(exc).__name__}: {exc}"
@@ -335,7 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--model-size", type=int, default=64, help="the colour model's input side (its training size)")
     co.add_argument("--max-pixels", type=int, default=64_000_000, help="largest input accepted, in pixels")
     co.add_argument("--overwrite", action="store_true",
-                    help="replace output files that exist (default: skip them and exit non-zero)")
+                    help="replace earlier outputs of huescale colorize (never a file it did not write, never an "
+                         "input; default: skip existing outputs and exit non-zero)")
     co.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     co.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     co.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],

@@ -7,6 +7,8 @@ start-up with the key's dotted name, never deep inside a run.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -355,7 +357,12 @@ def _from_dict(cls: type, d: dict, prefix: str, src: str):
 
 
 def validate(cfg: Config, src: str = "params.yaml") -> Config:
-    """Check values that types cannot; raises :class:`ConfigError` naming the key."""
+    """Check values that types cannot; raises :class:`ConfigError` naming the key (and the allowed values).
+
+    Everything a stage would find wrong later is checked here, before any stage does work: model
+    names and keyword arguments (against the registry, without building a model: nothing is
+    downloaded or loaded), loss names, Adam betas, learning rates, sizes and counts.
+    """
     d = cfg.data
     c = cfg.calibrate
     if not 0 <= c.min_colourfulness <= c.max_colourfulness or c.images < 1:
@@ -375,6 +382,14 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
         raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
     if d.n_images < 1 or d.shard_size < 1:
         raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
+    if not (math.isfinite(d.gray_tolerance) and d.gray_tolerance >= 0):
+        raise ConfigError(f"{src}: data.gray_tolerance is a colour distance in 8-bit levels and must be >= 0 "
+                          f"(0: only exact gray counts as gray), got {d.gray_tolerance}")
+    for key in ("min_images", "max_pixels"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"{src}: data.{key} must be >= 1, got {getattr(d, key)}")
+    if d.workers < 0:
+        raise ConfigError(f"{src}: data.workers must be >= 0, got {d.workers}")
     if not d.max_extract_ratio >= 1 or d.max_extract_bytes < 1:
         raise ConfigError(f"{src}: data.max_extract_ratio must be >= 1 (uncompressed / archive size) and "
                           f"data.max_extract_bytes >= 1, got {d.max_extract_ratio} and {d.max_extract_bytes}")
@@ -392,9 +407,9 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
                           "remove the gan term")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
                     ("pretrain.finetune", ft), ("train", cfg.train)):
-        bad = {k: w for k, w in o.losses.items() if w < 0}
+        bad = {k: w for k, w in o.losses.items() if not (math.isfinite(w) and w >= 0)}
         if bad:
-            raise ConfigError(f"{src}: {name}.losses: weights must be >= 0, got {bad}")
+            raise ConfigError(f"{src}: {name}.losses: weights must be finite numbers >= 0, got {bad}")
     if t.losses.get("gan", 0) <= 0:
         raise ConfigError(f"{src}: train.losses.gan must be > 0: the train stage is the adversarial phase "
                           "(lambda_GAN; the source documents use 1)")
@@ -403,8 +418,14 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
             raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
                     ("pretrain.finetune", ft), ("train", cfg.train)):
-        if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or o.lr <= 0:
-            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr > 0")
+        if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or not (math.isfinite(o.lr) and o.lr > 0):
+            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr a "
+                              f"finite number > 0, got epochs={o.epochs}, batch_size={o.batch_size}, lr={o.lr}")
+        if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+            raise ConfigError(f"{src}: {name}.betas must be two numbers in [0, 1) (Adam's beta1, beta2, e.g. "
+                              f"[0.9, 0.999]), got {o.betas}")
+        if o.max_batches < 0:
+            raise ConfigError(f"{src}: {name}.max_batches must be >= 0 (0: every batch), got {o.max_batches}")
         if o.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"{src}: {name}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
         if o.checkpoint_every < 0:
@@ -412,6 +433,18 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
                               f"got {o.checkpoint_every}")
     if not 0 < cfg.evaluate.epsilon < 1:
         raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
+    ev = cfg.evaluate
+    for key, low in (("batch_size", 1), ("fid_batch_size", 1), ("grid_rows", 0), ("holdout_rows", 0)):
+        if getattr(ev, key) < low:
+            raise ConfigError(f"{src}: evaluate.{key} must be >= {low}, got {getattr(ev, key)}")
+    if not (math.isfinite(t.collapse_threshold) and t.collapse_threshold >= 0) or t.collapse_steps < 1:
+        raise ConfigError(f"{src}: train.collapse_steps must be >= 1 and train.collapse_threshold a finite number "
+                          f">= 0, got {t.collapse_steps} and {t.collapse_threshold}")
+    if cfg.runtime.num_workers < 0 or cfg.runtime.threads < 0:
+        raise ConfigError(f"{src}: runtime.num_workers and runtime.threads must be >= 0 (threads 0: torch's "
+                          f"default), got {cfg.runtime.num_workers} and {cfg.runtime.threads}")
+    _validate_models(cfg, src)
+    _validate_losses(cfg, src)
     if cfg.benchmark.samples < 0:
         raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
     if cfg.runtime.amp not in ("auto", "bf16", "off"):
@@ -422,6 +455,54 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
 
 
 SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
+NO_UPSCALER = "bicubic"  # model.upscaler.name: no network, the MATLAB-bicubic upscale (ablation rows)
+
+
+def _validate_models(cfg: Config, src: str) -> None:
+    """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
+    parameters of that model's constructor: checked on the signature, no model is built (a model that
+    loads pretrained weights when built would otherwise download them here)."""
+    from huescale.models import available
+    from huescale.models.registry import model_class
+
+    known = list(available())
+    for role in ("colorizer", "upscaler", "discriminator", "joint"):
+        spec: ModelSpec = getattr(cfg.model, role)
+        if role == "upscaler" and spec.name == NO_UPSCALER:
+            continue
+        if spec.name not in known:
+            extra = f" (or {NO_UPSCALER}: no network)" if role == "upscaler" else ""
+            raise ConfigError(f"{src}: model.{role}.name: unknown model {spec.name!r}; known models: "
+                              f"{', '.join(known)}{extra} (huescale.models.available())")
+        try:
+            sig = inspect.signature(model_class(spec.name))
+        except (TypeError, ValueError):  # no introspectable signature: left to the model itself
+            continue
+        params = sig.parameters
+        if any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values()):
+            continue
+        allowed = [n for n, q in params.items() if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+        bad = [k for k in spec.kwargs if k not in allowed]
+        if bad:
+            raise ConfigError(f"{src}: model.{role}.kwargs.{bad[0]}: model {spec.name!r} takes no parameter "
+                              f"{bad[0]!r}; its parameters: {', '.join(allowed) or 'none'}")
+        missing = [n for n, q in params.items() if q.default is q.empty and n in allowed and n not in spec.kwargs]
+        if missing:
+            raise ConfigError(f"{src}: model.{role}.kwargs: model {spec.name!r} needs {', '.join(missing)}")
+
+
+def _validate_losses(cfg: Config, src: str) -> None:
+    """Every loss name of every phase's ``losses`` is registered (:func:`huescale.losses.available`, ``gan``
+    included: it is the adversarial term)."""
+    from huescale.losses import available
+
+    known = list(available())
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("pretrain.finetune", cfg.pretrain.finetune), ("train", cfg.train)):
+        for loss in o.losses:
+            if loss not in known:
+                raise ConfigError(f"{src}: {name}.losses.{loss}: unknown loss; known losses: {', '.join(known)} "
+                                  "(huescale losses lists them)")
 
 
 def _validate_sources(d: DataConfig, src: str) -> None:
@@ -495,6 +576,17 @@ def read_yaml(path: Path, missing: str) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
+def parse_config(raw: dict, src: str = "params.yaml") -> Config:
+    """A validated :class:`Config` from a params mapping (as read from YAML); ``src`` names it in messages.
+
+    Raises:
+        ConfigError: not a mapping, unknown key, wrong type or value.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: the parameters must be a YAML mapping (key: value), got {type(raw).__name__}")
+    return validate(_from_dict(Config, raw, "", src), src)
+
+
 def load_config(path: str | Path = "params.yaml") -> Config:
     """Read and validate ``params.yaml``.
 
@@ -503,7 +595,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     """
     p = Path(path)
     raw = read_yaml(p, "parameter file not found; run from the project root or pass --params")
-    return validate(_from_dict(Config, raw, "", str(p)), str(p))
+    return parse_config(raw, str(p))
 
 
 def to_flat_dict(cfg: Config | dict) -> dict[str, Any]:

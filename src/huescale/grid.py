@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from huescale.atomic import write_text
-from huescale.config import Config, ConfigError, load_config, read_yaml, set_dotted
+from huescale.config import Config, ConfigError, parse_config, read_yaml, set_dotted
 
 KINDS = ("colorizer", "upscaler", "joint", "two_step")
 GRID_KEYS = {"base", "pairs", "holdout", "out", "metrics", "report", "templates", "register_champion", "benchmark",
@@ -79,15 +79,23 @@ def slug(name: str) -> str:
 
 
 def row_config(grid: dict, row: dict, row_dir: Path) -> Config:
-    """The row's Config: base params + grid ``set`` + row ``set``, written to ``row_dir/params.yaml`` and loaded
-    (so every override is type-checked with its dotted name)."""
+    """The row's Config: base params + grid ``set`` + row ``set``, checked (every override type-checked with its
+    dotted name, messages naming ``row_dir/params.yaml``).
+
+    ``row_dir/params.yaml`` records the row's params with secrets masked (:func:`huescale.redact.redact`: a URL's
+    ``user:password@``, tokens, signed-URL parameters), as the MLflow params are: the file is uploaded to the
+    row's MLflow run. The Config itself keeps the real values.
+    """
     import yaml
+
+    from huescale.redact import redact
 
     raw = read_yaml(Path(grid.get("base", "params.yaml")), "base parameter file of the grid not found")
     for key, value in {**(grid.get("set") or {}), **(row.get("set") or {})}.items():
         set_dotted(raw, key, copy.deepcopy(value), f"row {row['name']!r}")
-    write_text(yaml.safe_dump(raw, sort_keys=False), row_dir / "params.yaml")
-    return load_config(row_dir / "params.yaml")
+    record = row_dir / "params.yaml"
+    write_text(redact(yaml.safe_dump(raw, sort_keys=False, width=4096)), record)
+    return parse_config(copy.deepcopy(raw), str(record))
 
 
 def check_rows(grid: dict) -> list[tuple[dict, Config, Any]]:

@@ -44,6 +44,13 @@ WRITABLE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WE
 
 Sink = Callable[[int, int, np.ndarray], None]
 
+# Every file ``huescale colorize`` writes carries this mark (PNG ``tEXt`` / EXIF tag 305 ``Software``):
+# ``--overwrite`` replaces an existing file only when it has it, i.e. only an earlier output of colorize,
+# never a photograph or any other file colorize did not write (see :func:`is_colorize_output`).
+OUTPUT_MARK = "huescale colorize"
+EXIF_SOFTWARE = 0x0131
+UNMARKABLE_FORMATS = {".bmp"}  # BMP holds no metadata: an existing .bmp is never replaced
+
 
 def receptive_radius(upscaler: nn.Module, scale: int, max_size: int = 257) -> int:
     """Receptive-field radius of an upscaler, in input (LR) pixels, measured by autograd.
@@ -263,7 +270,7 @@ def iter_inputs(inputs: list[str]) -> list[Path]:
     """Files, folders (recursive) and globs -> the image files, sorted, without duplicates.
 
     Raises:
-        FileNotFoundError: an input that matches nothing (names it).
+        FileNotFoundError: an input that matches nothing, or a folder without images (names it).
     """
     return [f for f, _ in plan_inputs(inputs)]
 
@@ -276,7 +283,8 @@ def plan_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     sub-folders do not overwrite each other.
 
     Raises:
-        FileNotFoundError: an input that matches nothing (names it).
+        FileNotFoundError: an input that matches nothing, or a folder that holds no image file
+            (names it, and the extensions looked for).
     """
     from huescale.data.images import IMAGE_EXTENSIONS
 
@@ -284,7 +292,11 @@ def plan_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS):
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise FileNotFoundError(f"{item}: the folder holds no image file "
+                                        f"({', '.join(sorted(IMAGE_EXTENSIONS))}, sub-folders included)")
+            for f in found:
                 out.setdefault(f, f.relative_to(p))
         elif p.is_file():
             out.setdefault(p, Path(p.name))
@@ -333,14 +345,19 @@ def output_paths(plan: list[tuple[Path, Path]], out: str | Path, fmt: str | None
         The ``(input, output)`` pairs in plan order.
 
     Raises:
-        ValueError: ``out`` names one file but several images were given; ``out`` lies inside an
-            input folder; an output would be an input file (itself or another one); two inputs
-            map to one output (both named).
+        ValueError: ``out`` names one file but several images were given; ``out`` is an existing file
+            that is not an image file colorize can write (it would be taken as a folder); ``out`` lies
+            inside an input folder; an output would be an input file (itself or another one); two inputs
+            map to one output (both named); an output's folder is an existing file.
     """
     out = Path(out)
     single_file = out.suffix.lower() in WRITABLE_FORMATS and not out.is_dir()
     if single_file and len(plan) > 1:
-        raise ValueError(f"--out {out} names one file but {len(plan)} images were given; pass a folder")
+        what = "an existing file" if out.is_file() else "one file"
+        raise ValueError(f"--out {out} names {what} but {len(plan)} images were given; pass a folder")
+    if not single_file and (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file, not a folder; pass a folder for the results (or, for "
+                         f"one input, an output file ending in {', '.join(sorted(WRITABLE_FORMATS))})")
     out_r = out.resolve()
     for d in input_dirs:
         if out_r == Path(d).resolve() or out_r.is_relative_to(Path(d).resolve()):
@@ -362,12 +379,48 @@ def output_paths(plan: list[tuple[Path, Path]], out: str | Path, fmt: str | None
         if key in taken:
             raise ValueError(f"{taken[key]} and {f} would both be written to {dest}; colorize them into "
                              "different --out folders, pass their folder instead of the files, or rename one")
+        blocker = next((q for q in dest.parents if q.is_file()), None)
+        if blocker is not None:
+            raise ValueError(f"{dest} (output of {f}) cannot be written: {blocker} is a file, not a folder; "
+                             "pass another --out")
         taken[key] = f
         pairs.append((f, dest))
     return pairs
 
 
-def save_image_atomic(image, path: str | Path, overwrite: bool = True) -> None:
+def is_colorize_output(path: str | Path) -> bool:
+    """Whether ``path`` is a file that ``huescale colorize`` wrote: an image carrying :data:`OUTPUT_MARK`.
+
+    Only the header is read (PNG text chunks before the image data, EXIF), whatever the image size;
+    Pillow's pixel limit is lifted for the call (nothing is decoded).
+
+    Returns:
+        False for a missing file, a link, a file that is not an image or cannot be read, and an image
+        without the mark (a photograph, an output edited and saved by another program).
+    """
+    import warnings
+
+    from PIL import Image
+
+    p = Path(path)
+    if p.is_symlink() or not p.is_file():
+        return False
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(p) as im:
+                software = im.info.get("Software") or im.getexif().get(EXIF_SOFTWARE)
+    except Exception:  # noqa: BLE001 - not an image, truncated, unreadable: not an output
+        return False
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    return isinstance(software, str) and software.startswith(OUTPUT_MARK)
+
+
+def save_image_atomic(image, path: str | Path, overwrite: bool = True, software: str | None = None,
+                      may_replace: Callable[[Path], bool] | None = None) -> None:
     """Save a Pillow image to ``path`` (format from the extension) via a process-private temp file,
     fsync and ``os.replace`` (:func:`huescale.atomic.atomic_path`).
 
@@ -378,9 +431,11 @@ def save_image_atomic(image, path: str | Path, overwrite: bool = True) -> None:
         path: the output file.
         overwrite: replace an existing ``path``; False never replaces one (not even one another
             process creates meanwhile).
+        software: written as the EXIF ``Software`` tag (JPEG, WebP, TIFF; BMP holds none).
+        may_replace: with ``overwrite``, replace an existing ``path`` only if ``may_replace(path)``.
 
     Raises:
-        FileExistsError: ``overwrite`` is False and ``path`` exists.
+        FileExistsError: ``path`` exists and ``overwrite`` is False or ``may_replace`` refuses it.
         ValueError: unsupported extension, or an image the format cannot hold (e.g. WebP
             over 16383 px); names the file.
         OSError: the folder is not writable / the disk is full (temp file removed).
@@ -389,9 +444,15 @@ def save_image_atomic(image, path: str | Path, overwrite: bool = True) -> None:
 
     path = Path(path)
     fmt = output_format(path)
-    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    opts: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if software and fmt != "BMP":
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif[EXIF_SOFTWARE] = software
+        opts["exif"] = exif.tobytes()
     try:
-        with atomic_path(path, replace=overwrite) as tmp:
+        with atomic_path(path, replace=overwrite, may_replace=may_replace) as tmp:
             image.save(tmp, format=fmt, **opts)
     except FileExistsError:
         raise
@@ -416,20 +477,25 @@ class PNGBandWriter:
         width, height: image size in pixels.
         level: zlib compression level (6, Pillow's default).
         overwrite: replace an existing ``path`` on :meth:`close`; False never replaces one.
+        text: ``tEXt`` chunks (Latin-1 keyword -> value) written before the image data, e.g.
+            ``{"Software": OUTPUT_MARK}``.
+        may_replace: with ``overwrite``, replace an existing ``path`` only if ``may_replace(path)``.
 
     Raises:
         ValueError: on :meth:`close` if fewer or more than ``height`` rows were written.
-        FileExistsError: on :meth:`close`, ``overwrite`` is False and ``path`` exists.
+        FileExistsError: on :meth:`close`, ``path`` exists and ``overwrite`` is False or ``may_replace``
+            refuses it.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, level: int = 6, overwrite: bool = True):
+    def __init__(self, path: str | Path, width: int, height: int, level: int = 6, overwrite: bool = True,
+                 text: dict[str, str] | None = None, may_replace: Callable[[Path], bool] | None = None):
         import zlib
 
         from huescale.atomic import clean_stale_tmp, tmp_path
 
         self.path = Path(path)
         self.width, self.height, self.rows = width, height, 0
-        self.overwrite = overwrite
+        self.overwrite, self.may_replace = overwrite, may_replace
         self.tmp = tmp_path(self.path)
         clean_stale_tmp(self.path)
         self._f = open(self.tmp, "wb")
@@ -438,6 +504,8 @@ class PNGBandWriter:
         ihdr = np.array([width, height], dtype=">u4").tobytes() + bytes([8, 2, 0, 0, 0])  # 8-bit RGB
         self._f.write(b"\x89PNG\r\n\x1a\n")
         self._chunk(b"IHDR", ihdr)
+        for key, value in (text or {}).items():
+            self._chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
 
     def _chunk(self, kind: bytes, data: bytes) -> None:
         import zlib
@@ -478,7 +546,8 @@ class PNGBandWriter:
             self._f.close()
             from huescale.atomic import commit
 
-            commit(self.tmp, self.path, self.overwrite)  # os.replace (or a no-replace link) + fsync of the folder
+            # os.replace (or a no-replace link, then replace only what may_replace allows) + fsync of the folder
+            commit(self.tmp, self.path, self.overwrite, self.may_replace)
         finally:
             self.abort()
 
@@ -504,33 +573,42 @@ def colorize_to_file(run: Colorizer, rgb: np.ndarray, path: str | Path,
 
     PNG is streamed band by band (:class:`PNGBandWriter`): memory stays one band
     of tiles whatever the output size. Other formats go through a Pillow image of
-    the whole output (4 bytes a pixel) and :func:`save_image_atomic`.
+    the whole output (4 bytes a pixel) and :func:`save_image_atomic`. The file carries
+    :data:`OUTPUT_MARK` (PNG ``tEXt`` / EXIF ``Software``; not BMP, which holds no metadata).
 
     Args:
         run: the colorizer.
         rgb: ``H x W x 3`` uint8 input.
         path: output file.
         progress: called with the number of tiles done.
-        overwrite: replace an existing ``path``; False never replaces one.
+        overwrite: replace an existing ``path`` if it is an earlier output of colorize
+            (:func:`is_colorize_output`), never another file; False never replaces one.
 
     Returns:
         The output size ``(height, width)``.
 
     Raises:
-        FileExistsError: ``overwrite`` is False and ``path`` exists (nothing written).
+        FileExistsError: ``path`` exists and ``overwrite`` is False or it is no output of colorize,
+            checked first and again at the final rename (a file created meanwhile is judged too);
+            ``path`` is then untouched.
         ValueError: an unsupported extension or a size the format cannot hold (names the file).
         OSError: the file cannot be written.
     """
     fmt = output_format(path)
-    if not overwrite and Path(path).exists():
-        raise FileExistsError(f"{path} exists; not replaced")
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; not replaced")
+        if not is_colorize_output(p):
+            raise FileExistsError(f"{path} exists and is not an output of huescale colorize; not replaced")
+    keep = dict(overwrite=overwrite, may_replace=is_colorize_output)
     if fmt != "PNG":
         image = run.to_image(rgb, progress)
-        save_image_atomic(image, path, overwrite)
+        save_image_atomic(image, path, software=OUTPUT_MARK, **keep)
         return image.height, image.width
     h, w = rgb.shape[0] * run.scale, rgb.shape[1] * run.scale
     band: dict[str, np.ndarray] = {}
-    with PNGBandWriter(path, w, h, overwrite=overwrite) as png:
+    with PNGBandWriter(path, w, h, text={"Software": OUTPUT_MARK}, **keep) as png:
         def put(y: int, x: int, tile: np.ndarray) -> None:
             if x == 0:
                 band["rows"] = np.empty((tile.shape[0], w, 3), dtype=np.uint8)

@@ -96,7 +96,11 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
         FileNotFoundError: a VGG loss's weights file is missing (names it).
     """
     phases = [(optim_section(cfg, r, "pretrain"), r) for r in roles]
-    if "colorizer" in roles and cfg.pretrain.finetune.epochs > 0:
+    # the fine-tuning phase runs only for a colorizer with a pretrained encoder (the pretrain stage, ablation rows):
+    # judged on the registered class, without building the model (which would load the encoder's weights)
+    colorizer_cls = models.registry.model_class(cfg.model.colorizer.name)
+    if "colorizer" in roles and cfg.pretrain.finetune.epochs > 0 and colorizer_cls is not None \
+            and has_encoder(colorizer_cls):
         phases.append((optim_section(cfg, "colorizer", "finetune"), "colorizer"))
     if adversarial:
         phases.append((optim_section(cfg, roles[0], "adversarial"), roles[0]))

@@ -98,15 +98,27 @@ def _find_or_create_parent(cfg: Config, params_path: str | Path, experiment_id: 
         filter_string=f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`{KIND_TAG}` = 'pipeline'",
         max_results=1, order_by=["attributes.start_time DESC"], output_format="list",
     )
-    return runs[0].info.run_id if runs else start_parent_run(cfg, Path(params_path).resolve().parent)
+    return runs[0].info.run_id if runs else start_parent_run(cfg, ".", params_path=params_path)
 
 
-def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None = None) -> str:
-    """Create a new pipeline parent run (e.g. one per Prefect flow run) and return its id."""
+def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None = None,
+                     params_path: str | Path | None = None) -> str:
+    """Create a new pipeline parent run (e.g. one per Prefect flow run) and return its id.
+
+    Args:
+        cfg: the params (logged on the run, masked).
+        root: the project root (a relative ``sqlite:///`` tracking URI is resolved against it).
+        tags: extra tags.
+        params_path: the params file the run was started with (``--params``), hashed into the pipeline key;
+            default ``root/params.yaml``.
+
+    Raises:
+        FileNotFoundError: the params file does not exist.
+    """
     import mlflow
 
     exp_id = setup(cfg, root)
-    key = pipeline_key(Path(root) / "params.yaml")  # same key as the stages compute
+    key = pipeline_key(params_path if params_path is not None else Path(root) / "params.yaml")  # as the stages do
     tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "git_commit": git_commit(root), **(tags or {})}
     with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id, tags=tags) as run:
         mlflow.log_params(_params_for_mlflow(cfg))
@@ -206,17 +218,20 @@ def stage_run(stage: str, cfg: Config, params_path: str | Path = "params.yaml") 
 def grid_run(grid_name: str, grid_path: str | Path, run_id: str | None = None) -> Iterator[str]:
     """The parent run of an ablation grid (a new one, or ``run_id`` resumed); yields its id.
 
-    Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached.
+    Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached with its secrets
+    masked (:func:`huescale.redact.redact`: its ``set`` may hold URLs with credentials or signatures).
     """
     import mlflow
+
+    from huescale.redact import redact
 
     if run_id:
         with mlflow.start_run(run_id=run_id) as run:
             yield run.info.run_id
         return
     with mlflow.start_run(run_name=f"ablation-{grid_name}",
-                          tags={KIND_TAG: "ablation", "grid": str(grid_path), "git_commit": git_commit()}) as run:
-        mlflow.log_artifact(str(grid_path))
+                          tags={KIND_TAG: "ablation", "grid": redact(grid_path), "git_commit": git_commit()}) as run:
+        mlflow.log_text(redact(Path(grid_path).read_text()), Path(grid_path).name)
         yield run.info.run_id
 
 

@@ -427,14 +427,19 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
     that exists is complete; members already extracted are skipped (idempotent). Call it under a
     lock on ``dest`` when other processes may extract into the same folder (sources do).
 
+    Safe by itself against decompression bombs, whatever its caller checked: the bytes one call writes
+    are bounded by ``min(max_bytes, max_ratio x the archive's size)``, checked on the declared sizes
+    before anything is written (zip: the selected members' total and each member's own ratio; tar: each
+    member before it is written) and on the bytes actually decompressed.
+
     Args:
         archive: the zip/tar(.gz) file.
         dest: the folder every output must stay inside.
         members: archive member name -> output path (inside ``dest``).
         progress: show a tqdm bar.
-        max_ratio: largest uncompressed / compressed size accepted for a zip member (a tar member:
-            its share of the limit in bytes).
-        max_bytes: largest total number of bytes written.
+        max_ratio: largest uncompressed size accepted per byte of archive: for the selected members
+            together and for each zip member (``data.max_extract_ratio``).
+        max_bytes: largest total number of bytes written (``data.max_extract_bytes``).
 
     Returns:
         The number of files written this time.
@@ -456,7 +461,7 @@ def extract_members(archive: str | Path, dest: str | Path, members: dict[str, Pa
     if not todo:
         return 0
     clean_stale_in(dest, recursive=True)
-    budget = [max_bytes]
+    budget = [min(max_bytes, int(max_ratio * max(archive.stat().st_size, 1)))]  # ratio and total, in bytes
 
     def write(stream, out: Path, declared: int, name: str) -> None:
         _check_space(out.parent, declared, f"extracting {name} from {archive.name}")
@@ -488,8 +493,8 @@ def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list
                             f"{archive}: member {name!r} declares {info.file_size / 1e6:.1f} MB from "
                             f"{info.compress_size / 1e6:.3f} MB (> data.max_extract_ratio={max_ratio:g}): refusing "
                             "a likely decompression bomb; delete the archive")
-                check_expansion(archive, 0, max_ratio, max_bytes, dest,
-                                extract_bytes=sum(i.file_size for i in infos.values()))
+                selected = sum(i.file_size for i in infos.values())
+                check_expansion(archive, selected, max_ratio, max_bytes, dest)
                 for name, out in todo.items():
                     info = infos[name]
                     if _zip_is_link(info):
@@ -504,8 +509,11 @@ def _extract_todo(archive: Path, dest: Path, todo: dict[str, Path], budget: list
                     if m.name in left:
                         _check_member(dest, m.name, not m.isfile(), archive)
                         if m.size > budget[0]:
-                            raise DownloadError(f"{archive}: member {m.name!r} ({m.size / 1e9:.2f} GB) exceeds "
-                                                "data.max_extract_bytes; delete the archive or raise the limit")
+                            raise DownloadError(
+                                f"{archive}: member {m.name!r} ({m.size / 1e6:.1f} MB) exceeds what is left of the "
+                                f"limit min(data.max_extract_bytes, data.max_extract_ratio={max_ratio:g} x "
+                                f"{archive.stat().st_size / 1e6:.3f} MB of archive): refusing a likely "
+                                "decompression bomb; delete the archive or raise the limit if you trust it")
                         member = tf.extractfile(m)
                         if member is None:  # not a regular file: refused by _check_member above
                             raise DownloadError(f"{archive}: member {m.name!r} is not a file; delete the archive")
