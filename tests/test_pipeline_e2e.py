@@ -44,6 +44,9 @@ def project(tmp_path_factory, shared_data):
                           holdout={"bsds500_test": str(shared_data / "bsds500" / "test")}, holdout_images=HOLDOUT)
     params["pretrain"]["colorizer"].update(epochs=EPOCHS["colorizer"], max_batches=6)
     params["pretrain"]["upscaler"].update(epochs=EPOCHS["upscaler"], max_batches=6)
+    params["pretrain"]["finetune"].update(max_batches=6)
+    # the default colorizer (ImageNet-pretrained encoder, cached features, fine-tuning) at its smallest working size
+    params["model"]["colorizer"]["kwargs"].update(size=64, decoder_channels=[32, 24, 16, 16], convs=1, global_dim=16)
     params["train"].update(epochs=EPOCHS["train"], max_batches=6)
     params["evaluate"].update(fid_batch_size=16, fid_cache=str(work.parent / "fid_cache"))
     bench = shared_data / "benchmarks"
@@ -278,7 +281,9 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
     cases = {  # module -> the stages whose code imports it
         "src/huescale/stages/evaluate.py": {"evaluate"},
         "src/huescale/metrics.py": {"pretrain", "train", "evaluate", "benchmark", "ablate_row", "report"},  # calibration
-        "src/huescale/losses.py": {"pretrain", "train", "ablate_row"},
+        # load_config checks loss names against the registry at start-up, so every stage that loads params imports it
+        "src/huescale/losses.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row",
+                                   "report"},
     }
     assert set(_dvc_status(work, env)) <= {"download"}  # only the always-changed listing
     for module, stages in cases.items():

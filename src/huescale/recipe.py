@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from huescale import checkpoint, models
 from huescale.config import Config, ModelSpec, OptimConfig
@@ -160,7 +161,7 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
         spec = getattr(cfg.model, role)
         netG = models.build(spec.name, **spec.kwargs)
         if callable(getattr(netG, "load_pretrained", None)):
-            netG.load_pretrained()  # an ImageNet-pretrained encoder (huescale.models.backbones)
+            netG.load_pretrained()  # type: ignore[operator]  # an ImageNet-pretrained encoder (models.backbones)
     else:
         netG, ck = checkpoint.load_model(init)
         spec = ModelSpec(ck["model"], ck.get("kwargs", {}))
@@ -282,7 +283,8 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
         write_history_csv(trainer.history, history_csv)
         tracking.log_metrics(rec.values, step=rec.epoch, prefix=f"{name}/")
 
-    train_set, val_set = PairDataset(store, "train", tier), PairDataset(store, "val", tier)
+    train_set: Dataset = PairDataset(store, "train", tier)
+    val_set: Dataset = PairDataset(store, "val", tier)
     fit_colour_prior(recipe, train_set, device)
     if recipe.cached_features and features is not None:
         key = encoder_key(recipe.netG)

@@ -99,7 +99,7 @@ def build(model: nn.Module, store: PairStore, root: str | Path, splits: tuple[st
     for split, shard in shards:
         images = np.load(shard, mmap_mode="r")
         sha = _file_sha(shard)
-        files = [f"{key}/{sha}.f{i}.npy" for i in range(model.n_features)]  # type: ignore[attr-defined]
+        files = [f"{key}/{sha}.f{i}.npy" for i in range(int(model.n_features))]  # type: ignore[arg-type]
         if all((root / f).is_file() for f in files):
             manifest["reused"] += 1
         else:

@@ -73,7 +73,7 @@ def resolve(name: str) -> BackboneSpec:
 
     if name in LITE:
         # TensorFlow's Lite models: (x * 255 - 127) / 128 = (x - 127/255) / (128/255)
-        return BackboneSpec(name, LITE[name][0], (127 / 255,) * 3, (128 / 255,) * 3)  # type: ignore[arg-type]
+        return BackboneSpec(name, LITE[name][0], (127 / 255,) * 3, (128 / 255,) * 3)
     if name.startswith(TIMM_PREFIX):
         timm_name = name[len(TIMM_PREFIX):]
         if timm_name not in timm.list_models():
@@ -152,8 +152,8 @@ def convert_lukemelas_efficientnet(state: dict[str, torch.Tensor], target: nn.Mo
         BackboneError: a key of no known form, a tensor whose shape differs from the target's, or keys of
             the target that the file does not provide (all named).
     """
-    blocks = target.blocks  # type: ignore[union-attr]
-    stage_of = [(s, i) for s, stage in enumerate(blocks) for i in range(len(stage))]
+    blocks: nn.Sequential = target.blocks  # type: ignore[assignment]  # timm's EfficientNet stages
+    stage_of = [(s, i) for s, stage in enumerate(blocks) for i in range(len(list(stage.children())))]
     expanded = {n: f"_blocks.{n}._expand_conv.weight" in state for n in range(len(stage_of))}
     want = target.state_dict()
     out: dict[str, torch.Tensor] = {}

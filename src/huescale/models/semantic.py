@@ -80,7 +80,7 @@ class SemanticColorizer(ABClassColorizer):
         self.encoder, spec = backbones.create(backbone, OUT_INDICES)
         self.register_buffer("in_mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("in_std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
-        chans = list(self.encoder.feature_info.channels())[::-1]  # coarsest first
+        chans = list(self.encoder.feature_info.channels())[::-1]  # type: ignore[union-attr,operator]  # timm
         dec = list(decoder_channels)
         self.top = nn.Sequential(nn.Conv2d(chans[0], dec[0], 1, bias=False), nn.BatchNorm2d(dec[0]),
                                  nn.ReLU(inplace=True))
@@ -123,7 +123,7 @@ class SemanticColorizer(ABClassColorizer):
         rgb = lab_normalized_to_rgb(x.float(), torch.zeros_like(x, dtype=torch.float32).expand(-1, 2, -1, -1))
         rgb = F.interpolate(rgb, size=(self.size, self.size), mode="bilinear", align_corners=False,
                             antialias=True)
-        return list(self.encoder((rgb - self.in_mean) / self.in_std))
+        return list(self.encoder((rgb - self.in_mean) / self.in_std))  # type: ignore[operator]  # buffers
 
     def features(self, x: torch.Tensor, features: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None,
                  **kwargs) -> torch.Tensor:
