@@ -41,8 +41,10 @@ OUT_INDICES = (1, 2, 3, 4)
 
 @register("semantic")
 class SemanticColorizer(ABClassColorizer):
-    """ImageNet-pretrained encoder + U-Net decoder + colour-classification heads (DDColor / ChromaGAN-style encoder,
-    Zhang et al. 2016 heads, Iizuka et al. 2016 global branch).
+    """ImageNet-pretrained encoder, U-Net decoder, ab-class heads (Kang et al. 2023; Zhang, Isola & Efros 2016).
+
+    The encoder as DDColor / ChromaGAN start from one, colour classification heads of Zhang et al. 2016, the global
+    branch of Iizuka et al. 2016.
 
     Input ``N x 1 x H x W`` float normalised L in [-1, 1] (H, W even); output ``N x 2 x H x W`` float32
     normalised ab in [-1, 1]. ``forward(x, return_aux=True)`` returns ``(ab, aux)`` as colornet does

@@ -1,0 +1,613 @@
+"""Typed configuration: ``params.yaml`` read once into dataclasses.
+
+Every stage reads only its own section. Unknown keys and wrong types fail at
+start-up with the key's dotted name, never deep inside a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A wrong or missing parameter; the message names its dotted key and the file."""
+
+
+@dataclass
+class ImagenetteConfig:
+    """The fast.ai Imagenette archive (Frison et al. 2025 trains on Imagenette).
+
+    ``variant`` picks the official archive (``320``: imagenette2-320, ``full``:
+    imagenette2, ``160``: imagenette2-160; URLs and md5s in
+    ``huescale.data.sources.IMAGENETTE``); a non-empty ``url``/``md5`` overrides it
+    (a mirror, or the loopback server of the tests).
+    """
+
+    variant: str = "320"  # 320 | full | 160
+    url: str = ""  # "" = the official fast.ai URL of the variant
+    md5: str = ""  # "" = the official md5 of the variant
+
+
+@dataclass
+class CocoConfig:
+    """MS-COCO 2017 image zips (Brescia et al., Singh et al. sample 10k images from train2017)."""
+
+    archives: list[str] = field(default_factory=lambda: ["train2017"])  # train2017 | val2017
+    base_url: str = "http://images.cocodataset.org/zips"
+    md5: dict[str, str] = field(default_factory=dict)  # per archive; empty = the official md5s
+
+
+@dataclass
+class VocConfig:
+    """PASCAL VOC 2012 trainval tar (Brescia et al.); images under ``VOCdevkit/VOC2012/JPEGImages/``."""
+
+    url: str = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+    md5: str = "6cd6e144f989b92b3379bac3b3de84fd"
+
+
+@dataclass
+class HfConfig:
+    """A Hugging Face data set: ``datasets.load_dataset(name, config, split=..., streaming=...)``."""
+
+    name: str = ""  # hub name, or a builder: parquet | imagefolder (local data)
+    config: str = ""  # the data set's configuration name, "" = default
+    data_files: list[str] = field(default_factory=list)  # for name=parquet
+    data_dir: str = ""  # for name=imagefolder
+    split: str = "train"
+    image_column: str = "image"
+    streaming: bool = False  # stream and take only the first candidates (large sets)
+
+
+@dataclass
+class HoldoutSourceConfig:
+    """``data.test_source``: an explicit test set from another source (e.g. ImageNet-val-style folder).
+
+    Its images all go to the test split; the main source then feeds train/val
+    (set ``data.splits.test: 0``). Non-folder sources reuse ``data.<source>``.
+    """
+
+    source: str = "none"  # none | folder | imagenette | coco | voc | hf
+    folders: list[str] = field(default_factory=list)
+    n_images: int = 0  # usable test images to take, 0 = all
+
+
+@dataclass
+class DataConfig:
+    """``data:`` section: where images come from and how the pair store is made (docs/architecture.md)."""
+
+    source: str = "imagenette"  # imagenette | coco | voc | hf | folder
+    folders: list[str] = field(default_factory=list)
+    imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
+    coco: CocoConfig = field(default_factory=CocoConfig)
+    voc: VocConfig = field(default_factory=VocConfig)
+    hf: HfConfig = field(default_factory=HfConfig)
+    test_source: HoldoutSourceConfig = field(default_factory=HoldoutSourceConfig)
+    split_map: dict[str, str] = field(default_factory=dict)  # key prefix -> fixed split, e.g. {coco/val2017: test}
+    fetch_margin: float = 0.1  # coco/hf: fetch n_images * (1 + margin) candidates (room for exclusions)
+    cache_dir: str = "~/.cache/huescale"  # env HUESCALE_CACHE overrides
+    n_images: int = 1500
+    min_images: int = 16
+    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    hr_size: int = 256
+    scale: int = 4
+    gray_tolerance: float = 4.0
+    small_images: str = "skip"  # skip | upscale (images whose short side < hr_size // scale)
+    max_pixels: int = 64_000_000
+    shard_size: int = 512
+    workers: int = 2
+    # held-out photographs that training never reads: set name -> folder (scored by evaluate, never trained on)
+    holdout: dict[str, str] = field(default_factory=dict)
+    holdout_images: int = 500  # usable images taken from each held-out set (seeded, stable subset)
+    max_extract_ratio: float = 200.0  # refuse archives declaring more than this x their size (decompression bombs)
+    max_extract_bytes: int = 100_000_000_000  # refuse extracting more than this many bytes from one archive
+
+    @property
+    def lr_size(self) -> int:
+        """The LR side in pixels: ``hr_size // scale`` (64 for 256 and x4)."""
+        return self.hr_size // self.scale
+
+
+@dataclass
+class ModelSpec:
+    """A registry name plus its keyword arguments."""
+
+    name: str = "unet"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """``model:`` section: which colorizer, upscaler and discriminator (docs/architecture.md)."""
+
+    colorizer: ModelSpec = field(default_factory=lambda: ModelSpec("unet", {"depth": 3, "base_channels": 32}))
+    upscaler: ModelSpec = field(default_factory=lambda: ModelSpec("espcn", {"scale": 4, "residual": True}))
+    discriminator: ModelSpec = field(
+        default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
+    # the joint pipeline's generator, 64 L -> 256 Lab (Frison et al. 2025, Singh et al.; used by the ablation grid)
+    joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
+
+
+GAN_MODES = ("vanilla", "lsgan", "hinge")  # huescale.losses.GANLoss
+
+
+def _pretrain_losses() -> dict[str, float]:
+    return {"l1": 1.0}
+
+
+@dataclass
+class OptimConfig:
+    """One training phase: epochs, batch size, Adam settings and the generator's losses.
+
+    ``losses`` maps loss names of :mod:`huescale.losses` to their weights (``huescale losses``
+    lists them); L1 pre-training is ``{l1: 1}`` (Singh et al., ``docs/sources.md``).
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    max_batches: int = 0  # >0 caps batches per epoch (smoke runs)
+    lr_schedule: str = "constant"  # constant | cosine (warm-up, then cosine decay to 0 over the phase)
+    losses: dict[str, float] = field(default_factory=_pretrain_losses)
+    checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
+
+
+@dataclass
+class FinetuneConfig(OptimConfig):
+    """``pretrain.finetune``: the second pre-training phase of a colorizer with a pretrained encoder
+    (``semantic``): the whole network from the frozen-encoder phase's best weights, the encoder at
+    ``encoder_lr_scale`` x ``lr`` (DDColor / ChromaGAN fine-tune their ImageNet encoders; a lower rate keeps
+    what ImageNet taught). ``epochs: 0`` skips it; models without an encoder ignore it."""
+
+    epochs: int = 0
+    encoder_lr_scale: float = 0.1
+
+
+@dataclass
+class PretrainConfig:
+    """``pretrain:`` section: L1 pre-training of the colorizer (Singh et al.) and the x4 upscaler on L
+    (Frison et al. 2025); the joint generator's rows of an ablation grid use the colorizer's settings.
+    A colorizer with a pretrained encoder trains ``colorizer`` with the encoder frozen (on cached features),
+    then ``finetune``."""
+
+    colorizer: OptimConfig = field(default_factory=OptimConfig)
+    upscaler: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=15, lr=1e-3))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+def _adversarial_losses() -> dict[str, float]:
+    return {"l1": 100.0, "gan": 1.0}
+
+
+@dataclass
+class TrainConfig:
+    """``train:`` section: the adversarial phase (pix2pix as Brescia et al. and Singh et al. train it:
+    LSGAN, lambda_L1 = 100, Adam 2e-4, betas (0.5, 0.999)).
+
+    ``losses`` maps loss names to weights; ``gan`` (required, > 0) is the adversarial term
+    lambda_GAN, the others the reconstruction terms, e.g. ``{l1: 100, gan: 1, vgg16_conv7: 10}``.
+    """
+
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    max_batches: int = 0
+    lr_schedule: str = "constant"  # constant | cosine
+    losses: dict[str, float] = field(default_factory=_adversarial_losses)
+    checkpoint_every: int = 50  # steps between mid-epoch resumable states (0: only at epoch ends)
+    gan_mode: str = "lsgan"  # vanilla | lsgan | hinge: the GAN loss of D and of the gan term
+    vgg_weights: str = ""  # VGG weights file for the vgg* losses; "" = torchvision's cache
+    d_conditional: bool = True  # D sees condition ++ output (pix2pix); false: output only (SRGAN)
+    init: str = "pretrained"  # pretrained (Singh et al. row 7) | scratch (random generator, rows 1-6)
+    resume: bool = True
+    collapse_steps: int = 200  # D loss below collapse_threshold this many steps -> warning
+    collapse_threshold: float = 1e-3
+
+
+@dataclass
+class CalibrateConfig:
+    """``calibrate:`` section: how a colorizer with several decodings (``colornet``) picks one after training.
+
+    On up to ``images`` photographs of the validation split every candidate decoding (annealed-mean
+    temperatures, regression gains, a blend; :mod:`huescale.calibrate`) is scored; the one with the lowest
+    CIEDE2000 among those whose colourfulness is between ``min_colourfulness`` and ``max_colourfulness`` x the
+    photographs' wins (the most colourful one under the ceiling if none is). The floor is the target's 0.75;
+    1,000 validation photographs (256 before) make the choice steady: on the default model 256 of them put every
+    decoding's colourfulness ~0.03 lower and its CIEDE2000 ratio ~0.035 lower than 1,000 did (docs/colour.md).
+    """
+
+    min_colourfulness: float = 0.75
+    max_colourfulness: float = 1.25  # ceiling: garish decodings (e.g. an untrained head) never qualify
+    images: int = 1000
+
+
+@dataclass
+class EvaluateConfig:
+    """``evaluate:`` section: metrics on the test split (docs/architecture.md)."""
+
+    epsilon: float = 0.05
+    fid: bool = True
+    fid_batch_size: int = 32
+    fid_weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; "" = the torch hub cache
+    fid_cache: str = "~/.cache/huescale/fid"  # real-set statistics cached by content hash; "" = off
+    grid_rows: int = 8
+    holdout_rows: int = 6  # images per held-out set shown in the report (the first ones of its seeded subset)
+    batch_size: int = 32
+
+
+def _benchmark_sets() -> dict[str, str]:  # names of huescale.data.benchmarks (fetched once into the cache)
+    return {"Set5": "Set5", "Set14": "Set14", "BSD100": "BSD100"}
+
+
+def _benchmark_lr() -> dict[str, str]:
+    return {"Set5": "Set5/LRx4", "Set14": "Set14/LRx4"}
+
+
+@dataclass
+class BenchmarkConfig:
+    """``benchmark:`` section: the x4 SR benchmark (Set5/Set14/BSD100 protocol, any HR folder).
+
+    ``sets`` maps a set name to a folder of HR images or to a name of the benchmark
+    registry (``Set5``, ``Set14``, ``BSD100``, ``Urban100``: :mod:`huescale.data.benchmarks`,
+    downloaded once, md5-pinned); a missing folder or a set that cannot be fetched is
+    skipped and reported. ``lr_check`` maps a set name to its provided MATLAB-bicubic LR
+    images (a folder, or ``Set5/LRx4``...), which our bicubic must reproduce within one gray level.
+    ``archive_url`` / ``archive_md5`` name a mirror of the registry's archive and its md5 ("" = EDSR's
+    ``benchmark.tar`` and its published md5; ``HUESCALE_BENCHMARK_URL`` also sets the URL).
+    """
+
+    sets: dict[str, str] = field(default_factory=_benchmark_sets)
+    lr_check: dict[str, str] = field(default_factory=_benchmark_lr)
+    archive_url: str = ""
+    archive_md5: str = ""
+    samples: int = 2  # images per set shown as zoomed crops in reports/benchmark.html
+
+
+@dataclass
+class AblationConfig:
+    """``ablation:`` section: set by ``huescale ablate GRID --dvc`` for each row's DVC experiment
+    (``dvc exp run -S ablation.grid=... -S ablation.row=i``); ``row: -1`` makes the ``ablate_row`` stage a no-op."""
+
+    grid: str = ""
+    row: int = -1
+
+
+@dataclass
+class TrackingConfig:
+    """``tracking:`` section: MLflow (docs/architecture.md)."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "huescale"
+
+
+@dataclass
+class RuntimeConfig:
+    """``runtime:`` section: device and loader settings."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int = 0
+    threads: int = 0  # torch CPU threads, 0 = torch default
+    amp: str = "auto"  # auto: bf16 autocast on GPUs and on CPUs with AMX/AVX512-BF16, fp32 elsewhere | bf16 | off
+    channels_last: bool = False  # NHWC tensors for the conv nets (with bf16: faster on CPUs and GPUs)
+    compile: bool = False  # torch.compile the training forward passes
+
+
+@dataclass
+class Config:
+    """The whole ``params.yaml``."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _coerce(tp: Any, value: Any, key: str, src: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
+        return _from_dict(tp, value, key, src)
+    if origin in (list,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{src}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{key}[{i}]", src) for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
+        _, item = typing.get_args(tp)
+        return {k: _coerce(item, v, f"{key}.{k}", src) for k, v in value.items()}
+    if tp is Any or origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
+        raise ConfigError(f"{src}: {key} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, d: dict, prefix: str, src: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"{src}: unknown parameter(s) {', '.join(where + u for u in sorted(unknown))}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}.{k}" if prefix else k, src) for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def validate(cfg: Config, src: str = "params.yaml") -> Config:
+    """Check values that types cannot; raises :class:`ConfigError` naming the key (and the allowed values).
+
+    Everything a stage would find wrong later is checked here, before any stage does work: model
+    names and keyword arguments (against the registry, without building a model: nothing is
+    downloaded or loaded), loss names, Adam betas, learning rates, sizes and counts.
+    """
+    d = cfg.data
+    c = cfg.calibrate
+    if not 0 <= c.min_colourfulness <= c.max_colourfulness or c.images < 1:
+        raise ConfigError(f"{src}: calibrate needs 0 <= min_colourfulness <= max_colourfulness and images >= 1, "
+                          f"got {c.min_colourfulness}, {c.max_colourfulness}, {c.images}")
+    if d.source not in SOURCES:
+        raise ConfigError(f"{src}: data.source must be one of {', '.join(SOURCES)}, got {d.source!r}")
+    if d.source == "folder" and not d.folders:
+        raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
+    _validate_sources(d, src)
+    if (set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6
+            or min(d.splits.values()) < 0):
+        raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
+    if d.hr_size % d.scale or d.scale < 2:
+        raise ConfigError(f"{src}: data.hr_size ({d.hr_size}) must be a multiple of data.scale ({d.scale} >= 2)")
+    if d.small_images not in ("skip", "upscale"):
+        raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
+    if d.n_images < 1 or d.shard_size < 1:
+        raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
+    if not (math.isfinite(d.gray_tolerance) and d.gray_tolerance >= 0):
+        raise ConfigError(f"{src}: data.gray_tolerance is a colour distance in 8-bit levels and must be >= 0 "
+                          f"(0: only exact gray counts as gray), got {d.gray_tolerance}")
+    for key in ("min_images", "max_pixels"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"{src}: data.{key} must be >= 1, got {getattr(d, key)}")
+    if d.workers < 0:
+        raise ConfigError(f"{src}: data.workers must be >= 0, got {d.workers}")
+    if not d.max_extract_ratio >= 1 or d.max_extract_bytes < 1:
+        raise ConfigError(f"{src}: data.max_extract_ratio must be >= 1 (uncompressed / archive size) and "
+                          f"data.max_extract_bytes >= 1, got {d.max_extract_ratio} and {d.max_extract_bytes}")
+    t = cfg.train
+    if t.gan_mode not in GAN_MODES:
+        raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
+    if t.init not in ("pretrained", "scratch"):
+        raise ConfigError(f"{src}: train.init must be pretrained or scratch, got {t.init!r}")
+    ft = cfg.pretrain.finetune
+    if ft.epochs < 0 or not ft.encoder_lr_scale > 0:
+        raise ConfigError(f"{src}: pretrain.finetune needs epochs >= 0 (0: no fine-tuning) and encoder_lr_scale > 0, "
+                          f"got {ft.epochs}, {ft.encoder_lr_scale}")
+    if ft.losses.get("gan", 0) > 0:
+        raise ConfigError(f"{src}: pretrain.finetune.losses.gan: pre-training has no discriminator; "
+                          "remove the gan term")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("pretrain.finetune", ft), ("train", cfg.train)):
+        bad = {k: w for k, w in o.losses.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ConfigError(f"{src}: {name}.losses: weights must be finite numbers >= 0, got {bad}")
+    if t.losses.get("gan", 0) <= 0:
+        raise ConfigError(f"{src}: train.losses.gan must be > 0: the train stage is the adversarial phase "
+                          "(lambda_GAN; the source documents use 1)")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler)):
+        if o.losses.get("gan", 0) > 0:
+            raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("pretrain.finetune", ft), ("train", cfg.train)):
+        if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or not (math.isfinite(o.lr) and o.lr > 0):
+            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr a "
+                              f"finite number > 0, got epochs={o.epochs}, batch_size={o.batch_size}, lr={o.lr}")
+        if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+            raise ConfigError(f"{src}: {name}.betas must be two numbers in [0, 1) (Adam's beta1, beta2, e.g. "
+                              f"[0.9, 0.999]), got {o.betas}")
+        if o.max_batches < 0:
+            raise ConfigError(f"{src}: {name}.max_batches must be >= 0 (0: every batch), got {o.max_batches}")
+        if o.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"{src}: {name}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
+        if o.checkpoint_every < 0:
+            raise ConfigError(f"{src}: {name}.checkpoint_every must be >= 0 (0: only at epoch ends), "
+                              f"got {o.checkpoint_every}")
+    if not 0 < cfg.evaluate.epsilon < 1:
+        raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
+    ev = cfg.evaluate
+    for key, low in (("batch_size", 1), ("fid_batch_size", 1), ("grid_rows", 0), ("holdout_rows", 0)):
+        if getattr(ev, key) < low:
+            raise ConfigError(f"{src}: evaluate.{key} must be >= {low}, got {getattr(ev, key)}")
+    if not (math.isfinite(t.collapse_threshold) and t.collapse_threshold >= 0) or t.collapse_steps < 1:
+        raise ConfigError(f"{src}: train.collapse_steps must be >= 1 and train.collapse_threshold a finite number "
+                          f">= 0, got {t.collapse_steps} and {t.collapse_threshold}")
+    if cfg.runtime.num_workers < 0 or cfg.runtime.threads < 0:
+        raise ConfigError(f"{src}: runtime.num_workers and runtime.threads must be >= 0 (threads 0: torch's "
+                          f"default), got {cfg.runtime.num_workers} and {cfg.runtime.threads}")
+    _validate_models(cfg, src)
+    _validate_losses(cfg, src)
+    if cfg.benchmark.samples < 0:
+        raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
+    if cfg.runtime.amp not in ("auto", "bf16", "off"):
+        raise ConfigError(f"{src}: runtime.amp must be auto, bf16 or off, got {cfg.runtime.amp!r}")
+    if cfg.runtime.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
+    return cfg
+
+
+SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
+NO_UPSCALER = "bicubic"  # model.upscaler.name: no network, the MATLAB-bicubic upscale (ablation rows)
+
+
+def _validate_models(cfg: Config, src: str) -> None:
+    """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
+    parameters of that model's constructor: checked on the signature, no model is built (a model that
+    loads pretrained weights when built would otherwise download them here)."""
+    from huescale.models import available
+    from huescale.models.registry import model_class
+
+    known = list(available())
+    for role in ("colorizer", "upscaler", "discriminator", "joint"):
+        spec: ModelSpec = getattr(cfg.model, role)
+        if role == "upscaler" and spec.name == NO_UPSCALER:
+            continue
+        if spec.name not in known:
+            extra = f" (or {NO_UPSCALER}: no network)" if role == "upscaler" else ""
+            raise ConfigError(f"{src}: model.{role}.name: unknown model {spec.name!r}; known models: "
+                              f"{', '.join(known)}{extra} (huescale.models.available())")
+        try:
+            sig = inspect.signature(model_class(spec.name))
+        except (TypeError, ValueError):  # no introspectable signature: left to the model itself
+            continue
+        params = sig.parameters
+        if any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values()):
+            continue
+        allowed = [n for n, q in params.items() if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+        bad = [k for k in spec.kwargs if k not in allowed]
+        if bad:
+            raise ConfigError(f"{src}: model.{role}.kwargs.{bad[0]}: model {spec.name!r} takes no parameter "
+                              f"{bad[0]!r}; its parameters: {', '.join(allowed) or 'none'}")
+        missing = [n for n, q in params.items() if q.default is q.empty and n in allowed and n not in spec.kwargs]
+        if missing:
+            raise ConfigError(f"{src}: model.{role}.kwargs: model {spec.name!r} needs {', '.join(missing)}")
+
+
+def _validate_losses(cfg: Config, src: str) -> None:
+    """Every loss name of every phase's ``losses`` is registered (:func:`huescale.losses.available`, ``gan``
+    included: it is the adversarial term)."""
+    from huescale.losses import available
+
+    known = list(available())
+    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
+                    ("pretrain.finetune", cfg.pretrain.finetune), ("train", cfg.train)):
+        for loss in o.losses:
+            if loss not in known:
+                raise ConfigError(f"{src}: {name}.losses.{loss}: unknown loss; known losses: {', '.join(known)} "
+                                  "(huescale losses lists them)")
+
+
+def _validate_sources(d: DataConfig, src: str) -> None:
+    """Checks of the source sub-sections, the test source and the split map ."""
+    if d.imagenette.variant not in ("320", "full", "160"):
+        raise ConfigError(f"{src}: data.imagenette.variant must be 320, full or 160, got {d.imagenette.variant!r}")
+    bad = [a for a in d.coco.archives if a not in ("train2017", "val2017")]
+    if bad or not d.coco.archives:
+        raise ConfigError(f"{src}: data.coco.archives must list train2017 and/or val2017, got {d.coco.archives}")
+    for name, h in (("data", d), ("data.test_source", d.test_source)):
+        if h.source == "hf" and not d.hf.name:
+            raise ConfigError(f"{src}: {name}.source=hf needs data.hf.name (a hub name, parquet or imagefolder)")
+    used = {d.source, d.test_source.source}
+    if "imagenette" in used and d.imagenette.url and not d.imagenette.md5:
+        raise ConfigError(f"{src}: data.imagenette.url is set without data.imagenette.md5: set data.imagenette.md5 "
+                          "to the archive's md5 (md5sum FILE on a good copy); an archive that cannot be verified "
+                          "is never installed")
+    if "voc" in used and not d.voc.md5:
+        raise ConfigError(f"{src}: data.voc.md5 is empty: set it to the md5 of the archive at data.voc.url "
+                          "(the official one is 6cd6e144f989b92b3379bac3b3de84fd)")
+    t = d.test_source
+    if t.source != "none" and t.source not in SOURCES:
+        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, "
+                          f"got {t.source!r}")
+    if t.source == "folder" and not t.folders:
+        raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
+    if t.n_images < 0 or d.fetch_margin < 0:
+        raise ConfigError(f"{src}: data.test_source.n_images and data.fetch_margin must be >= 0")
+    if d.holdout_images < 1:
+        raise ConfigError(f"{src}: data.holdout_images must be >= 1, got {d.holdout_images}")
+    training = [Path(f).expanduser().resolve() for f in d.folders + d.test_source.folders]
+    for name, folder in d.holdout.items():
+        held = Path(folder).expanduser().resolve()
+        clash = next((t for t in training if t == held or t in held.parents or held in t.parents), None)
+        if clash is not None:
+            raise ConfigError(f"{src}: data.holdout.{name} ({folder}) overlaps the training folder {clash}: "
+                              "held-out photographs must be ones training never reads")
+    for prefix, split in d.split_map.items():
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"{src}: data.split_map.{prefix} must be train, val or test, got {split!r}")
+    if d.splits.get("test", 0) == 0 and t.source == "none" and "test" not in d.split_map.values():
+        raise ConfigError(f"{src}: data.splits.test is 0 but no test set is given: set data.test_source "
+                          "or map a key prefix to test in data.split_map")
+
+
+def set_dotted(d: dict, key: str, value: Any, src: str) -> None:
+    """Set ``a.b.c`` in a nested dict (the ``dvc exp run -S`` form), creating mappings on the way.
+
+    Raises:
+        ConfigError: a parent on the way is not a mapping (names the key and ``src``).
+    """
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"{src}: cannot set {key}: {p} is not a mapping")
+    d[parts[-1]] = value
+
+
+def read_yaml(path: Path, missing: str) -> dict:
+    """A YAML mapping from ``path`` (``{}`` for an empty file).
+
+    Raises:
+        ConfigError: the file is absent (``missing`` says what to do) or not valid YAML.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def parse_config(raw: dict, src: str = "params.yaml") -> Config:
+    """A validated :class:`Config` from a params mapping (as read from YAML); ``src`` names it in messages.
+
+    Raises:
+        ConfigError: not a mapping, unknown key, wrong type or value.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: the parameters must be a YAML mapping (key: value), got {type(raw).__name__}")
+    return validate(_from_dict(Config, raw, "", src), src)
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        ConfigError: missing file, YAML syntax error, unknown key, wrong type or value.
+    """
+    p = Path(path)
+    raw = read_yaml(p, "parameter file not found; run from the project root or pass --params")
+    return parse_config(raw, str(p))
+
+
+def to_flat_dict(cfg: Config | dict) -> dict[str, Any]:
+    """Flatten a config (or any nested dict) to dotted keys (``train.losses.l1``), for MLflow."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = obj
+
+    walk("", dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg)
+    return out

@@ -1,0 +1,1 @@
+"""Data: sources, downloads, the image reader, the Lab pair store and its torch Dataset."""

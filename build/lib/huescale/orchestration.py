@@ -1,0 +1,367 @@
+"""Orchestration: the DVC pipeline as a Prefect 3 flow of tasks, the champion decision, and ablation
+rows as DVC experiments.
+
+``flows/retrain.py`` is the thin entry point (run once, serve on a cron
+schedule, or deploy to a ``gpu`` work pool); this module holds the flow.
+
+Each pipeline stage runs as ``dvc repro --single-item <stage>`` in the
+project folder, so DVC still decides what is up to date and records
+``dvc.lock``; the task streams its output to the Prefect log and is retried
+on failure (a resumed training run continues from its last checkpoint). One
+flow run is one MLflow parent run (``HUESCALE_PARENT_RUN_ID``). At the end the
+new colorizer becomes the MLflow ``champion`` only if its L1 on the current
+validation split beats the champion's on the same split.
+
+On a worker of another machine (a deployment whose source is the git repository,
+``flows/retrain.py deploy``) the checkout is a fresh clone without data or models:
+with ``dvc_remote`` the flow ``dvc pull``s what earlier runs pushed before the
+stages (an empty remote on the first run is fine) and ``dvc push``es the outputs
+after them; with ``git_push`` it commits ``dvc.lock`` and the metrics and pushes
+them to the branch, so any clone gets the results with ``git pull && dvc pull``;
+``tracking_uri`` (an ``http://`` MLflow server) keeps the runs and the champion
+where every machine sees them.
+
+:func:`rows_as_dvc_experiments` runs the rows of an ablation grid as DVC experiments
+of the ``ablate_row`` stage (``dvc exp run -S ablation.row=i``), so ``dvc exp show``
+lists them with their params and metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+from huescale.stages import STAGES
+
+
+def _dvc() -> str:
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
+
+
+def _env(project_dir: str | Path, **extra: str) -> dict[str, str]:
+    """The environment of a command in the project: this Python's scripts first on PATH and the project's
+    own ``src`` first on PYTHONPATH (stages run the code of the checkout they hash, not another install)."""
+    src = Path(project_dir).resolve() / "src"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **extra}
+    if (src / "huescale").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _run(cmd: list[str], project_dir: str | Path, what: str) -> str:
+    """Run ``cmd`` in the project and log its output's last lines; returns the output.
+
+    Raises:
+        RuntimeError: it exited non-zero (the message says ``what`` failed and holds the output's tail).
+    """
+    logger = get_run_logger()
+    logger.info("%s: %s", what, " ".join(cmd))
+    res = subprocess.run(cmd, cwd=project_dir, env=_env(project_dir), capture_output=True, text=True)
+    out = (res.stdout + res.stderr).strip()
+    for line in out.splitlines()[-20:]:
+        if line.split("\r")[-1].strip():
+            logger.info(line.split("\r")[-1].strip())
+    if res.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {res.returncode}) in {project_dir}: `{' '.join(cmd)}`\n{out[-3000:]}")
+    return out
+
+
+def _remote_args(project_dir: str | Path, remote: str) -> list[str]:
+    """``-r NAME`` for a DVC remote given by name (configured in the project) or URL (added to the local,
+    uncommitted config as ``huescale-remote``)."""
+    listed = subprocess.run([_dvc(), "remote", "list"], cwd=project_dir, capture_output=True, text=True).stdout
+    if remote in listed.split()[0::2]:
+        return ["-r", remote]
+    _run([_dvc(), "remote", "add", "--local", "--force", "huescale-remote", remote], project_dir, "dvc remote add")
+    return ["-r", "huescale-remote"]
+
+
+@task(retries=2, retry_delay_seconds=10)
+def dvc_pull(project_dir: str, remote: str) -> None:
+    """``dvc pull`` the pipeline's data and models from ``remote`` (a DVC remote name or URL) before the
+    stages, so DVC re-runs only what changed. Files the remote does not have yet (an empty remote on
+    the first run) are skipped: their stages run.
+
+    Raises:
+        RuntimeError: the remote cannot be read (Prefect retries the task).
+    """
+    _run([_dvc(), "pull", "--allow-missing", *_remote_args(project_dir, remote)], project_dir, "dvc pull")
+
+
+@task(retries=2, retry_delay_seconds=10)
+def dvc_push(project_dir: str, remote: str) -> None:
+    """``dvc push`` every cached output of ``dvc.lock`` to ``remote`` (a DVC remote name or URL).
+
+    Raises:
+        RuntimeError: the push failed (Prefect retries the task).
+    """
+    _run([_dvc(), "push", *_remote_args(project_dir, remote)], project_dir, "dvc push")
+
+
+@task
+def git_publish(project_dir: str, message: str) -> str | None:
+    """Commit what the run changed in the checkout (``dvc.lock``, the metrics, the ``.gitignore`` entries
+    DVC writes; the outputs themselves go to the DVC remote) and push it to the checkout's branch on
+    ``origin``. Without a git identity configured, commits as ``huescale-worker``.
+
+    Returns:
+        The new commit, or None when nothing changed.
+
+    Raises:
+        RuntimeError: git failed, e.g. the push was rejected twice (the message holds git's output).
+    """
+    git = ["git"]
+    who = subprocess.run(["git", "config", "user.email"], cwd=project_dir, capture_output=True, text=True)
+    if not who.stdout.strip():
+        git += ["-c", "user.name=huescale-worker", "-c", "user.email=huescale-worker@localhost"]
+    _run(git + ["add", "-A"], project_dir, "git add")
+    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=project_dir).returncode == 0:
+        get_run_logger().info("git: nothing to commit")
+        return None
+    _run(git + ["commit", "-q", "-m", message], project_dir, "git commit")
+    branch = _run(["git", "rev-parse", "--abbrev-ref", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+    try:
+        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
+    except RuntimeError:  # the branch moved meanwhile: replay the results on top of it once
+        _run(git + ["pull", "--rebase", "origin", branch], project_dir, "git pull --rebase")
+        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
+    return _run(["git", "rev-parse", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+
+
+@task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
+def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = False) -> None:
+    """Run one DVC stage in ``project_dir``; its output goes to the Prefect log.
+
+    Raises:
+        RuntimeError: the stage exited non-zero (Prefect retries the task).
+    """
+    logger = get_run_logger()
+    env = _env(project_dir, HUESCALE_PARENT_RUN_ID=parent_run_id)
+    cmd = [_dvc(), "repro", "--single-item", stage] + (["--force"] if force else [])
+    logger.info("running %s in %s", " ".join(cmd), project_dir)
+    proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    assert proc.stdout is not None
+    tail: deque[str] = deque(maxlen=20)
+    for line in proc.stdout:
+        text = line.rstrip("\n").split("\r")[-1].strip()  # progress bars redraw with \r: keep the last state
+        if text:
+            logger.info(text)
+            tail.append(text)
+    if proc.wait() != 0:
+        raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
+
+
+def decide_champion(candidate: str | Path, run_id: str, val_set, name: str = "huescale-colorizer") -> dict:
+    """The one champion rule, used by the Prefect flow (:func:`promote_champion`) and ``huescale ablate``: the
+    colorizer checkpoint ``candidate`` becomes ``<name>@champion`` only if there is no champion yet or its
+    mean L1 on ``val_set`` is strictly lower than the current champion's on the same ``val_set`` (equal: keep).
+
+    Args:
+        candidate: a colorizer checkpoint (:func:`huescale.checkpoint.save_model`).
+        run_id: the MLflow run the new version is registered from (its checkpoint is logged there).
+        val_set: the validation split both models are scored on (a tier-64 :class:`PairDataset`).
+        name: the registered model.
+
+    Returns:
+        ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``
+        (``version``: the new version when promoted).
+
+    Raises:
+        huescale.tracking.RegistryError: the registry cannot be read (never taken as "no champion").
+        huescale.checkpoint.CheckpointError: a checkpoint (the candidate's or the champion's) is unreadable.
+    """
+    import tempfile
+
+    from mlflow.tracking import MlflowClient
+
+    from huescale import checkpoint, tracking
+    from huescale.tasks import COLORIZATION
+    from huescale.train import mean_l1
+
+    current = tracking.champion(name)  # first: an unreadable registry fails before any scoring
+    new_model, _ = checkpoint.load_model(candidate)
+    new_l1 = mean_l1(new_model, COLORIZATION, val_set)
+    champ_l1 = None
+    if current is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(MlflowClient().download_artifacts(current.run_id, "champion", tmp))
+            tagged = current.tags.get("checkpoint")  # the file this version registered (a run may hold several)
+            files = [local / tagged] if tagged and (local / tagged).is_file() else sorted(local.glob("*.pt"))
+            if not files:
+                raise checkpoint.CheckpointError(f"{name}@champion (version {current.version}, run "
+                                                 f"{current.run_id}): no checkpoint under its 'champion' artifacts")
+            champ_model, _ = checkpoint.load_model(files[0])
+            champ_l1 = mean_l1(champ_model, COLORIZATION, val_set)
+    result: dict = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
+    if champ_l1 is None or new_l1 < champ_l1:
+        result.update(promoted=True, version=tracking.register_champion(candidate, run_id, new_l1, name))
+    return result
+
+
+@task
+def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colorizer") -> dict:
+    """Make the project's new colorizer the MLflow ``champion`` if it beats the current one (:func:`decide_champion`)
+    on the current validation split (tier 64) of the project's pair store, so the comparison is fair when the data
+    changed. The new version is registered from (and its checkpoint logged to) MLflow run ``run_id``.
+
+    Returns:
+        ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``.
+
+    Raises:
+        huescale.tracking.RegistryError: the registry cannot be read.
+    """
+    from huescale.data.dataset import PairDataset
+    from huescale.data.store import PairStore
+    from huescale.stages import COLORIZER, PAIRS
+
+    root = Path(project_dir)
+    result = decide_champion(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
+    get_run_logger().info("champion decision: %s", result)
+    return result
+
+
+def metrics_markdown(metrics: dict) -> str:
+    """The headline metrics of ``metrics.json`` as a Markdown table."""
+    rows = ["| section | method | MAE | eps-acc % | PSNR | SSIM |", "|---|---|---|---|---|---|"]
+    for section in ("colorization_64", "two_step_256"):
+        for method, m in metrics.get(section, {}).items():
+            rows.append(f"| {section} | {method} | {m.get('mae', 0):.2f} | {m.get('epsilon_accuracy', 0):.2f} | "
+                        f"{m.get('psnr', 0):.2f} | {m.get('ssim', 0):.3f} |")
+    for method, m in metrics.get("sr_x4", {}).items():
+        rows.append(f"| sr_x4 (Y) | {method} | | | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |")
+    return "\n".join(rows)
+
+
+@contextlib.contextmanager
+def _tracking_env(uri: str | None) -> Iterator[None]:
+    """``MLFLOW_TRACKING_URI=uri`` for this flow and the stages it starts (restored afterwards)."""
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if uri and old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        elif uri and old is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@flow(name="huescale-retrain", log_prints=True)
+def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool = False,
+            promote: bool = True, dvc_remote: str | None = None, tracking_uri: str | None = None,
+            git_push: bool = False) -> dict:
+    """Retrain huescale: run the DVC stages, publish metrics and report, decide the champion.
+
+    Args:
+        project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``); a relative path is
+            taken from the flow run's working directory (on a worker: the deployment's git clone).
+        stages: stages to run, in pipeline order (default: all of ``huescale.stages.STAGES``).
+        force: re-run stages even when DVC finds them up to date.
+        promote: run the champion decision after the stages.
+        dvc_remote: a DVC remote (a name configured in the project, or a URL): ``dvc pull`` before the
+            stages, ``dvc push`` after them. None: the checkout's own DVC cache only.
+        tracking_uri: MLflow tracking URI of this run, its stages and the champion (e.g. an
+            ``http://`` MLflow server); None: ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of the params.
+        git_push: commit ``dvc.lock`` and the metrics and push them to the checkout's branch on ``origin``.
+
+    Returns:
+        ``{"parent_run_id", "tasks" (stage -> final task state name), "metrics", "report", "champion",
+        "commit" (the pushed commit with ``git_push``, else None)}``.
+
+    Raises:
+        ValueError: unknown stage names.
+        RuntimeError: a stage, ``dvc pull``/``dvc push`` or git failed (after the task's retries).
+    """
+    with _tracking_env(tracking_uri):
+        return _retrain(Path(project_dir).resolve(), stages, force, promote, dvc_remote, git_push)
+
+
+def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, dvc_remote: str | None,
+             git_push: bool) -> dict:
+    from huescale import tracking
+    from huescale.config import load_config
+    from huescale.redact import redact
+    from huescale.stages import EVAL_METRICS, REPORT
+
+    stages = list(stages or STAGES)
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; stages: {', '.join(STAGES)}")
+    cfg = load_config(root / "params.yaml")
+    if dvc_remote:
+        dvc_pull(str(root), dvc_remote)
+    parent = tracking.start_parent_run(cfg, root, tags={"orchestrator": "prefect"})
+    out: dict = {"parent_run_id": parent, "tasks": {}, "metrics": None, "report": None, "champion": None,
+                 "commit": None}
+    for stage in sorted(stages, key=STAGES.index):
+        state = dvc_stage(stage, str(root), parent, force, return_state=True)
+        out["tasks"][stage] = state.name
+        if not state.is_completed():
+            state.result()  # re-raises the task's error after its retries: the flow run fails
+    if dvc_remote:
+        dvc_push(str(root), dvc_remote)
+    if git_push:
+        out["commit"] = git_publish(str(root), f"huescale retrain: results of MLflow run {parent} "
+                                               "(dvc.lock and metrics; data and models in the DVC remote)")
+    if (root / EVAL_METRICS).is_file():
+        out["metrics"] = json.loads((root / EVAL_METRICS).read_text())
+        create_markdown_artifact(metrics_markdown(out["metrics"]), key="huescale-metrics",
+                                 description="test-split metrics of this retraining run")
+    if (root / REPORT).is_file():
+        out["report"] = str(root / REPORT)
+        create_link_artifact((root / REPORT).as_uri(), link_text="huescale report", key="huescale-report")
+    uri = tracking.tracking_uri(cfg, root)
+    link = (tracking.ui_url(uri, tracking.setup(cfg, root), parent) if uri.startswith(("http://", "https://"))
+            else f"{uri}#runs/{parent}")
+    create_link_artifact(redact(link), link_text=f"MLflow parent run {parent}", key="huescale-mlflow-run")
+    if promote:
+        out["champion"] = promote_champion(str(root), parent)
+    return out
+
+
+def rows_as_dvc_experiments(grid_path: Path, grid: dict, parent_run_id: str, progress: bool = False) -> list[dict]:
+    """Run each row of a grid as a DVC experiment of the ``ablate_row`` stage: ``dvc exp run -n <grid>-<row>
+    -S ablation.grid=... -S ablation.row=<i> -s ablate_row`` (the row's params and metrics are in
+    ``dvc exp show``). The rows nest under MLflow run ``parent_run_id`` (passed to the stage as
+    ``HUESCALE_PARENT_RUN_ID``). ``params.yaml`` is restored afterwards (``-S`` edits it).
+
+    Returns:
+        Each row's result (its ``result.json``), in grid order.
+
+    Raises:
+        RuntimeError: ``dvc exp run`` failed (its output's tail in the message).
+    """
+    from huescale.grid import slug
+
+    params = Path("params.yaml")
+    original = params.read_text() if params.is_file() else None
+    env = {**os.environ, "HUESCALE_PARENT_RUN_ID": parent_run_id}
+    results = []
+    try:
+        for i, row in enumerate(grid["rows"]):
+            name = f"{slug(grid['name'])}-{slug(row['name'])}"
+            cmd = [_dvc(), "exp", "run", "-n", name, "-S", f"ablation.grid={grid_path}", "-S", f"ablation.row={i}",
+                   "-s", "ablate_row"]
+            res = subprocess.run(cmd, env=env, capture_output=not progress, text=True)
+            if res.returncode != 0:
+                tail = ((res.stdout or "") + (res.stderr or ""))[-3000:]
+                raise RuntimeError(f"row {row['name']!r}: `{' '.join(cmd)}` failed:\n{tail}")
+            out = Path(grid.get("out", "ablations")) / slug(row["name"]) / "result.json"
+            results.append(json.loads(out.read_text()))
+    finally:
+        if original is not None:
+            params.write_text(original)
+    return results
