@@ -69,7 +69,7 @@ def test_flow_run_trains_a_fresh_project(harness, project):
 
     from huescale.orchestration import retrain
 
-    stages = ["download", "prepare", "pretrain", "train"]
+    stages = ["download", "prepare", "features", "pretrain", "train"]
     for p in ("data/pairs", "models"):
         assert not (project / p).exists()
     out = retrain(project_dir=str(project), stages=stages)

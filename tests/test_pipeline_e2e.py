@@ -248,7 +248,7 @@ def test_mlflow_holds_parent_stage_runs_and_epoch_metrics(project):
     parents = [r for r in runs if r.data.tags.get("huescale.kind") == "pipeline"]
     assert len(parents) == 1
     stages = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert set(stages) == {"download", "prepare", "pretrain", "train", "evaluate", "benchmark", "report"}
+    assert set(stages) == {"download", "prepare", "features", "pretrain", "train", "evaluate", "benchmark", "report"}
     assert all(r.info.status == "FINISHED" for r in stages.values())
     hist = client.get_metric_history(stages["train"].info.run_id, "train/val_l1")
     assert [h.step for h in hist] == list(range(1, EPOCHS["train"] + 1))

@@ -110,7 +110,8 @@ def test_full_dvc_repro_on_a_downloaded_source(project, shared_data):
     params = yaml.safe_load((work / "params.yaml").read_text())
     for phase in (params["pretrain"]["colorizer"], params["pretrain"]["upscaler"], params["train"]):
         phase.update(epochs=1, max_batches=2, batch_size=4)
-    params["model"]["colorizer"]["kwargs"]["base_channels"] = 8
+    params["model"]["colorizer"] = {"name": "colornet", "kwargs": {"depth": 4, "base_channels": 8, "convs": 1,
+                                                                   "max_channels": 16, "global_dim": 8}}
     params["evaluate"].update(fid=False, grid_rows=2)
     bench = shared_data / "benchmarks"
     params["benchmark"] = {"sets": {"Set5": str(bench / "Set5/GTmod12")}, "lr_check": {}, "samples": 1}

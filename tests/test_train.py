@@ -361,11 +361,11 @@ def _dying(trainer: Trainer, after: int) -> Trainer:
     """Make ``trainer`` raise KeyboardInterrupt (as if killed) at its step number ``after`` (0-based)."""
     orig, calls = trainer.train_step, {"n": 0}
 
-    def step(x, y):
+    def step(x, y, extra=None):
         if calls["n"] == after:
             raise KeyboardInterrupt
         calls["n"] += 1
-        return orig(x, y)
+        return orig(x, y, extra)
 
     trainer.train_step = step
     return trainer

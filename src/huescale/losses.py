@@ -306,7 +306,9 @@ def vgg_weights_path(name: str, path: str | os.PathLike | None = None) -> Path:
     if name not in VGG_LAYERS:
         raise ValueError(f"unknown content loss {name!r}; use one of {', '.join(VGG_LAYERS)}")
     _, fname, _, _ = VGG_LAYERS[name]
-    p = Path(path).expanduser() if path else Path(torch.hub.get_dir()) / "checkpoints" / fname
+    home = os.environ.get("TORCH_HOME")  # as documented, even where another library moved torch.hub's folder
+    hub = Path(home).expanduser() / "hub" if home else Path(torch.hub.get_dir())
+    p = Path(path).expanduser() if path else hub / "checkpoints" / fname
     if not p.is_file():
         raise FileNotFoundError(
             f"content loss {name}: VGG weights {p} not found. Copy torchvision's {fname} "
