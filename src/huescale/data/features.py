@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from huescale.atomic import atomic_path, write_json
 from huescale.color import uint8_to_lab_normalized
 from huescale.data.dataset import PairDataset
+from huescale.data.download import file_digest
 from huescale.data.store import PairStore
 from huescale.progress import bar as progress_bar
 
@@ -54,14 +55,6 @@ def encoder_key(model: nn.Module) -> str:
     for name, t in model.encoder.state_dict().items():  # type: ignore[union-attr]
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -98,7 +91,7 @@ def build(model: nn.Module, store: PairStore, root: str | Path, splits: tuple[st
     bar = progress_bar(total=total, unit="img", desc="encoder features", disable=not progress)
     for split, shard in shards:
         images = np.load(shard, mmap_mode="r")
-        sha = _file_sha(shard)
+        sha = file_digest(shard, "sha256")[:16]
         files = [f"{key}/{sha}.f{i}.npy" for i in range(int(model.n_features))]  # type: ignore[arg-type]
         if all((root / f).is_file() for f in files):
             manifest["reused"] += 1
