@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from huescale import fid as fidmod
 from huescale import metrics
 
 
 def test_identical_images(real_batch):
-    m = metrics.image_metrics(real_batch, real_batch)
+    m = metrics.compute(real_batch, real_batch, per="image")
     assert m["mae"] == 0 and m["epsilon_accuracy"] == 100.0 and m["ssim"] == 1.0 and m["psnr"] == float("inf")
     assert m["delta_e2000"] == 0.0 and m["colorfulness"] > 5
 
@@ -72,9 +73,9 @@ def test_fid_real_statistics_cached_by_content_and_weights_from_a_path(real_batc
     from conftest import save_random_fid_weights
 
     weights = save_random_fid_weights(tmp_path / "th")
-    assert metrics.FID.available(weights) and not metrics.FID.available(tmp_path / "none.pth")
-    assert "evaluate.fid_weights" in metrics.FID.missing_reason(tmp_path / "none.pth")
-    fid = metrics.FID("cpu", batch_size=8, weights=weights, cache_dir=tmp_path / "cache")
+    assert fidmod.FID.available(weights) and not fidmod.FID.available(tmp_path / "none.pth")
+    assert "evaluate.fid_weights" in fidmod.FID.missing_reason(tmp_path / "none.pth")
+    fid = fidmod.FID("cpu", batch_size=8, weights=weights, cache_dir=tmp_path / "cache")
     real, fake = real_batch[:3], real_batch[3:6]
     mu, sigma = fid.real_statistics(real)
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and fid.cache_hits == 0
@@ -98,7 +99,7 @@ def test_fid_weights_from_a_path_leave_torch_hub_following_torch_home(real_batch
 
     weights = save_random_fid_weights(tmp_path / "th")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "before"))
-    metrics.FID("cpu", batch_size=8, weights=weights)
+    fidmod.FID("cpu", batch_size=8, weights=weights)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "after"))
     assert torch.hub.get_dir() == str(tmp_path / "after" / "hub")
 
@@ -114,9 +115,9 @@ def test_frechet_distance_equals_pytorch_fid(real_batch):
         b = 0.8 * x[rng.integers(0, 16, n)] + rng.normal(5, 6, (n, 48))
         args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
         ref = calculate_frechet_distance(*args)
-        assert abs(metrics.frechet_distance(*args) - ref) <= 1e-6 * abs(ref), n
+        assert abs(fidmod.frechet_distance(*args) - ref) <= 1e-6 * abs(ref), n
     s = np.cov(x[:, :8], rowvar=False)
-    assert abs(metrics.frechet_distance(np.zeros(8), s, np.zeros(8), s)) < 1e-9 * np.trace(s)  # same Gaussian: 0
+    assert abs(fidmod.frechet_distance(np.zeros(8), s, np.zeros(8), s)) < 1e-9 * np.trace(s)  # same Gaussian: 0
 
 
 def test_colour_distribution_metrics_on_real_photos(real_batch):
@@ -125,7 +126,10 @@ def test_colour_distribution_metrics_on_real_photos(real_batch):
     to 0); a uniform sepia tint scores badly although it is not gray."""
     from skimage.color import lab2rgb, rgb2lab
 
-    from huescale.metrics import ab_histogram, chroma_emd, colour_distribution, histogram_intersection
+    from huescale.metrics import ab_histogram, chroma_emd, histogram_intersection
+
+    def colour_distribution(pred, truth):
+        return metrics.compute(pred, truth, per="set")
 
     photos = real_batch
     same = colour_distribution(photos, photos)

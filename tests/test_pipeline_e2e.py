@@ -163,6 +163,54 @@ def test_model_metrics_are_the_means_of_the_per_image_csv(project):
     assert m["colorization_64"]["model"]["mae"] != m["colorization_64"]["gray_baseline"]["mae"]
 
 
+def test_a_registered_metric_reaches_the_csv_metrics_json_mlflow_and_the_report(project, tmp_path, monkeypatch):
+    """Adding a metric is one function and its declaration (docs/architecture.md): a metric registered here, with
+    no other edit, is computed by the evaluate stage and shows in eval/per_image.csv, metrics.json, the stage's
+    MLflow run and the rendered report (run in-process on a copy of the finished project)."""
+    import csv
+    import shutil
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from huescale import metrics
+    from huescale.stages import evaluate, report
+    from huescale.stages.runner import run_stage
+
+    work, env, _ = project
+    copy = tmp_path / "huescale"
+    shutil.copytree(work, copy, symlinks=True)
+    name = "mean_abs_l_test"
+
+    @metrics.register_metric(name, per="image", better="lower", decimals=3, label="mean |ΔL| (test)", unit="L*",
+                             source="tests/test_pipeline_e2e.py")
+    def mean_abs_l(pred, target):
+        from skimage.color import rgb2lab
+
+        return float(np.mean([np.abs(rgb2lab(p)[..., 0] - rgb2lab(t)[..., 0]).mean() for p, t in zip(pred, target)]))
+
+    try:
+        monkeypatch.chdir(copy)
+        monkeypatch.setenv("TORCH_HOME", env["TORCH_HOME"])
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        run_stage("evaluate", evaluate.run)
+        run_stage("report", report.run)
+    finally:
+        del metrics.METRICS[name]
+    m = json.loads((copy / "metrics.json").read_text())
+    value = m["colorization_64"]["model"][name]
+    assert 0 <= value < 100 and m["holdout"]["bsds500_test"]["two_step_256"]["model"][name] >= 0
+    with open(copy / "eval/per_image.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "colorizer_64"]
+    assert value == pytest.approx(np.mean([float(r[name]) for r in rows]), abs=1e-4)
+    client = MlflowClient(tracking_uri=f"sqlite:///{copy / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("huescale")
+    run = client.search_runs([exp.experiment_id], "tags.stage = 'evaluate'", order_by=["attributes.start_time DESC"])[0]
+    assert run.data.metrics[f"colorization_64.model.{name}"] == pytest.approx(value)
+    html = (copy / "reports/index.html").read_text()
+    assert "mean |ΔL| (test) (L*) ↓" in html and f"<td>{value:.3f}</td>" in html
+
+
 def test_report_has_tables_images_and_curves(project):
     """The run report and the benchmark page show the numbers this run produced (metrics.json, result.json),
     not only the template's constant text."""
@@ -178,10 +226,12 @@ def test_report_has_tables_images_and_curves(project):
     assert row and row.groups() == (f"{sr['psnr_y']:.2f}", f"{sr['ssim_y']:.4f}"), row
     assert f"(MATLAB-compatible)</td><td>{bic['psnr_y']:.2f}</td><td>{bic['ssim_y']:.4f}</td>" in html
     assert f"The upscaler is {sr['psnr_y'] - bic['psnr_y']:+.2f} dB against bicubic" in html
-    for section in ("colorization_64", "two_step_256"):
+    from huescale.metrics import METRICS
+
+    for section in ("colorization_64", "two_step_256"):  # every metric of the run, in the metric table's order
         c = m[section]["model"]
-        cells = (f"<td>{c['fid']:.2f}</td><td>{c['epsilon_accuracy']:.2f}</td><td>{c['mae']:.2f}</td>"
-                 f"<td>{c['psnr']:.2f}</td><td>{c['ssim']:.3f}</td>")
+        cells = "".join(f"<td>{spec.format(c[name])}</td>" for name, spec in METRICS.items() if name in c)
+        assert {"mae", "epsilon_accuracy", "psnr", "ssim", "fid", "colorfulness_ratio"} <= set(c)
         assert cells in html, (section, cells)
     result = json.loads((work / "eval/benchmark/result.json").read_text())
     verdicts = assert_benchmark_page_shows((work / "reports/benchmark.html").read_text(), result)

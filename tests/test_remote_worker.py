@@ -70,9 +70,14 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180
 def _tiny_params(work: Path, shared_data: Path) -> None:
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"].update(source="folder", folders=[str(shared_data / "imagenet_sample")], n_images=100)
-    params["pretrain"]["colorizer"].update(epochs=1, max_batches=2)
-    params["pretrain"]["upscaler"].update(epochs=1, max_batches=2)
-    params["train"].update(epochs=1, max_batches=2)
+    # what is tested is the git / DVC remote / Prefect worker path, not a model: the small models of
+    # conftest.tiny_project (the default pretrained-encoder colorizer would add its feature and fine-tuning phases)
+    params["model"].update(colorizer={"name": "unet", "kwargs": {"depth": 3, "base_channels": 8}},
+                           upscaler={"name": "espcn", "kwargs": {"scale": 4, "features": 8}},
+                           discriminator={"name": "patchgan", "kwargs": {"base_channels": 8, "n_layers": 3}})
+    for role in ("colorizer", "upscaler"):
+        params["pretrain"][role].update(epochs=1, max_batches=2, losses={"l1": 1.0})
+    params["train"].update(epochs=1, max_batches=2, losses={"l1": 100.0, "gan": 1.0})
     params["evaluate"].update(fid=False, grid_rows=4)
     bench = shared_data / "benchmarks"
     params["benchmark"] = {"sets": {"Set5": str(bench / "Set5/GTmod12")},

@@ -264,7 +264,7 @@ def test_every_writer_uses_the_durable_atomic_write(tmp_path):
 
 def test_crafted_fid_weights_are_never_unpickled(tmp_path):
     """A .pth whose unpickling would create a file: FID refuses it, naming it, and the file never appears."""
-    from huescale import metrics
+    from huescale import fid as fidmod
 
     marker = tmp_path / "PWNED"
 
@@ -276,7 +276,7 @@ def test_crafted_fid_weights_are_never_unpickled(tmp_path):
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "payload": Evil()}, bad)
     assert not marker.exists()
     try:
-        metrics.FID("cpu", weights=bad)
+        fidmod.FID("cpu", weights=bad)
         error = None
     except Exception as exc:  # noqa: BLE001 - checked below
         error = exc
@@ -284,11 +284,11 @@ def test_crafted_fid_weights_are_never_unpickled(tmp_path):
     assert type(error).__name__ == "FIDWeightsError" and isinstance(error, RuntimeError)
     assert str(bad) in str(error) and "evaluate.fid_weights" in str(error)
     torch.save([torch.zeros(1)], tmp_path / "list.pth")  # loads safely, but is no state dict
-    with pytest.raises(metrics.FIDWeightsError, match="dict of tensors"):
-        metrics.FID("cpu", weights=tmp_path / "list.pth")
+    with pytest.raises(fidmod.FIDWeightsError, match="dict of tensors"):
+        fidmod.FID("cpu", weights=tmp_path / "list.pth")
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pth")  # a state dict of another network
-    with pytest.raises(metrics.FIDWeightsError, match="not the FID Inception"):
-        metrics.FID("cpu", weights=tmp_path / "other.pth")
+    with pytest.raises(fidmod.FIDWeightsError, match="not the FID Inception"):
+        fidmod.FID("cpu", weights=tmp_path / "other.pth")
 
 
 def test_fid_inception_loaded_safely_equals_pytorch_fids(tmp_path, real_batch):
@@ -297,10 +297,10 @@ def test_fid_inception_loaded_safely_equals_pytorch_fids(tmp_path, real_batch):
     from pytorch_fid.inception import InceptionV3
 
     from conftest import save_random_fid_weights
-    from huescale import metrics
+    from huescale import fid as fidmod
 
     weights = save_random_fid_weights(tmp_path / "th")
-    ours = metrics.FID("cpu", batch_size=8, weights=weights)
+    ours = fidmod.FID("cpu", batch_size=8, weights=weights)
     previous = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "th" / "hub"))  # pytorch-fid's loader, on our own trusted file
     try:

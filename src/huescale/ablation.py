@@ -103,10 +103,12 @@ def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = 
         nets, figures = train_row(kind, adversarial, cfg, store, row_dir, device, progress)
         train_s = time.perf_counter() - t0
         pipeline = evaluate.row_pipeline(kind, nets)
-        test = evaluate.score_row(kind, pipeline, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size)
+        test = evaluate.score_row(kind, pipeline, store, device, cfg.evaluate.epsilon, cfg.evaluate.batch_size,
+                                  names=cfg.evaluate.metrics)
         ev = cfg.evaluate
         held = {} if kind == "upscaler" else {
-            name: evaluate.score_row(kind, pipeline, s, device, ev.epsilon, ev.batch_size, fps=False)
+            name: evaluate.score_row(kind, pipeline, s, device, ev.epsilon, ev.batch_size, fps=False,
+                                     names=ev.metrics)
             for name, s in evaluate.holdout_stores(grid.get("holdout", "data/holdout_pairs")).items()}
         bench = {}
         if kind == "upscaler" and grid.get("benchmark", True):

@@ -4,6 +4,7 @@
     huescale ablate GRID.yaml [--dvc]
     huescale profile [NAME...] [--params params.yaml]     apply profiles (params/NAME.yaml overlays)
     huescale losses                                       the loss names of the losses params
+    huescale metrics                                      the metric table (names for evaluate.metrics)
     huescale colorize INPUT... --out DIR|FILE [--scale 1|4] [--pipeline two-step|joint]
                      [--checkpoint CKPT | --model champion|shipped] [--upscaler CKPT]
                      (no --checkpoint: the model installed with huescale)
@@ -316,6 +317,14 @@ def _losses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    from huescale.metrics import METRICS
+
+    for m in METRICS.values():
+        print(f"{m.name:18s} per {m.per:5s} {m.better:6s} {m.heading():32s} {m.source}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from huescale.stages import STAGES
 
@@ -336,6 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--dir", default="params", help="the folder of profiles (default: params)")
     pr.add_argument("--list", action="store_true", help="list the profiles")
     sub.add_parser("losses", help="list the loss names usable in the losses params, with their source")
+    sub.add_parser("metrics", help="list the metric table: the names usable in evaluate.metrics, with their source")
     co = sub.add_parser("colorize", help="colorize (and x4 upscale) your own photographs")
     co.add_argument("inputs", nargs="+", help="image files, folders or globs")
     co.add_argument("--out", required=True, help="output folder, or an output file for a single input")
@@ -385,7 +395,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-HANDLERS = {"stage": _stage, "ablate": _ablate, "profile": _profile, "losses": _losses, "colorize": _colorize,
+HANDLERS = {"stage": _stage, "ablate": _ablate, "profile": _profile, "losses": _losses, "metrics": _metrics,
+            "colorize": _colorize,
             "export-onnx": _export_onnx, "ship": _ship, "benchmark-sr": _benchmark_sr, "score-folder": _score_folder}
 
 

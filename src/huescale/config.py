@@ -231,11 +231,18 @@ class CalibrateConfig:
     images: int = 1000
 
 
+def _all_metrics() -> list[str]:  # every metric of the table, in its order (huescale.metrics.METRICS)
+    from huescale.metrics import METRICS
+
+    return list(METRICS)
+
+
 @dataclass
 class EvaluateConfig:
     """``evaluate:`` section: metrics on the test split (docs/architecture.md)."""
 
     epsilon: float = 0.05
+    metrics: list[str] = field(default_factory=_all_metrics)  # the metric table's names (huescale.metrics)
     fid: bool = True
     fid_batch_size: int = 32
     fid_weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; "" = the torch hub cache
@@ -445,6 +452,7 @@ def validate(cfg: Config, src: str = "params.yaml") -> Config:
                           f"default), got {cfg.runtime.num_workers} and {cfg.runtime.threads}")
     _validate_models(cfg, src)
     _validate_losses(cfg, src)
+    _validate_metrics(cfg, src)
     if cfg.benchmark.samples < 0:
         raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
     if cfg.runtime.amp not in ("auto", "bf16", "off"):
@@ -503,6 +511,18 @@ def _validate_losses(cfg: Config, src: str) -> None:
             if loss not in known:
                 raise ConfigError(f"{src}: {name}.losses.{loss}: unknown loss; known losses: {', '.join(known)} "
                                   "(huescale losses lists them)")
+
+
+def _validate_metrics(cfg: Config, src: str) -> None:
+    """Every name of ``evaluate.metrics`` is in the metric table (:data:`huescale.metrics.METRICS`), once."""
+    from huescale.metrics import METRICS
+
+    names = cfg.evaluate.metrics
+    for name in names:
+        if name not in METRICS:
+            raise ConfigError(f"{src}: evaluate.metrics: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{src}: evaluate.metrics lists a metric twice: {names}")
 
 
 def _validate_sources(d: DataConfig, src: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from huescale import fid as fidmod
 from huescale import metrics
 from huescale.atomic import write_csv
 from huescale.config import EvaluateConfig
@@ -53,36 +54,34 @@ def run_models(store: PairStore, colorizer: nn.Module, upscaler: nn.Module, devi
     return out
 
 
-def fid_or_reason(cfg: EvaluateConfig, device: torch.device) -> tuple[metrics.FID | None, str | None]:
+def fid_or_reason(cfg: EvaluateConfig, device: torch.device) -> tuple[fidmod.FID | None, str | None]:
     """The FID scorer of ``evaluate.*`` params, or None and the reason (disabled, or no Inception weights here:
     the reason names the file and how to provide it). Never a made-up number."""
     if not cfg.fid:
         return None, "disabled by evaluate.fid=false"
-    if not metrics.FID.available(cfg.fid_weights or None):
-        return None, metrics.FID.missing_reason(cfg.fid_weights or None)
-    return metrics.FID(str(device), cfg.fid_batch_size, cfg.fid_weights or None, cfg.fid_cache or None), None
+    if not fidmod.FID.available(cfg.fid_weights or None):
+        return None, fidmod.FID.missing_reason(cfg.fid_weights or None)
+    return fidmod.FID(str(device), cfg.fid_batch_size, cfg.fid_weights or None, cfg.fid_cache or None), None
 
 
-def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metrics.FID | None,
-          fid_reason: str | None) -> tuple[dict, dict[str, list[dict[str, float]]]]:
-    """Metrics of every method against its ground truth (see the module docstring).
+def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: fidmod.FID | None,
+          fid_reason: str | None, names: list[str] | None = None) -> tuple[dict, dict[str, list[dict]]]:
+    """The metrics ``names`` of the metric table (:mod:`huescale.metrics`; None: all) of every method against its
+    ground truth (see the module docstring).
 
-    Each image is scored once: the set metrics are the means of the per-image ones
-    (the same values, as all images of a tier have the same size).
-    FID is ``None`` with ``fid_reason`` when ``fid`` is None, never a made-up number.
+    Each image is scored once for the per-image metrics: the set's value is the mean of the per-image ones (the
+    same values, as all images of a tier have the same size); set metrics (FID, colour distribution) once per
+    set. FID is ``None`` with ``fid_reason`` when ``fid`` is None, never a made-up number.
 
     Returns:
         ``(metrics dict, per-image metrics by prediction name)``.
     """
-    per_image: dict[str, list[dict[str, float]]] = {}
+    per_image: dict[str, list[dict]] = {}
 
     def colour(pred: str, gt: str) -> dict:
-        per = per_image[pred] = metrics.per_image_metrics(images[pred], images[gt], epsilon)
+        per = per_image[pred] = metrics.per_image(images[pred], images[gt], names, epsilon)
         m = {k: float(np.mean([p[k] for p in per])) for k in per[0]} if per else {}
-        if fid is not None and len(images[gt]) >= 2:
-            m["fid"] = fid(images[pred], images[gt])
-        else:
-            m["fid"] = None
+        m.update(metrics.compute(images[pred], images[gt], names, per="set", epsilon=epsilon, fid=fid))
         return m
 
     def sr(pred: str) -> dict:
@@ -102,20 +101,18 @@ def score(images: dict[str, np.ndarray], epsilon: float, scale: int, fid: metric
     return result, per_image
 
 
-def set_metrics(pred: np.ndarray, truth: np.ndarray, epsilon: float) -> dict[str, float]:
-    """Per-pixel metrics (:func:`huescale.metrics.image_metrics`, means over the set) and the set-level colour
-    distribution metrics (:func:`huescale.metrics.colour_distribution`: colourfulness of output and truth and
-    their ratio, a*b* histogram intersection, chroma EMD) of ``N x H x W x 3`` uint8 sets; ``{}`` when empty."""
+def set_metrics(pred: np.ndarray, truth: np.ndarray, epsilon: float, names: list[str] | None = None) -> dict:
+    """The metrics ``names`` of the metric table (:func:`huescale.metrics.compute`; None: all; FID is None: no
+    Inception here) of ``N x H x W x 3`` uint8 sets; ``{}`` when empty."""
     if not len(pred):
         return {}
-    out = {k: float(v) for k, v in metrics.image_metrics(pred, truth, epsilon).items()}
-    out.update(metrics.colour_distribution(pred, truth))
-    return out
+    return metrics.compute(pred, truth, names, epsilon=epsilon)
 
 
 @torch.no_grad()
 def score_holdout(store: PairStore, colorizer: nn.Module, upscaler: nn.Module | None, device: torch.device,
-                  epsilon: float, scale: int = 4, batch_size: int = 32) -> tuple[dict, dict[str, np.ndarray]]:
+                  epsilon: float, scale: int = 4, batch_size: int = 32,
+                  names: list[str] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Score a colorizer (and the two-step pipeline with ``upscaler``) on a held-out set's store, beside the gray
     baseline: photographs training never read.
 
@@ -130,14 +127,14 @@ def score_holdout(store: PairStore, colorizer: nn.Module, upscaler: nn.Module | 
     images = {"gt_64": img64, "color_64": render(TwoStepPipeline(colorizer, None, 1), img64, device, batch_size),
               "gray_64": render(TwoStepPipeline(None, None, 1), img64, device, batch_size),
               "gt_256": hr, "input_gray_64": render(TwoStepPipeline(None, None, 1), lr, device, batch_size)}
-    result = {"colorization_64": {"model": set_metrics(images["color_64"], img64, epsilon),
-                                  "gray_baseline": set_metrics(images["gray_64"], img64, epsilon)},
+    result = {"colorization_64": {"model": set_metrics(images["color_64"], img64, epsilon, names),
+                                  "gray_baseline": set_metrics(images["gray_64"], img64, epsilon, names)},
               "two_step_256": {}, "n": {"tier_64": int(len(img64)), "tier_256": int(len(hr))}}
     if len(hr) and upscaler is not None:
         images["two_step_256"] = render(TwoStepPipeline(colorizer, upscaler, scale), lr, device, batch_size)
         gray = render(TwoStepPipeline(None, None, scale), lr, device, batch_size)
-        result["two_step_256"] = {"model": set_metrics(images["two_step_256"], hr, epsilon),
-                                  "gray_bicubic_baseline": set_metrics(gray, hr, epsilon)}
+        result["two_step_256"] = {"model": set_metrics(images["two_step_256"], hr, epsilon, names),
+                                  "gray_bicubic_baseline": set_metrics(gray, hr, epsilon, names)}
     return result, images
 
 
@@ -205,7 +202,7 @@ def row_pipeline(kind: str, nets: dict[str, nn.Module | None], scale: int = 4) -
 
 
 def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.device, epsilon: float,
-              batch_size: int = 32, scale: int = 4, fps: bool = True) -> dict[str, float]:
+              batch_size: int = 32, scale: int = 4, fps: bool = True, names: list[str] | None = None) -> dict:
     """Test-split metrics of an ablation row's pipeline (:func:`row_pipeline`).
 
     ``colorizer``: the 64 px metrics of :func:`set_metrics` (per-pixel and colour distribution) on tier 64;
@@ -222,7 +219,7 @@ def score_row(kind: str, pipeline: nn.Module, store: PairStore, device: torch.de
     else:
         inputs, truth = store.images("test", "lq64"), store.images("test", "gt256")
     pred = render(pipeline, inputs, device, batch_size)
-    out = set_metrics(pred, truth, epsilon)
+    out = set_metrics(pred, truth, epsilon, names)
     if kind != "colorizer" and len(pred):
         out["psnr_y"], out["ssim_y"] = metrics.sr_psnr_ssim(pred, truth, border=scale)
     out["n_test"] = int(len(pred))
@@ -269,22 +266,32 @@ def finite_or_none(d):
     return d
 
 
-def write_per_image_csv(per_image: dict[str, list[dict[str, float]]], store: PairStore, path: str | Path) -> int:
+def worst_first(rows: list[dict], group: str | None = None) -> list[dict]:
+    """``rows`` (dicts of per-image metrics) sorted worst first by the first per-image metric of the metric
+    table that they carry and that has a direction (MAE by default: highest first), within ``group`` (a key,
+    e.g. ``method``) when given; unchanged order when they carry none."""
+    spec = next((m for m in metrics.select(per="image") if m.better != "none" and rows and m.name in rows[0]), None)
+    if spec is None:
+        return rows
+    sign = 1.0 if spec.better == "higher" else -1.0
+    return sorted(rows, key=lambda r: (r[group] if group else "", sign * r[spec.name]))
+
+
+def write_per_image_csv(per_image: dict[str, list[dict]], store: PairStore, path: str | Path) -> int:
     """Per-image scores of the colorizer (64 px) and the two-step pipeline (256 px) as CSV, worst first.
 
     ``per_image`` is the second value returned by :func:`score`.
 
-    Columns: ``method, key, path, mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness``;
-    rows sorted by MAE, highest first, so the worst cases lead. Returns the number of rows.
+    Columns: ``method, key, path`` and every per-image metric of the run (``evaluate.metrics``, the metric
+    table's order: ``mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness, colorfulness_truth`` by
+    default); rows :func:`worst_first` per method. Returns the number of rows.
     """
-
     rows = []
     for method, pred, tier in (("colorizer_64", "color_64", "64"), ("two_step_256", "two_step_256", "256")):
         for rec, m in zip(store.records("test", tier), per_image[pred]):
             rows.append({"method": method, "key": rec["key"], "path": rec["path"], **m})
-    rows.sort(key=lambda r: (r["method"], -r["mae"]))
-    write_csv(rows, path, ["method", "key", "path", "mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000",
-                           "colorfulness"])
+    columns = list(rows[0]) if rows else ["method", "key", "path"]  # every metric computed: none dropped
+    write_csv(worst_first(rows, "method"), path, columns)
     return len(rows)
 
 
@@ -314,14 +321,14 @@ def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int,
 
 
 def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: int = 512,
-                 progress: bool = True) -> tuple[list[dict], list[dict]]:
+                 progress: bool = True, names: list[str] | None = None) -> tuple[list[dict], list[dict]]:
     """Colorization on any folder of colour photographs: make each gray, colorize it, score it.
 
     Each photograph is read with :func:`huescale.data.images.read_image` (EXIF, CMYK,
     16-bit, RGBA handled), shrunk so its longer side is at most ``max_side`` (MATLAB
     bicubic; 0 keeps the full size), and its L channel is all the colorizer sees
     (``colorize`` takes the RGB image and uses only its L). The output is scored
-    against the photograph with :func:`huescale.metrics.image_metrics`.
+    against the photograph with the per-image metrics ``names`` of the metric table (None: all).
 
     Args:
         files: image paths.
@@ -330,9 +337,9 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
         max_side: longest side scored, in pixels.
 
     Returns:
-        ``(rows, skipped)``: one row per scored image (``file, height, width, mae,
-        epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness, colorfulness_truth``),
-        worst (highest MAE) first; and ``{"file", "reason"}`` for every image not scored
+        ``(rows, skipped)``: one row per scored image (``file, height, width`` and the per-image metrics:
+        ``mae, epsilon_accuracy, psnr, ssim, delta_e2000, colorfulness, colorfulness_truth`` by default),
+        :func:`worst_first` (highest MAE first); and ``{"file", "reason"}`` for every image not scored
         (unreadable: the reader's message; gray: it has no colour to compare with).
     """
     from huescale.data.images import ImageError, is_grayscale, read_image
@@ -354,16 +361,14 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
         pred = colorize(rgb)
         if pred.shape != rgb.shape:
             raise ValueError(f"{f}: the colorizer returned {pred.shape} for {rgb.shape}")
-        m = metrics.image_metrics(pred[None], rgb[None], epsilon)
-        rows.append({"file": str(f), "height": rgb.shape[0], "width": rgb.shape[1], **m,
-                     "colorfulness_truth": metrics.colorfulness(rgb[None])})
-    rows.sort(key=lambda r: -r["mae"])
-    return rows, skipped
+        m = metrics.compute(pred[None], rgb[None], names, per="image", epsilon=epsilon)
+        rows.append({"file": str(f), "height": rgb.shape[0], "width": rgb.shape[1], **m})
+    return worst_first(rows), skipped
 
 
 def summarize_rows(rows: list[dict]) -> dict[str, float]:
-    """Means of the numeric columns of :func:`score_folder` rows (``images``: how many)."""
-    keys = ["mae", "epsilon_accuracy", "psnr", "ssim", "delta_e2000", "colorfulness", "colorfulness_truth"]
+    """Means of the metric columns of :func:`score_folder` rows (``images``: how many)."""
+    keys = [k for k in (rows[0] if rows else {}) if k in metrics.METRICS]
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys} if rows else {}
     out["images"] = len(rows)
     return finite_or_none(out)

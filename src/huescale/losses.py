@@ -115,9 +115,18 @@ class LossContext:
 
 
 class Loss(nn.Module):
-    """Base class of the registered reconstruction losses: ``forward(LossInput) -> scalar tensor``."""
+    """Base class of the registered reconstruction losses: ``forward(LossInput) -> scalar tensor``.
+
+    Class attributes a loss declares (nothing outside this module names a loss):
+        metric: the name its value is logged under (history CSV column, MLflow ``<phase>/<metric>``, report curve).
+        needs_aux: the generator's auxiliary outputs it reads (checked against the model before training).
+        validation: ``"objective"`` when the phase's best epoch must be chosen on the weighted objective rather
+            than on validation L1 (a classification loss, whose best colours are not the L1-best ones).
+    """
 
     metric: ClassVar[str] = ""
+    needs_aux: ClassVar[tuple[str, ...]] = ()
+    validation: ClassVar[str] = "l1"
 
     def __init__(self, context: LossContext):
         super().__init__()
@@ -148,6 +157,28 @@ def available() -> dict[str, str]:
     for name, cls in sorted(_REGISTRY.items()):
         out[name] = (cls.__doc__ or "").strip().splitlines()[0]
     return out
+
+
+def logged_names() -> dict[str, str]:
+    """Every value a phase may log (history CSV column) -> what it is, by the registry's names: each registered
+    loss's ``metric`` (e.g. ``loss_G_CE`` -> ``ab_ce``), the adversarial terms and the total."""
+    out = {"loss_G": "generator total", "loss_G_GAN": GAN, "loss_D": "discriminator",
+           "loss_D_real": "discriminator, real", "loss_D_fake": "discriminator, fake"}
+    for name, cls in _REGISTRY.items():
+        out[getattr(cls, "metric", "") or f"loss_G_{name}"] = name
+    return out
+
+
+def aux_needed(name: str) -> tuple[str, ...]:
+    """The generator auxiliary outputs loss ``name`` reads (``()`` for most; ``gan`` and unknown names too)."""
+    return tuple(getattr(_REGISTRY.get(name), "needs_aux", ()))
+
+
+def validation_metric(losses: dict[str, float]) -> str:
+    """``"objective"`` if a loss weighted > 0 in ``losses`` declares it (:attr:`Loss.validation`), else ``"l1"``:
+    what picks a phase's best epoch."""
+    return "objective" if any(getattr(_REGISTRY.get(n), "validation", "l1") == "objective"
+                              for n, w in losses.items() if w > 0) else "l1"
 
 
 def check_names(losses: dict[str, float], where: str) -> None:
@@ -237,6 +268,8 @@ class RebalancedCELoss(Loss):
     """
 
     metric = "loss_G_CE"
+    needs_aux = ("logits", "bin_centers", "bin_weights")
+    validation = "objective"
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         from huescale.abbins import rebalanced_cross_entropy
@@ -251,6 +284,7 @@ class HeadL1Loss(Loss):
     hybrid of classification and regression heads)."""
 
     metric = "loss_G_reg_L1"
+    needs_aux = ("reg",)
 
     def forward(self, inp: LossInput) -> torch.Tensor:
         reg = _aux(inp, "reg", "reg_l1")

@@ -1,18 +1,148 @@
-"""Image-quality metrics (docs/architecture.md). All take 8-bit sRGB unless stated.
+"""Image-quality metrics and the metric table (docs/architecture.md, "How to add a metric").
 
-Arrays are ``N x H x W x 3`` uint8 (NumPy, channels last, as images are stored).
-Per-image values are averaged over the N images.
+Arrays are ``N x H x W x 3`` uint8 sRGB (NumPy, channels last, as images are stored) unless stated.
+
+Every metric huescale reports is declared once, with :func:`register_metric` on its function: its name (the key
+in the per-image CSV, ``metrics.json``, MLflow and the reports), whether it is a per-image value (averaged over
+a set; the CSV has a column for it) or a set value (a distribution over all images), its direction, its
+format, label, unit and source. Everything that shows metrics reads this table (:data:`METRICS`); which of them
+a run computes is ``evaluate.metrics`` in ``params.yaml`` (default: all). Adding a metric is one function and
+its decorator here, and its name in ``evaluate.metrics`` when that list is not the default.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from skimage.metrics import structural_similarity
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One row of the metric table.
+
+    Attributes:
+        name: the key everywhere (CSV column, ``metrics.json``, MLflow ``<section>/<name>``, report column).
+        fn: ``fn(pred, target, **{option: value})`` -> float (or None when it cannot be computed, e.g. FID
+            without weights); ``pred``, ``target``: ``N x H x W x 3`` uint8 sRGB of the same shape.
+        per: ``"image"`` (a value per photograph; the set's value is their mean, the CSV has a column) or
+            ``"set"`` (one value for a set's distribution, e.g. FID, colourfulness ratio).
+        better: ``"higher"``, ``"lower"`` or ``"none"`` (neither: colourfulness is judged against the truth's).
+        decimals: digits shown in reports and tables.
+        label: the column heading (plain text; HTML entities allowed).
+        unit: e.g. ``"dB"``, ``"%"``, ``"8-bit levels"``, ``""`` for none.
+        source: the paper or document that defines it.
+        options: the ``evaluate`` params the function takes by keyword (e.g. ``("epsilon",)``), or ``"fid"``
+            for a set metric that needs the :class:`huescale.fid.FID` network.
+    """
+
+    name: str
+    fn: Callable[..., float | None]
+    per: str
+    better: str
+    decimals: int
+    label: str
+    unit: str
+    source: str
+    options: tuple[str, ...] = ()
+
+    @property
+    def arrow(self) -> str:
+        """``↑`` (higher is better), ``↓`` (lower) or ``""``."""
+        return {"higher": "\u2191", "lower": "\u2193"}.get(self.better, "")
+
+    def heading(self) -> str:
+        """Label, unit and direction, e.g. ``PSNR (dB) ↑``."""
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{unit} {self.arrow}".rstrip()
+
+    def format(self, value: Any) -> str:
+        """``value`` with :attr:`decimals` digits; ``—`` for None or non-finite values."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "\u2014"
+        return f"{float(value):.{self.decimals}f}"
+
+
+METRICS: dict[str, MetricSpec] = {}
+PER = ("image", "set")
+BETTER = ("higher", "lower", "none")
+
+
+def register_metric(name: str, *, per: str, better: str, decimals: int, label: str, unit: str = "",
+                    source: str = "", options: tuple[str, ...] = ()) -> Callable:
+    """Class-free registry decorator (the loss registry's pattern): declare the decorated function a metric.
+
+    The declaration order is the order of columns in CSVs and reports.
+
+    Raises:
+        ValueError: ``name`` is registered twice, or ``per`` / ``better`` is not one of :data:`PER` /
+            :data:`BETTER`.
+    """
+    if per not in PER or better not in BETTER:
+        raise ValueError(f"metric {name!r}: per must be one of {PER}, better one of {BETTER}")
+
+    def deco(fn: Callable) -> Callable:
+        if name in METRICS:
+            raise ValueError(f"metric name {name!r} is registered twice")
+        METRICS[name] = MetricSpec(name, fn, per, better, decimals, label, unit, source, tuple(options))
+        return fn
+
+    return deco
+
+
+def select(names: Iterable[str] | None = None, per: str | None = None) -> list[MetricSpec]:
+    """The table's rows named by ``names`` (None: all), in declaration order, optionally only ``per``.
+
+    Raises:
+        KeyError: an unknown name (the message lists the known ones).
+    """
+    wanted = list(METRICS) if names is None else list(names)
+    unknown = [n for n in wanted if n not in METRICS]
+    if unknown:
+        raise KeyError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    return [m for n, m in METRICS.items() if n in wanted and (per is None or m.per == per)]
+
+
+def _call(m: MetricSpec, pred: np.ndarray, target: np.ndarray, options: dict[str, Any]) -> float | None:
+    v = m.fn(pred, target, **{o: options[o] for o in m.options})
+    return None if v is None else float(v)
+
+
+def compute(pred: np.ndarray, target: np.ndarray, names: Iterable[str] | None = None, per: str | None = None,
+            epsilon: float = 0.05, fid: Any = None) -> dict[str, float | None]:
+    """The selected metrics of a set, each computed once on the whole set (a per-image metric: the mean over
+    the photographs, which all have the same size within a set).
+
+    Args:
+        pred, target: ``N x H x W x 3`` uint8 sRGB, the same shape.
+        names: metric names (None: all registered); per: only ``"image"`` or ``"set"`` ones (None: both).
+        epsilon: the epsilon-accuracy threshold, a fraction of 255 (``evaluate.epsilon``).
+        fid: a :class:`huescale.fid.FID`, or None (``fid`` is then None: not computed, never made up).
+
+    Returns:
+        name -> value (float, or None where it cannot be computed), in declaration order.
+
+    Raises:
+        KeyError: an unknown metric name.
+    """
+    options = {"epsilon": epsilon, "fid": fid}
+    return {m.name: _call(m, pred, target, options) for m in select(names, per)}
+
+
+def per_image(pred: np.ndarray, target: np.ndarray, names: Iterable[str] | None = None,
+              epsilon: float = 0.05) -> list[dict[str, float | None]]:
+    """The selected per-image metrics of each photograph separately (the per-image CSV; worst cases first
+    is the caller's order): one dict per photograph, name -> value."""
+    specs, options = select(names, per="image"), {"epsilon": epsilon}
+    return [{m.name: _call(m, p[None], t[None], options) for m in specs} for p, t in zip(pred, target)]
+
+
+def columns(names: Iterable[str] | None = None, per: str | None = None) -> list[str]:
+    """The names of :func:`select` (e.g. the per-image CSV's metric columns)."""
+    return [m.name for m in select(names, per)]
 
 
 def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,12 +153,16 @@ def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pred.astype(np.float64), target.astype(np.float64)
 
 
+@register_metric("mae", per="image", better="lower", decimals=2, label="MAE", unit="8-bit levels",
+                 source="Singh et al., eq. 5")
 def mae(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean absolute error over all pixels and channels, in 8-bit levels (Singh et al., eq. 5)."""
     p, t = _pair(pred, target)
     return float(np.abs(p - t).mean())
 
 
+@register_metric("epsilon_accuracy", per="image", better="higher", decimals=2, label="ε-accuracy", unit="%",
+                 source="Singh et al., eq. 6", options=("epsilon",))
 def epsilon_accuracy(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> float:
     """Percent of pixels whose error is <= ``epsilon * 255`` in every channel (Singh et al., eq. 6).
 
@@ -40,6 +174,8 @@ def epsilon_accuracy(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05
     return float(ok.mean() * 100.0)
 
 
+@register_metric("psnr", per="image", better="higher", decimals=2, label="PSNR", unit="dB",
+                 source="Singh et al., eq. 7")
 def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> float:
     """Mean over images of ``10 log10(range^2 / MSE)`` in dB (Singh et al., eq. 7).
 
@@ -55,11 +191,14 @@ def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> flo
     return float(per_image.mean())
 
 
+@register_metric("ssim", per="image", better="higher", decimals=3, label="SSIM", source="Wang et al. 2004")
 def ssim(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> float:
     """Mean SSIM (Wang et al. 2004) with a Gaussian window, sigma 1.5, as scikit-image computes it.
 
     Accepts ``N x H x W x 3`` (colour, channel-averaged) or ``N x H x W`` (one channel).
     """
+    from skimage.metrics import structural_similarity  # scipy.ndimage: ~1 s of import, only where SSIM runs
+
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
     kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=data_range)
@@ -115,6 +254,8 @@ def delta_e2000_lab(lab_ref: np.ndarray, lab: np.ndarray) -> np.ndarray:
     return deltaE_ciede2000(np.asarray(lab_ref, np.float64), np.asarray(lab, np.float64))
 
 
+@register_metric("delta_e2000", per="image", better="lower", decimals=2, label="ΔE2000", unit="Lab",
+                 source="CIEDE2000 (Sharma, Wu & Dalal 2005)")
 def delta_e2000(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean CIEDE2000 colour difference (:func:`delta_e2000_lab` of ``skimage.color.rgb2lab``) between uint8
     sRGB images.
@@ -142,6 +283,29 @@ def colorfulness(images: np.ndarray) -> float:
     axes = (1, 2)
     m = np.sqrt(rg.std(axes) ** 2 + yb.std(axes) ** 2) + 0.3 * np.sqrt(rg.mean(axes) ** 2 + yb.mean(axes) ** 2)
     return float(m.mean())
+
+
+@register_metric("colorfulness", per="image", better="none", decimals=1, label="colourfulness",
+                 source="Hasler & Suesstrunk 2003, eq. 3")
+def output_colorfulness(pred: np.ndarray, target: np.ndarray) -> float:
+    """:func:`colorfulness` of the output (judged against the truth's: :func:`colorfulness_ratio`)."""
+    return colorfulness(pred)
+
+
+@register_metric("colorfulness_truth", per="image", better="none", decimals=1, label="truth's colourfulness",
+                 source="Hasler & Suesstrunk 2003, eq. 3")
+def colorfulness_truth(pred: np.ndarray, target: np.ndarray) -> float:
+    """:func:`colorfulness` of the ground truth (the scale against which an output's colourfulness is read)."""
+    return colorfulness(target)
+
+
+@register_metric("colorfulness_ratio", per="set", better="none", decimals=2, label="colourfulness / truth's",
+                 source="Hasler & Suesstrunk 2003; DDColor (Kang et al. 2023) reports both")
+def colorfulness_ratio(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean colourfulness of the outputs over the truth's: 1 = as colourful, far below 1 = a sepia tint;
+    NaN when the truth is gray."""
+    c_true = colorfulness(target)
+    return colorfulness(pred) / c_true if c_true > 0 else float("nan")
 
 
 AB_RANGE = 110.0  # |a|, |b| of sRGB colours stay below this (the pix2pix normalisation, huescale.color)
@@ -173,6 +337,8 @@ def ab_histogram(images: np.ndarray, bin_width: float = 10.0) -> np.ndarray:
     return h / max(h.sum(), 1.0)
 
 
+@register_metric("hist_intersection", per="set", better="higher", decimals=3, label="a*b* histogram intersection",
+                 source="Swain & Ballard 1991")
 def histogram_intersection(pred: np.ndarray, target: np.ndarray, bin_width: float = 10.0) -> float:
     """Intersection ``sum(min(p, q))`` of the a*b* histograms of two image sets: 1 = the same colour
     distribution, 0 = no colour in common. Weight-free, so it shows a uniform tint (all pixels in a few
@@ -180,6 +346,8 @@ def histogram_intersection(pred: np.ndarray, target: np.ndarray, bin_width: floa
     return float(np.minimum(ab_histogram(pred, bin_width), ab_histogram(target, bin_width)).sum())
 
 
+@register_metric("chroma_emd", per="set", better="lower", decimals=2, label="chroma EMD", unit="a*b*",
+                 source="earth mover's distance of C* (scipy.stats.wasserstein_distance)")
 def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, seed: int = 0) -> float:
     """Earth mover's distance between the chroma ``C* = sqrt(a*^2 + b*^2)`` distributions of two image sets,
     in a*b* units (``scipy.stats.wasserstein_distance``; pixels subsampled to ``max_pixels`` with a fixed seed).
@@ -196,28 +364,6 @@ def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, 
         return rng.choice(c, max_pixels, replace=False) if len(c) > max_pixels else c
 
     return float(wasserstein_distance(chroma(pred), chroma(target)))
-
-
-def colour_distribution(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Set-level colour metrics of a prediction against its truth (both ``N x H x W x 3`` uint8 sRGB):
-    colourfulness of each and their ratio (Hasler & Süsstrunk 2003), a*b* histogram intersection and
-    chroma EMD."""
-    c_pred, c_true = colorfulness(pred), colorfulness(target)
-    return {"colorfulness": c_pred, "colorfulness_truth": c_true,
-            "colorfulness_ratio": c_pred / c_true if c_true > 0 else float("nan"),
-            "hist_intersection": histogram_intersection(pred, target), "chroma_emd": chroma_emd(pred, target)}
-
-
-def image_metrics(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> dict[str, float]:
-    """MAE, epsilon-accuracy (%), PSNR (dB), SSIM, Delta-E 2000 and colorfulness of ``N x H x W x 3`` uint8."""
-    return {"mae": mae(pred, target), "epsilon_accuracy": epsilon_accuracy(pred, target, epsilon),
-            "psnr": psnr(pred, target), "ssim": ssim(pred, target), "delta_e2000": delta_e2000(pred, target),
-            "colorfulness": colorfulness(pred)}
-
-
-def per_image_metrics(pred: np.ndarray, target: np.ndarray, epsilon: float = 0.05) -> list[dict[str, float]]:
-    """The metrics of :func:`image_metrics` for each image separately (for finding the worst cases)."""
-    return [image_metrics(p[None], t[None], epsilon) for p, t in zip(pred, target)]
 
 
 def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, float]:
@@ -250,215 +396,11 @@ def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, floa
     return {"psnr_y": float(np.mean(ps)), "ssim_y": float(np.mean(ss)), "images": len(ps)}
 
 
-def fid_weights_path(weights: str | Path | None = None) -> Path:
-    """The Inception weights file for FID: ``weights`` if given, else where pytorch-fid looks for it
-    (``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``, i.e. under ``$TORCH_HOME``)."""
-    if weights:
-        return Path(weights).expanduser()
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-
-
-def images_digest(images: np.ndarray) -> str:
-    """SHA-256 of a uint8 image array's shape and bytes: the content key of cached statistics."""
-    import hashlib
-
-    a = np.ascontiguousarray(images)
-    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
-    h.update(a.data.cast("B"))
-    return h.hexdigest()
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Frechet distance of two Gaussians: ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
-
-    The formula of FID (Heusel et al. 2017). ``tr((S1 S2)^(1/2))`` is the sum of the square
-    roots of the eigenvalues of ``S1 S2``, which equal those of the symmetric ``A S2 A`` with
-    ``A = S1^(1/2)`` (``AB`` and ``BA`` share their non-zero eigenvalues), so two symmetric
-    eigendecompositions replace the Schur-based ``scipy.linalg.sqrtm`` of pytorch-fid's
-    ``calculate_frechet_distance``: the same value (tested against it) in a second instead of a
-    minute for 2048 x 2048 covariances on 2 CPU cores, and exact for the singular covariances
-    of sets smaller than 2048 images (where pytorch-fid adds an offset and calls sqrtm again).
-
-    Args:
-        mu1, mu2: feature means, shape ``D``, float64.
-        sigma1, sigma2: feature covariances, ``D x D``, symmetric positive semi-definite.
-    """
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise ValueError(f"Gaussians of different dimensions: {mu1.shape} / {mu2.shape}, {s1.shape} / {s2.shape}")
-    w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root @ s2 @ root
-    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
-
-
-class FIDWeightsError(RuntimeError):
-    """The FID Inception weights file is not a plain state dict of tensors (or not the FID Inception's);
-    names the file."""
-
-
-def fid_inception(weights: str | Path):
-    """pytorch-fid's ``InceptionV3`` (pool3, 2048-d output) with weights loaded safely from ``weights``.
-
-    pytorch-fid's own loader (``fid_inception_v3`` -> ``load_state_dict_from_url``) unpickles the
-    file with ``weights_only=False``, which runs any code a crafted file carries. Here the FID
-    Inception is built without it (the same modules: torchvision's Inception-v3 with
-    pytorch-fid's FID blocks) and the file is read with ``torch.load(weights_only=True)``, which
-    accepts only tensors and plain containers.
-
-    Args:
-        weights: ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid's release) or a file of
-            the same state dict.
-
-    Returns:
-        An ``InceptionV3`` module (eval mode, no gradients): ``N x 3 x H x W`` float in [0, 1] ->
-        ``[N x 2048 x 1 x 1]``.
-
-    Raises:
-        FIDWeightsError: the file is not loadable as weights only (e.g. a pickle with code in it),
-            not a dict of tensors, or its keys/shapes do not match the FID Inception.
-    """
-    import torch
-    from pytorch_fid import inception as I
-    from torch import nn
-
-    path = Path(weights)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ... for a bad file
-        raise FIDWeightsError(f"{path}: not a plain PyTorch state dict of tensors ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); it was not executed. Replace it with "
-                              f"{FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FIDWeightsError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}; "
-                              f"use {FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)")
-    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)  # as pytorch-fid's fid_inception_v3
-    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = I.FIDInceptionE_1(1280)
-    net.Mixed_7c = I.FIDInceptionE_2(2048)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise FIDWeightsError(f"{path}: not the FID Inception's weights ({str(exc).splitlines()[0][:200]}); "
-                              f"use {FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)") from None
-    model = I.InceptionV3.__new__(I.InceptionV3)  # pytorch-fid's forward, without its weight loader
-    nn.Module.__init__(model)
-    model.resize_input, model.normalize_input = True, True
-    model.output_blocks, model.last_needed_block = [3], 3
-    model.blocks = nn.ModuleList([
-        nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
-        nn.Sequential(net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
-        nn.Sequential(net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c,
-                      net.Mixed_6d, net.Mixed_6e),
-        nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1))),
-    ])
-    for param in model.parameters():
-        param.requires_grad = False
-    return model.eval()
-
-
-class FID:
-    """Frechet Inception Distance with pytorch-fid (Heusel et al. 2017; Singh et al., eq. 8).
-
-    Inception-v3 pool3 features (2048-d) of images resized to 299 inside the
-    network. Weights come from ``weights`` (a path param) or the torch hub cache
-    (``fid_weights_path()``); nothing is downloaded here, so check :meth:`available`
-    first. The statistics (mean, covariance) of a real image set are cached in
-    ``cache_dir`` under the SHA-256 of the images' bytes and of the weights file's
-    size and modification time, so a test set is embedded once across methods,
-    stages and runs.
-
-    Args:
-        device: torch device for the Inception network.
-        batch_size: images per forward pass.
-        weights: path of the weights file, or None for the torch hub cache.
-        cache_dir: folder of cached real-set statistics (``.npz``), or None for no cache.
-
-    Raises:
-        FileNotFoundError: at construction, when the weights file is absent (names it).
-        FIDWeightsError: the weights file is not a plain state dict of the FID Inception (it is
-            never unpickled with code execution; see :func:`fid_inception`).
-    """
-
-    def __init__(self, device: str = "cpu", batch_size: int = 32, weights: str | Path | None = None,
-                 cache_dir: str | Path | None = None):
-        import torch
-
-        path = fid_weights_path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(self.missing_reason(weights))
-        self.torch = torch
-        self.device, self.batch_size = torch.device(device), batch_size
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        st = path.stat()
-        self.weights_id = f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
-        self.model = fid_inception(path).to(self.device).eval()
-        self.cache_hits = 0
-
-    @staticmethod
-    def missing_reason(weights: str | Path | None = None) -> str:
-        """Why FID cannot be computed on this machine, and what to do."""
-        return (f"Inception weights for FID not found at {fid_weights_path(weights)} (no download here); "
-                f"place {FID_WEIGHTS_FILE} from the pytorch-fid release there, set TORCH_HOME, "
-                f"or set evaluate.fid_weights")
-
-    @classmethod
-    def available(cls, weights: str | Path | None = None) -> bool:
-        """Whether the weights file is present."""
-        return fid_weights_path(weights).is_file()
-
-    def activations(self, images: np.ndarray) -> np.ndarray:
-        """Pool3 features ``N x 2048`` float64 of ``N x H x W x 3`` uint8 images."""
-        torch = self.torch
-        feats = []
-        with torch.no_grad():
-            for i in range(0, len(images), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch_size])).permute(0, 3, 1, 2)
-                x = x.to(self.device).float() / 255.0
-                feats.append(self.model(x)[0].squeeze(-1).squeeze(-1).double().cpu().numpy())
-        return np.concatenate(feats)
-
-    def statistics(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean ``2048`` and covariance ``2048 x 2048`` (float64) of the pool3 features of uint8 images."""
-        a = self.activations(images)
-        return a.mean(0), np.cov(a, rowvar=False)
-
-    def real_statistics(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`statistics` of a real set, read from / written to the content-hash cache."""
-        if self.cache_dir is None:
-            return self.statistics(images)
-        import hashlib
-
-        key = hashlib.sha256(f"{images_digest(images)}|{self.weights_id}".encode()).hexdigest()[:32]
-        path = self.cache_dir / f"fid_real_{key}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as z:
-                    self.cache_hits += 1
-                    return z["mu"], z["sigma"]
-            except (OSError, ValueError, KeyError):
-                path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-        mu, sigma = self.statistics(images)
-        from huescale.atomic import atomic_path
-
-        with atomic_path(path, ".npz") as tmp:  # process-private temporary: concurrent evaluations never collide
-            np.savez(tmp, mu=mu, sigma=sigma)
-        return mu, sigma
-
-    def __call__(self, generated: np.ndarray, real: np.ndarray) -> float:
-        """FID between generated and real uint8 image sets (at least 2 each; small sets are biased high)."""
-        mu_g, s_g = self.statistics(generated)
-        mu_r, s_r = self.real_statistics(real)
-        value = frechet_distance(mu_g, s_g, mu_r, s_r)
-        return float(value) if math.isfinite(value) else float("nan")
+@register_metric("fid", per="set", better="lower", decimals=2, label="FID",
+                 source="Heusel et al. 2017; Singh et al., eq. 8", options=("fid",))
+def fid(pred: np.ndarray, target: np.ndarray, fid: Any = None) -> float | None:
+    """Frechet Inception Distance of the outputs to the truth with ``fid`` (a :class:`huescale.fid.FID`);
+    None without one or for fewer than 2 images (never a made-up number)."""
+    if fid is None or len(target) < 2:
+        return None
+    return fid(pred, target)

@@ -233,15 +233,16 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
 
 
 def metrics_markdown(metrics: dict) -> str:
-    """The headline metrics of ``metrics.json`` as a Markdown table."""
-    rows = ["| section | method | MAE | eps-acc % | PSNR | SSIM |", "|---|---|---|---|---|---|"]
-    for section in ("colorization_64", "two_step_256"):
-        for method, m in metrics.get(section, {}).items():
-            rows.append(f"| {section} | {method} | {m.get('mae', 0):.2f} | {m.get('epsilon_accuracy', 0):.2f} | "
-                        f"{m.get('psnr', 0):.2f} | {m.get('ssim', 0):.3f} |")
-    for method, m in metrics.get("sr_x4", {}).items():
-        rows.append(f"| sr_x4 (Y) | {method} | | | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |")
-    return "\n".join(rows)
+    """The test-split metrics of ``metrics.json`` as Markdown tables (the metric table's columns; then the x4
+    super-resolution protocol's Y-channel PSNR / SSIM)."""
+    from huescale.report import markdown_table
+
+    rows = [([section, method], m) for section in ("colorization_64", "two_step_256")
+            for method, m in (metrics.get(section) or {}).items()]
+    sr = [([method], m) for method, m in (metrics.get("sr_x4") or {}).items()]
+    return markdown_table(["section", "method"], rows) + "\n\n" + "\n".join(
+        ["| sr_x4 (Y) | PSNR-Y (dB) | SSIM-Y |", "|---|---|---|"] +
+        [f"| {c[0]} | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |" for c, m in sr])
 
 
 @contextlib.contextmanager

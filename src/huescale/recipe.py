@@ -29,12 +29,20 @@ from huescale.config import Config, ModelSpec, OptimConfig
 from huescale.data.dataset import PairDataset
 from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
-from huescale.losses import GAN, VGG_LAYERS, GANLoss, GeneratorObjective, LossContext, check_names, vgg_weights_path
+from huescale.losses import (
+    GAN,
+    VGG_LAYERS,
+    GANLoss,
+    GeneratorObjective,
+    LossContext,
+    aux_needed,
+    check_names,
+    validation_metric,
+    vgg_weights_path,
+)
 from huescale.tasks import COLORIZATION, JOINT, UPSCALING, Task
 from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
 
-# losses that read a generator's auxiliary outputs (huescale.losses), and what they need
-AUX_LOSSES = {"ab_ce": "needs a colour-classification head", "reg_l1": "needs a regression head beside one"}
 log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
 PHASES = ("pretrain", "finetune", "adversarial")
@@ -108,10 +116,12 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
     for (opt, where), role in phases:
         check_names(opt.losses, f"{where}.losses")
         spec = getattr(cfg.model, role)
-        for name in set(opt.losses) & set(AUX_LOSSES):
-            if not getattr(models.registry.model_class(spec.name), "has_aux", False):
-                raise ValueError(f"{where}.losses.{name}: {AUX_LOSSES[name]}, which model {spec.name!r} does not "
-                                 "have; use model.colorizer.name: semantic or colornet, or drop the loss")
+        for name in opt.losses:
+            needs = aux_needed(name)
+            if needs and not getattr(models.registry.model_class(spec.name), "has_aux", False):
+                raise ValueError(f"{where}.losses.{name}: needs the generator outputs {', '.join(needs)} (a colour-"
+                                 f"classification head), which model {spec.name!r} does not have; use "
+                                 "model.colorizer.name: semantic or colornet, or drop the loss")
         for name, weight in opt.losses.items():
             if name in VGG_LAYERS and weight > 0:
                 vgg_weights_path(name, cfg.train.vgg_weights or None)
@@ -127,7 +137,7 @@ def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) 
                        checkpoint_every=opt.checkpoint_every, lr_schedule=opt.lr_schedule,
                        # the L1 of an annealed-mean decoding rewards desaturation: classification phases keep the
                        # epoch with the lowest validation objective instead (Zhang et al. 2016)
-                       val_metric="objective" if opt.losses.get("ab_ce", 0) > 0 else "l1", **extra)
+                       val_metric=validation_metric(opt.losses), **extra)
 
 
 def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu",

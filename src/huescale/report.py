@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from huescale import TEMPLATES  # noqa: F401  (re-exported: the default templates folder)
+from huescale import metrics as metrics_table
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -195,7 +196,65 @@ def svg_scatter(points: list[dict], title: str, x_label: str, y_label: str, widt
     return Markup("".join(parts))
 
 
-def holdout_context(holdout: dict) -> list[dict]:
+def metric_columns(rows: list[dict], names: list[str] | None = None, de_ratio: bool = False,
+                   extra: tuple[tuple[str, str, int], ...] = ()) -> list[dict[str, Any]]:
+    """The columns of a metrics table, from the metric table (:data:`huescale.metrics.METRICS`): every metric of
+    ``names`` (None: all) that some row of ``rows`` has a value for, in the table's order, each
+    ``{"key", "heading", "decimals"}``; with ``de_ratio`` the ratio of CIEDE2000 to the gray baseline's after
+    ``delta_e2000``; then ``extra`` columns ``(key, heading, decimals)``. A metric registered and computed shows
+    up in every report without a template edit."""
+    cols: list[dict[str, Any]] = []
+    for m in metrics_table.select(names):
+        if not any(r.get(m.name) is not None for r in rows):
+            continue
+        cols.append({"key": m.name, "heading": m.heading(), "decimals": m.decimals})
+        if de_ratio and m.name == "delta_e2000":
+            cols.append({"key": "de_ratio", "heading": "ΔE2000 / gray's ↓", "decimals": 3})
+    return cols + [{"key": k, "heading": h, "decimals": d} for k, h, d in extra]
+
+
+def markdown_table(lead: list[str], rows: list[tuple[list[str], dict]], names: list[str] | None = None,
+                   extra: tuple[tuple[str, str, int], ...] = ()) -> str:
+    """A Markdown table of metric rows (MLflow descriptions, the model card): ``lead`` headings with each row's
+    leading cells, then the :func:`metric_columns` of the values (the metric table's labels and formats)."""
+    cols = metric_columns([v for _, v in rows], names, extra=extra)
+
+    def cell(value: Any, decimals: int) -> str:
+        return "—" if value is None else (f"{value:.{decimals}f}" if isinstance(value, float) else str(value))
+
+    out = ["| " + " | ".join([*lead, *(c["heading"] for c in cols)]) + " |", "|" + "---|" * (len(lead) + len(cols))]
+    out += ["| " + " | ".join([*cells, *(cell(v.get(c["key"]), c["decimals"]) for c in cols)]) + " |"
+            for cells, v in rows]
+    return "\n".join(out)
+
+
+def test_split_tables(metrics: dict, meta: dict, names: list[str] | None) -> list[dict]:
+    """The run report's two test-split tables (64 px colorization; 64 gray -> 256 two-step), rows and columns:
+    the model, its gray baseline and the published rows (Singh et al.'s Table 7 at 64 px, Brescia et al.'s SSIM
+    at 256 px) mapped onto the metric table's names."""
+    from huescale import reference
+
+    fps = (metrics.get("fps") or {}).get("colorizer_batch1")
+    c64, c256 = metrics.get("colorization_64") or {}, metrics.get("two_step_256") or {}
+    rows64 = [{"label": f"{meta['colorizer']} (this run: pre-training + adversarial)", "data": meta["data_name"],
+               "kind": "model", **(c64.get("model") or {}), "fps": fps},
+              {"label": "gray baseline (ab = 0)", "data": meta["data_name"], "kind": "baseline",
+               **(c64.get("gray_baseline") or {})}]
+    rows64 += [{"label": f"{m} (published)", "data": d, "kind": "ref", "fid": fid, "epsilon_accuracy": eps, "mae": mae,
+                "psnr": psnr, "fps": f} for m, d, fid, eps, mae, psnr, f in reference.SINGH_TABLE7["rows"]]
+    rows256 = [{"label": f"two-step: {meta['colorizer']} at 64, {meta['upscaler']} ×4 on L, bicubic ab "
+                         "(Frison et al. 2025)", "kind": "model", **(c256.get("model") or {})},
+               {"label": "gray + bicubic ×4 baseline", "kind": "baseline", **(c256.get("gray_bicubic_baseline") or {})},
+               {"label": "Brescia et al. chained pix2pix + SRGAN (published, single images)", "kind": "ref",
+                "ssim": ", ".join(str(v) for v in reference.BRESCIA_SSIM_EXAMPLES["ssim"])}]
+    n = metrics.get("n_test") or {}
+    return [{"title": f"Colorization at 64 px (test split, {n.get('tier_64', '?')} images)", "rows": rows64,
+             "columns": metric_columns(rows64[:2], names, extra=(("fps", "FPS", 0),)), "data": True},
+            {"title": f"64 gray → 256 colour, two-step pipeline (test split, {n.get('tier_256', '?')} images)",
+             "rows": rows256, "columns": metric_columns(rows256[:2], names), "data": False}]
+
+
+def holdout_context(holdout: dict, names: list[str] | None = None) -> list[dict]:
     """Per held-out set: its table rows and its colourfulness-vs-Delta-E2000 scatter (the model, the gray
     baseline at colourfulness 0, the ground truth at ratio 1 and Delta-E 0; dashed: the 0.75 target)."""
     out = []
@@ -214,7 +273,8 @@ def holdout_context(holdout: dict) -> list[dict]:
                                "kind": kind})
         chart = svg_scatter(points, f"{name}: colourfulness vs colour error", "ΔE2000 (lower is better)",
                             "colourfulness / truth's", hline=0.75)
-        out.append({"name": name, "n": res.get("n", {}), "rows": rows, "chart": chart})
+        out.append({"name": name, "n": res.get("n", {}), "rows": rows, "chart": chart,
+                    "columns": metric_columns(rows, names, de_ratio=True)})
     return out
 
 
@@ -250,6 +310,42 @@ def stage_wall_times(metrics_dir: str | Path, stages: tuple[str, ...]) -> dict[s
         if p.is_file():
             out[stage] = json.loads(p.read_text()).get("wall_s", 0.0)
     return out
+
+
+PHASE_TITLES = {"pretrain_colorizer": "colorizer pre-training", "finetune_colorizer": "colorizer fine-tuning",
+                "pretrain_upscaler": "upscaler pre-training", "train": "adversarial"}
+
+
+def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) -> tuple[list[Markup], list[str]]:
+    """A chart for every loss each phase's objective logged (the history CSV's columns, named by the loss
+    registry: :func:`huescale.losses.logged_names`), one per term as their scales differ, the discriminator's
+    terms together, and the validation values; plus warnings (a discriminator collapse). A newly registered loss
+    shows up without an edit here.
+
+    Args:
+        history_dir: the folder of ``<phase>.csv`` (``metrics/``).
+        phases: phase file stem -> its title.
+    """
+    from huescale.losses import logged_names
+
+    names, charts, warnings = logged_names(), [], []
+    for phase, title in phases.items():
+        h = read_history(Path(history_dir) / f"{phase}.csv")
+        if not h or not h.get("epoch"):
+            continue
+        x = h["epoch"]
+        generator = [k for k in h if k.startswith("loss_G")]
+        for k in generator:
+            charts.append(svg_line_chart({k: h[k]}, x, f"{title}: {names.get(k, k)} ({k}, train)"))
+        disc = {k: h[k] for k in h if k.startswith("loss_D")}
+        if disc:
+            charts.append(svg_line_chart(disc, x, f"{title}: discriminator"))
+        val = {k: h[k] for k in h if k.startswith("val_")}
+        if val:
+            charts.append(svg_line_chart(val, x, f"{title}: validation"))
+        if any(h.get("d_collapse", [])):
+            warnings.append(f"{title}: discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
+    return charts, warnings
 
 
 def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, history_dir: str | Path,
@@ -289,22 +385,7 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
                             reference="ground_truth")
         row.update({f"zoom_{k}": v for k, v in zoom.items()})
         samples.append(row)
-    charts, warnings = [], []
-    for name, title, keys in (
-        ("pretrain_colorizer", "colorizer pre-training (L1)", ["loss_G_L1", "val_l1"]),
-        ("pretrain_colorizer", "colorizer pre-training: objective (ab_ce + reg_l1)", ["loss_G_CE", "val_objective"]),
-        ("finetune_colorizer", "colorizer fine-tuning of the whole network: objective", ["loss_G_CE", "val_objective"]),
-        ("pretrain_upscaler", "upscaler pre-training (L1)", ["loss_G_L1", "val_l1"]),
-        ("train", "adversarial: discriminator", ["loss_D", "loss_D_real", "loss_D_fake"]),
-        ("train", "adversarial: generator GAN loss", ["loss_G_GAN"]),
-        ("train", "adversarial: L1 (train, validation)", ["loss_G_L1", "val_l1"]),
-        ("train", "adversarial: objective (train CE, validation)", ["loss_G_CE", "val_objective"]),
-    ):
-        h = read_history(history_dir / f"{name}.csv")
-        if h and any(k in h for k in keys):
-            charts.append(svg_line_chart({k: h[k] for k in keys if k in h}, h["epoch"], title))
-            if name == "train" and any(h.get("d_collapse", [])):
-                warnings.append("discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
+    charts, warnings = loss_charts(history_dir)
     m = cfg.model
     meta = {**meta, "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}",
             "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
@@ -312,7 +393,8 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
             else ", ".join("/".join(Path(f).parts[-2:]) for f in cfg.data.folders)}
     return render(templates, "index.html.j2", out, page="index.html", metrics=metrics, manifest=manifest,
                   samples=samples, charts=charts, warnings=warnings, meta=meta,
-                  holdout=holdout_context(metrics.get("holdout") or {}), holdout_samples=held_rows,
+                  holdout=holdout_context(metrics.get("holdout") or {}, cfg.evaluate.metrics),
+                  tables=test_split_tables(metrics, meta, cfg.evaluate.metrics), holdout_samples=held_rows,
                   params=sorted(to_flat_dict(cfg).items()),
                   reference=reference.SINGH_TABLE7, brescia=reference.BRESCIA_SSIM_EXAMPLES)
 
@@ -352,7 +434,8 @@ def ablation_holdout(summary: dict) -> list[dict]:
                            "kind": "row"})
         chart = svg_scatter(points, f"{name}: colourfulness vs colour error", "ΔE2000 (lower is better)",
                             "colourfulness / truth's", width=620, height=340, hline=0.75)
-        out.append({"name": name, "rows": rows, "chart": chart})
+        out.append({"name": name, "rows": rows, "chart": chart,
+                    "columns": metric_columns(rows, de_ratio=True, extra=(("n_test", "images", 0),))})
     return out
 
 
@@ -387,8 +470,10 @@ def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Pa
               for group, series in curves.items()]
     meta = run_metadata(summary.get("device", "?"), {r["name"]: r.get("wall_s", 0.0) for r in summary["rows"]},
                         summary.get("parent_run_id"))
+    tests = [r["test"] for r in rows]
     return render(templates, "ablations.html.j2", out, page="ablations.html", summary=summary, rows=rows,
                   charts=charts, meta=meta, params=[], holdout=ablation_holdout(summary),
+                  test_columns=metric_columns(tests, extra=(("fps", "FPS", 1),)),
                   table7=reference.SINGH_TABLE7,
                   brescia=reference.BRESCIA_SSIM_EXAMPLES)
 

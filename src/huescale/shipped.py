@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from huescale import checkpoint
+from huescale.report import markdown_table
 
 ASSETS = "assets"
 FILES = ("colorizer.pt", "upscaler.pt")
@@ -102,16 +103,15 @@ def model_card_markdown(card: dict[str, Any]) -> str:
              f"- trained on: {card.get('data', '?')}",
              f"- colorizer: `{card.get('colorizer', '?')}`; upscaler: `{card.get('upscaler', '?')}`",
              f"- training: {card.get('training', '?')}", "",
-             "## Held-out photographs (never used in training)", "",
-             "| set | size | colourfulness / truth's | ΔE2000 | gray's ΔE2000 | MAE | PSNR |",
-             "|---|---|---|---|---|---|---|"]
+             "## Held-out photographs (never used in training)", ""]
+    rows = []
     for name, sections in (card.get("holdout") or {}).items():
         for section, size, base in (("colorization_64", 64, "gray_baseline"), ("two_step_256", 256,
                                                                                "gray_bicubic_baseline")):
             if sections.get(section):
                 m, g = sections[section]["model"], sections[section][base]
-                lines.append(f"| {name} | {size} px | {m['colorfulness_ratio']:.2f} | {m['delta_e2000']:.2f} | "
-                             f"{g['delta_e2000']:.2f} | {m['mae']:.2f} | {m['psnr']:.2f} |")
+                rows.append(([name, f"{size} px"], {**m, "gray_delta_e2000": g.get("delta_e2000")}))
+    lines.append(markdown_table(["set", "size"], rows, extra=(("gray_delta_e2000", "gray's ΔE2000", 2),)))
     lines += ["", "## Retrain it", "", "```bash", card.get("retrain", ""), "```", "",
               "Weights are stored as float16 and loaded as float32 (`huescale.shipped.load`).", ""]
     return "\n".join(lines)

@@ -28,7 +28,8 @@ def run(cfg: Config) -> dict:
     store = PairStore(PAIRS)
     images = ev.run_models(store, colorizer, upscaler, dev, cfg.data.scale, cfg.evaluate.batch_size)
     fid, reason = ev.fid_or_reason(cfg.evaluate, dev)
-    result, per_image = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason)
+    result, per_image = ev.score(images, cfg.evaluate.epsilon, cfg.data.scale, fid, reason,
+                                 cfg.evaluate.metrics)
     lr = cfg.data.lr_size
     result["fps"] = {"device": dev.type, "dtype": "float32", "batch_sizes": [1, 64],
                      "threads": torch.get_num_threads(),
@@ -38,7 +39,8 @@ def run(cfg: Config) -> dict:
     result["holdout"], rows = {}, []
     for name in cfg.data.holdout:
         held, held_images = ev.score_holdout(PairStore(HOLDOUT_PAIRS / name), colorizer, upscaler, dev,
-                                             cfg.evaluate.epsilon, cfg.data.scale, cfg.evaluate.batch_size)
+                                             cfg.evaluate.epsilon, cfg.data.scale, cfg.evaluate.batch_size,
+                                             cfg.evaluate.metrics)
         result["holdout"][name] = held
         rows += ev.save_holdout_samples(held_images, HOLDOUT_SAMPLES, name, cfg.evaluate.holdout_rows)
     HOLDOUT_SAMPLES.mkdir(parents=True, exist_ok=True)
