@@ -280,7 +280,7 @@ def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch)
     import torch
     from mlflow.tracking import MlflowClient
 
-    from huescale import checkpoint, models, tracking
+    from huescale import champion, checkpoint, models, tracking
     from huescale.ablation import run_grid
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
@@ -300,7 +300,7 @@ def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch)
         mlflow.set_experiment("huescale")
         with mlflow.start_run() as run:
             pass
-        version = tracking.register_champion(tmp_path / "gray.pt", run.info.run_id, gray_l1)
+        version = champion.register(tmp_path / "gray.pt", run.info.run_id, gray_l1)
         path = _grid(tmp_path, pairs, [{"name": "U-Net + L1", "kind": "colorizer", "set": {"train.init": "scratch"}}])
         g = yaml.safe_load(path.read_text())
         g.update(benchmark=False, report="")

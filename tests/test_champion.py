@@ -16,7 +16,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from huescale import checkpoint, models, tracking
+from huescale import champion, checkpoint, models, tracking
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
 from huescale.tasks import COLORIZATION
@@ -84,7 +84,7 @@ def _alias_version() -> str:
 
 def test_champion_rule_none_better_worse_equal(registry, val_set, two_checkpoints):
     """No champion -> promote; better -> promote; worse -> keep; equal -> keep (scores on the same split)."""
-    from huescale.orchestration import decide_champion
+    from huescale.champion import decide as decide_champion
 
     (better, better_l1), (worse, worse_l1) = two_checkpoints
     first = decide_champion(worse, registry(), val_set)
@@ -107,9 +107,9 @@ def test_champion_rule_none_better_worse_equal(registry, val_set, two_checkpoint
 
 
 def test_no_registered_model_or_no_alias_is_no_champion(registry):
-    assert tracking.champion() is None  # no registered model at all
+    assert champion.current() is None  # no registered model at all
     MlflowClient().create_registered_model("huescale-colorizer")
-    assert tracking.champion() is None  # the model exists, its alias does not
+    assert champion.current() is None  # the model exists, its alias does not
 
 
 def test_unreadable_registry_database_is_an_error_not_no_champion(tmp_path):
@@ -117,8 +117,8 @@ def test_unreadable_registry_database_is_an_error_not_no_champion(tmp_path):
     bad.write_bytes(b"this is not an SQLite database " * 64)
     mlflow.set_tracking_uri(f"sqlite:///{bad}")
     try:
-        with pytest.raises(tracking.RegistryError, match="mlflow.db") as exc:
-            tracking.champion()
+        with pytest.raises(champion.RegistryError, match="mlflow.db") as exc:
+            champion.current()
         assert "cannot read the MLflow model registry" in str(exc.value)
     finally:
         mlflow.set_tracking_uri(None)
@@ -126,7 +126,7 @@ def test_unreadable_registry_database_is_an_error_not_no_champion(tmp_path):
 
 def test_unreachable_tracking_server_is_an_error_not_no_champion(monkeypatch, val_set, two_checkpoints):
     """An MLflow error other than "not found" (here: nothing listens at the server's port) must not promote."""
-    from huescale.orchestration import decide_champion
+    from huescale.champion import decide as decide_champion
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -135,9 +135,9 @@ def test_unreachable_tracking_server_is_an_error_not_no_champion(monkeypatch, va
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
     try:
-        with pytest.raises(tracking.RegistryError, match=f"127.0.0.1:{port}"):
-            tracking.champion()
-        with pytest.raises(tracking.RegistryError):
+        with pytest.raises(champion.RegistryError, match=f"127.0.0.1:{port}"):
+            champion.current()
+        with pytest.raises(champion.RegistryError):
             decide_champion(two_checkpoints[0][0], "no-run", val_set)
     finally:
         mlflow.set_tracking_uri(None)

@@ -169,7 +169,7 @@ def test_model_champion_from_a_real_mlflow_registry(ckpts, shared_data, tmp_path
     """--model champion loads what register_champion registered (same output as --checkpoint); clear errors."""
     import mlflow
 
-    from huescale import tracking
+    from huescale import champion, tracking
 
     photo = shared_data / "benchmarks/Set5/GTmod12/head.png"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -183,7 +183,7 @@ def test_model_champion_from_a_real_mlflow_registry(ckpts, shared_data, tmp_path
         pass
     code, err = _cli(capsys, "colorize", photo, "--out", tmp_path / "none", "--model", "champion", "--tracking-uri", uri)
     assert code == 1 and "no MLflow model 'huescale-colorizer' with alias 'champion'" in err
-    tracking.register_champion(ckpts["colorizer"], run.info.run_id, 0.123)
+    champion.register(ckpts["colorizer"], run.info.run_id, 0.123)
     params = tmp_path / "params.yaml"  # tracking.uri from a params file, relative to it
     from conftest import default_params_text
 

@@ -254,3 +254,41 @@ def test_colourfulness_loss_matches_the_metric_and_pays_for_colour(real_batch):
     assert full_loss < half_loss
     half_loss.backward()
     assert (half.grad * half).sum() < 0  # descending the loss scales ab up, away from gray
+
+
+def test_every_path_that_produces_a_colorizer_produces_a_calibrated_one(small_store, tmp_path):
+    """One owner for a training phase (huescale.phases): the pretrain chain (frozen encoder, then fine-tuning), the
+    adversarial phase and an ablation row each end in a checkpoint that carries a decoding chosen on validation;
+    the intermediate frozen-phase checkpoint does not (another phase continues it); D is saved beside the
+    adversarial colorizer. And no stage or ablation code runs a phase past phases.py."""
+    import re
+
+    from huescale import ablation, phases
+
+    cfg = _cfg()
+    cfg.train.epochs, cfg.train.max_batches, cfg.train.batch_size = 1, 2, 16
+    cfg.train.losses = {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.1}
+    cfg.model.discriminator.kwargs = {"base_channels": 8, "n_layers": 2}
+    cfg.calibrate.images = 16
+
+    def paths(name: str) -> phases.PhasePaths:
+        return phases.PhasePaths(tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", tmp_path / f"{name}.state",
+                                 tmp_path / f"{name}_D.pt")
+
+    def decoding(path):
+        return torch.load(path, map_location="cpu", weights_only=True).get("decoding")
+
+    final, figures = phases.pretrain_generator(cfg, "colorizer", small_store, paths, progress=False)
+    assert final == tmp_path / "finetune_colorizer.pt" and decoding(final)["chosen"]
+    assert decoding(tmp_path / "pretrain_colorizer.pt") is None  # continued by fine-tuning, not shipped
+    assert "finetune_colorizer_decode_T" in figures
+    res, figures = phases.train_phase(cfg, "colorizer", "adversarial", small_store, "train", paths("train"),
+                                      init=final, progress=False)
+    assert decoding(res.best_path)["chosen"] and (tmp_path / "train_D.pt").is_file()
+    row = tmp_path / "row"
+    row.mkdir()
+    nets, figs = ablation.train_row("colorizer", False, cfg, small_store, row, "cpu")
+    assert decoding(figs["checkpoint"])["chosen"] and figs["checkpoint"].endswith("finetune_colorizer.pt")
+    root = Path(phases.__file__).parent
+    callers = [p for p in root.rglob("*.py") if re.search(r"\brun_phase\(", p.read_text())]
+    assert sorted(p.name for p in callers) == ["phases.py", "recipe.py"]  # recipe.py: its definition

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
 
-from stage_deps import ROOT, closure, declared_modules, imported_modules, stage_entries
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # the tool lives in scripts/
+from stage_deps import ROOT, closure, declared_modules, imported_modules, stage_entries  # noqa: E402
 
 
 def _stages() -> dict:
@@ -24,7 +26,7 @@ def test_every_stage_lists_every_module_it_imports_and_no_other():
             problems.append(f"{name}: missing {sorted(map(str, want - have))}")
         if have - want:
             problems.append(f"{name}: lists modules it does not import {sorted(map(str, have - want))}")
-    assert not problems, "\n".join(problems) + "\n(python tests/stage_deps.py prints the lists)"
+    assert not problems, "\n".join(problems) + "\n(python scripts/stage_deps.py prints the lists)"
 
 
 def test_the_dependency_scan_sees_imports_inside_functions(tmp_path):

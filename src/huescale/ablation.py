@@ -8,7 +8,7 @@ on its test split (:func:`huescale.evaluate.score_row`) and is recorded as a nes
 MLflow run under one parent run of the grid. Results go to the grid's metrics file
 and report (:func:`huescale.report.ablation_report`); the colorizer row with the best
 validation L1 becomes ``huescale-colorizer@champion`` only if it beats the current champion on the
-same validation split (:func:`huescale.orchestration.decide_champion`, the rule of the Prefect
+same validation split (:func:`huescale.champion.decide`, the rule of the Prefect
 flow). With ``--dvc`` each row is a DVC
 experiment of the ``ablate_row`` stage (:func:`huescale.orchestration.rows_as_dvc_experiments`).
 
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from huescale import TEMPLATES
+from huescale import TEMPLATES, champion
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
 from huescale.grid import adversarial as _adversarial
@@ -41,35 +41,29 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
     and adversarial only in an ``upscaler`` row that asks for it (SRGAN). ``model.upscaler.name: bicubic``
     is no network (None).
     """
-    from huescale import calibrate, models, recipe
+    from huescale import phases
     from huescale.checkpoint import load_model
-    from huescale.data.features import has_encoder
     from huescale.stages import FEATURES
 
     nets: dict[str, Any] = {}
     figures: dict[str, Any] = {}
 
-    def phase(role: str, name: str, kind_: str, init: Path | None, calibrated: bool = True) -> Path:
-        r = recipe.build(cfg, role, kind_, device, init=init)
-        res = recipe.run_phase(r, store, name, row_dir / f"{name}.pt", row_dir / f"{name}.csv",
-                               row_dir / f".{name}_state.pt", device, resume=False, progress=progress,
-                               features=Path(store.root).parent / FEATURES.name)  # beside the pair store, as
-        # the features stage lays it out (data/pairs -> data/features); used where it holds this row's encoder
-        figures.update(res.figures(name), best_val_l1=res.best_val, checkpoint=str(res.best_path))
-        if role == "colorizer" and calibrated:  # as the stages do: a colorizer with several decodings picks one
-            figures.update(calibrate.calibrate_phase(cfg, res.best_path, store, name, device))
-        return res.best_path
+    def paths(name: str) -> phases.PhasePaths:
+        return phases.PhasePaths(row_dir / f"{name}.pt", row_dir / f"{name}.csv", row_dir / f".{name}_state.pt")
 
     def generator(role: str, adversarial_: bool) -> Any:
         best = None
         if cfg.train.init == "pretrained" or not adversarial_:
-            finetune = role == "colorizer" and cfg.pretrain.finetune.epochs > 0 and has_encoder(
-                models.build(getattr(cfg.model, role).name, **getattr(cfg.model, role).kwargs))
-            best = phase(role, f"pretrain_{role}", "pretrain", None, calibrated=not finetune)
-            if finetune:  # a pretrained encoder: then the whole network, as the pretrain stage does
-                best = phase(role, "finetune_colorizer", "finetune", best)
+            best, figs = phases.pretrain_generator(cfg, role, store, paths, device, resume=False, progress=progress,
+                                                   features=Path(store.root).parent / FEATURES.name)  # beside
+            # the pair store, as the features stage lays it out (data/pairs -> data/features)
+            figures.update(figs, best_val_l1=figs[f"{best.stem}_best_val_l1"], checkpoint=str(best))
         if adversarial_:
-            best = phase(role, f"train_{role}", "adversarial", best)
+            name = f"train_{role}"
+            res, figs = phases.train_phase(cfg, role, "adversarial", store, name, paths(name), device, init=best,
+                                           resume=False, progress=progress)
+            best = res.best_path
+            figures.update(figs, best_val_l1=res.best_val, checkpoint=str(best))
         return load_model(best, device)[0]
 
     if kind in ("colorizer", "two_step"):
@@ -165,21 +159,20 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         else:
             sample = sample_images(rows)
             results = [run_row(grid, row, cfg, store, sample, progress) for row, cfg, store in rows]
-        champion = None
+        champ = None
         colorizers = [r for r in results if r["kind"] == "colorizer" and r.get("checkpoint")]
         if grid.get("register_champion", True) and colorizers:
             from huescale.data.dataset import PairDataset
-            from huescale.orchestration import decide_champion
 
             best = min(colorizers, key=lambda r: r["best_val_l1"])
             store = next(s for row, _, s in rows if row["name"] == best["name"])
-            decision = decide_champion(best["checkpoint"], best["run_id"], PairDataset(store, "val", "64"))
-            champion = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["best_val_l1"],
-                        "model": "huescale-colorizer", **decision}
+            decision = champion.decide(best["checkpoint"], best["run_id"], PairDataset(store, "val", "64"))
+            champ = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["best_val_l1"],
+                     "model": champion.NAME, **decision}
             if decision["promoted"]:
                 tracking.set_tags({"champion_row": best["name"]})
         summary = {"grid": grid["name"], "parent_run_id": parent, "device": results[0].get("device", "?"),
-                   "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champion,
+                   "runner": "dvc experiments" if dvc else "in process", "rows": results, "champion": champ,
                    "holdout_baselines": evaluate.holdout_baselines(
                        evaluate.holdout_stores(grid.get("holdout", "data/holdout_pairs")), stage_device(rows[0][1]),
                        rows[0][1].evaluate.epsilon, rows[0][1].evaluate.batch_size)}

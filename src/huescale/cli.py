@@ -26,8 +26,7 @@ from pathlib import Path
 
 def _load_models(args: argparse.Namespace, device, tmp: str):
     """(colour model, upscaler or None) from --checkpoint/--model champion and --upscaler."""
-    from huescale import checkpoint, shipped
-    from huescale.infer import load_champion
+    from huescale import champion, checkpoint, shipped
 
     if args.model == "shipped":
         if args.pipeline == "joint":
@@ -49,7 +48,7 @@ def _load_models(args: argparse.Namespace, device, tmp: str):
                 raise FileNotFoundError(f"{params}: params file not found (it gives tracking.uri); "
                                         "pass --tracking-uri or --params")
             uri = tracking_uri(load_config(params), params.resolve().parent)
-        path = load_champion(uri, tmp)
+        path = champion.load(uri, tmp)
     else:
         path = args.checkpoint
     model, ck = checkpoint.load_model(path, device)

@@ -621,37 +621,3 @@ def colorize_to_file(run: Colorizer, rgb: np.ndarray, path: str | Path,
 
 
 # -- model loading ---------------------------------------------------------------------------------
-def load_champion(tracking_uri: str, dst: str | Path, name: str = "huescale-colorizer") -> Path:
-    """Download the checkpoint of MLflow model ``name`` alias ``champion`` into ``dst``; return its path.
-
-    The champion version (registered by :func:`huescale.tracking.register_champion`)
-    points at the ``champion`` artifact folder of its run; its tag ``checkpoint`` names
-    the file in it.
-
-    Raises:
-        FileNotFoundError: a ``sqlite:///`` tracking database that does not exist.
-        LookupError: no model ``name`` with alias ``champion`` (says how to make one).
-    """
-    from mlflow.artifacts import download_artifacts
-
-    from huescale import tracking
-    from huescale.redact import redact
-
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).is_file():
-        raise FileNotFoundError(f"MLflow tracking database {tracking_uri[len(prefix):]} not found; "
-                                "pass --tracking-uri or run the pipeline first")
-    tracking._quiet_env()
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mv = tracking.champion(name)
-    if mv is None:
-        raise LookupError(f"no MLflow model {name!r} with alias 'champion' at {redact(tracking_uri)}; run the retrain "
-                          "flow (python flows/retrain.py run) to register one, or pass --checkpoint")
-    local = Path(download_artifacts(artifact_uri=mv.source, dst_path=str(dst)))
-    wanted = (mv.tags or {}).get("checkpoint")
-    files = [local / wanted] if wanted and (local / wanted).is_file() else sorted(local.glob("*.pt"))
-    if not files:
-        raise LookupError(f"champion {name} v{mv.version} ({mv.source}) holds no .pt checkpoint")
-    return files[0]

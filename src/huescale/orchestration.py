@@ -41,6 +41,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
+from huescale import champion
 from huescale.stages import STAGES
 
 
@@ -163,71 +164,25 @@ def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = Fa
         raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
 
 
-def decide_champion(candidate: str | Path, run_id: str, val_set, name: str = "huescale-colorizer") -> dict:
-    """The one champion rule, used by the Prefect flow (:func:`promote_champion`) and ``huescale ablate``: the
-    colorizer checkpoint ``candidate`` becomes ``<name>@champion`` only if there is no champion yet or its
-    mean L1 on ``val_set`` is strictly lower than the current champion's on the same ``val_set`` (equal: keep).
-
-    Args:
-        candidate: a colorizer checkpoint (:func:`huescale.checkpoint.save_model`).
-        run_id: the MLflow run the new version is registered from (its checkpoint is logged there).
-        val_set: the validation split both models are scored on (a tier-64 :class:`PairDataset`).
-        name: the registered model.
-
-    Returns:
-        ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``
-        (``version``: the new version when promoted).
-
-    Raises:
-        huescale.tracking.RegistryError: the registry cannot be read (never taken as "no champion").
-        huescale.checkpoint.CheckpointError: a checkpoint (the candidate's or the champion's) is unreadable.
-    """
-    import tempfile
-
-    from mlflow.tracking import MlflowClient
-
-    from huescale import checkpoint, tracking
-    from huescale.tasks import COLORIZATION
-    from huescale.train import mean_l1
-
-    current = tracking.champion(name)  # first: an unreadable registry fails before any scoring
-    new_model, _ = checkpoint.load_model(candidate)
-    new_l1 = mean_l1(new_model, COLORIZATION, val_set)
-    champ_l1 = None
-    if current is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(MlflowClient().download_artifacts(current.run_id, "champion", tmp))
-            tagged = current.tags.get("checkpoint")  # the file this version registered (a run may hold several)
-            files = [local / tagged] if tagged and (local / tagged).is_file() else sorted(local.glob("*.pt"))
-            if not files:
-                raise checkpoint.CheckpointError(f"{name}@champion (version {current.version}, run "
-                                                 f"{current.run_id}): no checkpoint under its 'champion' artifacts")
-            champ_model, _ = checkpoint.load_model(files[0])
-            champ_l1 = mean_l1(champ_model, COLORIZATION, val_set)
-    result: dict = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
-    if champ_l1 is None or new_l1 < champ_l1:
-        result.update(promoted=True, version=tracking.register_champion(candidate, run_id, new_l1, name))
-    return result
-
-
 @task
 def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colorizer") -> dict:
-    """Make the project's new colorizer the MLflow ``champion`` if it beats the current one (:func:`decide_champion`)
-    on the current validation split (tier 64) of the project's pair store, so the comparison is fair when the data
-    changed. The new version is registered from (and its checkpoint logged to) MLflow run ``run_id``.
+    """Make the project's new colorizer the MLflow ``champion`` if it beats the current one
+    (:func:`huescale.champion.decide`) on the current validation split (tier 64) of the project's pair store, so
+    the comparison is fair when the data changed. The new version is registered from (and its checkpoint logged
+    to) MLflow run ``run_id``.
 
     Returns:
         ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``.
 
     Raises:
-        huescale.tracking.RegistryError: the registry cannot be read.
+        huescale.champion.RegistryError: the registry cannot be read.
     """
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
     from huescale.stages import COLORIZER, PAIRS
 
     root = Path(project_dir)
-    result = decide_champion(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
+    result = champion.decide(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
     get_run_logger().info("champion decision: %s", result)
     return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,6 +97,15 @@ def optim_section(cfg: Config, role: str, phase: str) -> tuple[OptimConfig, str]
     return getattr(cfg.pretrain, name), f"pretrain.{name}"
 
 
+def finetunes(cfg: Config, role: str) -> bool:
+    """Whether ``role``'s pre-training has a fine-tuning phase (``pretrain.finetune``): a colorizer with a pretrained
+    encoder and ``pretrain.finetune.epochs > 0``; judged on the registered class, without building the model."""
+    if role != "colorizer" or cfg.pretrain.finetune.epochs <= 0:
+        return False
+    cls: Any = models.registry.model_class(cfg.model.colorizer.name)
+    return cls is not None and has_encoder(cls)
+
+
 def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adversarial: bool = True) -> None:
     """Check, before any training, every loss name of the phases ``roles`` will run, and the VGG weights
     those losses need; the pretrain stage calls it for ``train`` too, so a typo fails at the first stage.
@@ -105,11 +115,7 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
         FileNotFoundError: a VGG loss's weights file is missing (names it).
     """
     phases = [(optim_section(cfg, r, "pretrain"), r) for r in roles]
-    # the fine-tuning phase runs only for a colorizer with a pretrained encoder (the pretrain stage, ablation rows):
-    # judged on the registered class, without building the model (which would load the encoder's weights)
-    colorizer_cls = models.registry.model_class(cfg.model.colorizer.name)
-    if "colorizer" in roles and cfg.pretrain.finetune.epochs > 0 and colorizer_cls is not None \
-            and has_encoder(colorizer_cls):
+    if "colorizer" in roles and finetunes(cfg, "colorizer"):
         phases.append((optim_section(cfg, "colorizer", "finetune"), "colorizer"))
     if adversarial:
         phases.append((optim_section(cfg, roles[0], "adversarial"), roles[0]))

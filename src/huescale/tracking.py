@@ -27,7 +27,8 @@ KIND_TAG = "huescale.kind"
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
-def _quiet_env() -> None:
+def quiet_env() -> None:
+    """No MLflow telemetry and no artifact progress bars (set before MLflow is imported)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -76,7 +77,7 @@ def ui_url(server: str, experiment_id: str, run_id: str | None = None) -> str:
 def setup(cfg: Config, root: str | Path = ".") -> str:
     """Point MLflow at :func:`tracking_uri` and select the experiment (created if new, and marked as model
     training so that the MLflow UI opens it on its runs, not on the GenAI traces page); returns its id."""
-    _quiet_env()
+    quiet_env()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
@@ -123,70 +124,6 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
     with mlflow.start_run(run_name=f"pipeline-{key[:8]}", experiment_id=exp_id, tags=tags) as run:
         mlflow.log_params(_params_for_mlflow(cfg))
         return run.info.run_id
-
-
-class RegistryError(RuntimeError):
-    """The MLflow model registry could not be read (not the same as "no champion"); names the tracking URI."""
-
-
-def _not_found(exc: Exception) -> bool:
-    """Whether an MLflow error says the registered model, or its alias, does not exist."""
-    code = getattr(exc, "error_code", "")
-    text = str(exc)
-    return code == "RESOURCE_DOES_NOT_EXIST" or (
-        code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text)
-
-
-def champion(name: str = "huescale-colorizer"):
-    """The model version with alias ``champion`` of registered model ``name``, or None when there is none.
-
-    Only "not found" (the registered model or its ``champion`` alias does not exist) means no champion.
-
-    Args:
-        name: the registered model (in the registry of MLflow's current tracking URI).
-
-    Raises:
-        RegistryError: any other failure (a database that cannot be read, an unreachable tracking server):
-            the message names the tracking URI; never taken as "no champion" (which would promote).
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        return MlflowClient().get_model_version_by_alias(name, "champion")
-    except MlflowException as exc:
-        if _not_found(exc):
-            return None
-        error: Exception = exc
-    except Exception as exc:  # noqa: BLE001 - the store's own errors (sqlalchemy, alembic, OSError)
-        error = exc
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    raise RegistryError(f"cannot read the MLflow model registry at {mlflow.get_tracking_uri()} to find "
-                        f"{name}@champion ({type(error).__name__}: {first[:300]}); fix tracking.uri or the "
-                        "database, or start the tracking server") from error
-
-
-def register_champion(checkpoint: str | Path, run_id: str, val_l1: float, name: str = "huescale-colorizer") -> str:
-    """Log ``checkpoint`` to ``run_id``, register it as a new version of ``name`` and alias it ``champion``.
-
-    Returns:
-        The new model version (a string number).
-    """
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    client.log_artifact(run_id, str(checkpoint), "champion")
-    try:
-        client.create_registered_model(name, description="huescale colorizer (L -> ab); alias champion = best")
-    except MlflowException:
-        pass  # already exists
-    source = f"{client.get_run(run_id).info.artifact_uri}/champion"
-    mv = client.create_model_version(name, source=source, run_id=run_id,
-                                     tags={"val_l1": f"{val_l1:.6f}", "checkpoint": Path(checkpoint).name})
-    client.set_registered_model_alias(name, "champion", mv.version)
-    return mv.version
 
 
 def _params_for_mlflow(cfg: Config) -> dict[str, str]:

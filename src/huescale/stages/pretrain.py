@@ -12,35 +12,31 @@ from huescale.stages import COLORIZER_FROZEN, COLORIZER_PRE, FEATURES, METRICS, 
 def run(cfg: Config) -> dict:
     """Train both generators on ``data/pairs``; writes ``models/colorizer_pretrained.pt``, ``models/upscaler.pt``
     and their per-epoch CSVs; a colorizer with several decodings gets one chosen on validation
-    (:mod:`huescale.calibrate`).
+    (:mod:`huescale.calibrate`), all through :func:`huescale.phases.pretrain_generator`.
 
     Raises:
         ValueError / FileNotFoundError: a bad loss name or missing VGG weights, in any phase (checked first);
             a feature cache of another encoder (re-run the features stage).
     """
-    from huescale import calibrate, recipe, tracking
-    from huescale.data.features import has_encoder
+    from huescale import phases, recipe, tracking
     from huescale.data.store import PairStore
     from huescale.stages.runner import device
     from huescale.train import write_history_csv
 
     recipe.check(cfg)  # the train stage's losses too: a typo fails here, not after pre-training
     dev, store, out = device(cfg), PairStore(PAIRS), {}
-    for role, best in (("colorizer", COLORIZER_PRE), ("upscaler", UPSCALER)):
-        name = f"pretrain_{role}"
-        rec = recipe.build(cfg, role, "pretrain", dev)
-        finetune = role == "colorizer" and has_encoder(rec.netG) and cfg.pretrain.finetune.epochs > 0
-        first = COLORIZER_FROZEN if finetune else best
-        result = recipe.run_phase(rec, store, name, first, METRICS / f"{name}.csv", STATE / f"{name}.pt", dev,
-                                  features=FEATURES)
-        out.update(result.figures(role))
-        if finetune:  # the whole network, from the frozen phase's best weights
-            result = recipe.run_phase(recipe.build(cfg, role, "finetune", dev, init=first), store, "finetune_colorizer",
-                                      best, METRICS / "finetune_colorizer.csv", STATE / "finetune_colorizer.pt", dev)
-            out.update(result.figures("finetune"))
-        elif role == "colorizer":  # no fine-tuning phase: an empty history (the stage's declared plot)
+    finetune = recipe.finetunes(cfg, "colorizer")
+    best = {"pretrain_colorizer": COLORIZER_FROZEN if finetune else COLORIZER_PRE,
+            "finetune_colorizer": COLORIZER_PRE, "pretrain_upscaler": UPSCALER}
+
+    def paths(name: str) -> phases.PhasePaths:
+        return phases.PhasePaths(best[name], METRICS / f"{name}.csv", STATE / f"{name}.pt")
+
+    for role in ("colorizer", "upscaler"):
+        final, figures = phases.pretrain_generator(cfg, role, store, paths, dev, features=FEATURES, prefixes={
+            f"pretrain_{role}": role, "finetune_colorizer": "finetune"})
+        out.update(figures)
+        if role == "colorizer" and not finetune:  # no fine-tuning phase: an empty history (the stage's plot)
             write_history_csv([], METRICS / "finetune_colorizer.csv")
-        if role == "colorizer":  # a colorizer with several decodings (colornet) picks one on validation
-            out.update(calibrate.calibrate_phase(cfg, best, store, name, dev))
-        tracking.log_artifact(best, "checkpoints")
+        tracking.log_artifact(final, "checkpoints")
     return out

@@ -1,9 +1,9 @@
 """The code each DVC stage runs: the transitive ``huescale`` imports of its entry script.
 
-``python tests/stage_deps.py`` prints, for every stage of ``dvc.yaml``, the module files its
+``python scripts/stage_deps.py`` prints, for every stage of ``dvc.yaml``, the module files its
 ``cmd`` imports (directly or through other huescale modules, at top level or inside
 functions, package ``__init__`` files included): what its ``deps`` must list;
-``python tests/stage_deps.py --write`` puts them into ``dvc.yaml``.
+``python scripts/stage_deps.py --write`` puts them into ``dvc.yaml``.
 ``tests/test_stage_deps.py`` fails when ``dvc.yaml`` and this disagree.
 """
 
@@ -37,7 +37,8 @@ def imported_modules(path: Path) -> set[str]:
     itself be a module), except under ``if TYPE_CHECKING:``."""
     found: set[str] = set()
     tree = ast.parse(path.read_text(), str(path))
-    type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    type_only = {id(n) for node in ast.walk(tree)
+                 if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
                  for n in ast.walk(node)}  # imports for type hints only never run
     for node in ast.walk(tree):
         if id(node) in type_only:

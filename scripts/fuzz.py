@@ -1,6 +1,6 @@
 """Seeded mutation fuzz of the image reader and of `huescale colorize` on real photographs. Prints JSON.
 
-    python benchmarks/fuzz.py [--seconds 120] [--colorize-every 20] [--seed 0] [--photos DIR]
+    python scripts/fuzz.py [--seconds 120] [--colorize-every 20] [--seed 0] [--photos DIR]
 
 Each input is a real photograph (JPEG/PNG from ``../shared/data`` or ``--photos``, re-encoded to a few
 formats) mutated by one seeded operation: flipped bytes, a truncation, a zeroed or duplicated chunk, a
