@@ -144,3 +144,36 @@ def test_two_downloads_and_extractions_of_one_archive_at_once(slow_server, share
     assert not [p for p in files if p.name.endswith((".part", ".tmp"))]  # no temporaries left
     archive = next(p for p in files if p.name == "imagenette2-320.tgz")
     assert hashlib.md5(archive.read_bytes()).hexdigest() == md5
+
+
+CLI = "from huescale.cli import main\nmain(sys.argv[2:])\n"
+
+
+def test_four_colorize_processes_on_one_output_folder(shared_data, tmp_path):
+    """Load (issue 23): four ``huescale colorize`` processes released together into one output folder. With
+    distinct inputs every output is there, byte for byte what one process writes alone; with the same inputs
+    and ``--overwrite`` every file is still one whole result (the writes are atomic) and no temporary or
+    partial file is left behind."""
+    from huescale.cli import main
+
+    photos = sorted((shared_data / "bsds500" / "test").glob("*.jpg"))[:8]
+    ref = tmp_path / "ref"
+    with pytest.raises(SystemExit) as done:
+        main(["colorize", *map(str, photos), "--out", str(ref), "--format", "png"])
+    assert done.value.code in (0, None)
+    expected = sorted(p.name for p in ref.iterdir())
+    assert len(expected) == 8
+
+    out = tmp_path / "shared"
+    parts = [photos[i::4] for i in range(4)]
+    runs = _run_pair(CLI, [["colorize", *map(str, part), "--out", str(out), "--format", "png"] for part in parts],
+                     tmp_path / "go1")
+    assert [r.returncode for r in runs] == [0, 0, 0, 0], [r.stderr[-500:] for r in runs]
+    assert sorted(p.name for p in out.iterdir()) == expected  # nothing else: no temporary, no partial file
+    assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in expected)
+
+    runs = _run_pair(CLI, [["colorize", *map(str, photos), "--out", str(out), "--format", "png", "--overwrite"]
+                           for _ in range(4)], tmp_path / "go2")
+    assert [r.returncode for r in runs] == [0, 0, 0, 0], [r.stderr[-500:] for r in runs]
+    assert sorted(p.name for p in out.iterdir()) == expected
+    assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in expected)
