@@ -27,7 +27,10 @@ def test_ship_writes_fp16_weights_and_a_card_that_load_back(tmp_path):
                                             if v.is_floating_point())
     assert json.loads((tmp_path / "assets" / "MODEL_CARD.json").read_text())["git_commit"] == "abc"
     md = (tmp_path / "assets" / "MODEL_CARD.md").read_text()
-    assert "| set | 64 px | 0.80 | 9.00 | 10.00 |" in md and "dvc repro" in md
+    # the metric table's columns, in its order (those the card has), then gray's CIEDE2000
+    assert "| set | size | MAE (8-bit levels) ↓ | PSNR (dB) ↑ | ΔE2000 (Lab) ↓ | colourfulness / truth's | " \
+           "gray's ΔE2000 |" in md
+    assert "| set | 64 px | 10.00 | 22.00 | 9.00 | 0.80 | 10.00 |" in md and "dvc repro" in md
     loaded, _ = checkpoint.load_model(tmp_path / "assets" / "colorizer.pt")
     x = torch.rand(2, 1, 64, 64) * 2 - 1
     with torch.no_grad():
