@@ -231,3 +231,25 @@ def test_ssim_equals_an_independent_implementation_of_wang_2004(real_batch):
     y_noisy, y_true = metrics.y_channel(noisy, True), metrics.y_channel(real_batch, True)
     want_y = np.mean([_ssim_wang2004(t, p) for p, t in zip(y_noisy, y_true)])
     assert abs(metrics.ssim(y_noisy, y_true) - want_y) < 1e-9
+
+
+def test_the_metric_table_selects_formats_and_lists_itself(real_batch, capsys):
+    """The table computes what is asked (per image, per set, a subset), formats by its declaration, refuses an
+    unknown name, and `huescale metrics` prints every row."""
+    from huescale.cli import main
+
+    sub = metrics.compute(real_batch, real_batch, ["psnr", "mae", "hist_intersection"])
+    assert list(sub) == ["mae", "psnr", "hist_intersection"]  # the table's order, not the request's
+    assert sub["mae"] == 0 and sub["hist_intersection"] == pytest.approx(1.0)
+    per = metrics.per_image(real_batch[:3], real_batch[:3], ["ssim", "chroma_emd"])
+    assert per == [{"ssim": 1.0}] * 3  # set metrics have no per-image value
+    assert metrics.compute(real_batch, real_batch, ["fid"]) == {"fid": None}  # no network: never made up
+    assert metrics.METRICS["psnr"].format(21.456) == "21.46" and metrics.METRICS["ssim"].format(None) == "—"
+    assert metrics.METRICS["delta_e2000"].heading() == "ΔE2000 (Lab) ↓"
+    with pytest.raises(KeyError, match="unknown metric.*sharpness"):
+        metrics.select(["sharpness"])
+    with pytest.raises(SystemExit) as done:
+        main(["metrics"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in metrics.METRICS) and "Singh et al., eq. 5" in out
