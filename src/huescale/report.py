@@ -249,9 +249,9 @@ def test_split_tables(metrics: dict, meta: dict, names: list[str] | None) -> lis
                 "ssim": ", ".join(str(v) for v in reference.BRESCIA_SSIM_EXAMPLES["ssim"])}]
     n = metrics.get("n_test") or {}
     return [{"title": f"Colorization at 64 px (test split, {n.get('tier_64', '?')} images)", "rows": rows64,
-             "columns": metric_columns(rows64[:2], names, extra=(("fps", "FPS", 0),)), "data": True},
+             "columns": metric_columns(rows64, names, extra=(("fps", "FPS", 0),)), "data": True},
             {"title": f"64 gray → 256 colour, two-step pipeline (test split, {n.get('tier_256', '?')} images)",
-             "rows": rows256, "columns": metric_columns(rows256[:2], names), "data": False}]
+             "rows": rows256, "columns": metric_columns(rows256, names), "data": False}]
 
 
 def holdout_context(holdout: dict, names: list[str] | None = None) -> list[dict]:
@@ -319,7 +319,7 @@ PHASE_TITLES = {"pretrain_colorizer": "colorizer pre-training", "finetune_colori
 def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) -> tuple[list[Markup], list[str]]:
     """A chart for every loss each phase's objective logged (the history CSV's columns, named by the loss
     registry: :func:`huescale.losses.logged_names`), one per term as their scales differ, the discriminator's
-    terms together, and the validation values; plus warnings (a discriminator collapse). A newly registered loss
+    terms together, and each validation value; plus warnings (a discriminator collapse). A newly registered loss
     shows up without an edit here.
 
     Args:
@@ -340,9 +340,8 @@ def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) 
         disc = {k: h[k] for k in h if k.startswith("loss_D")}
         if disc:
             charts.append(svg_line_chart(disc, x, f"{title}: discriminator"))
-        val = {k: h[k] for k in h if k.startswith("val_")}
-        if val:
-            charts.append(svg_line_chart(val, x, f"{title}: validation"))
+        for k in (k for k in h if k.startswith("val_")):  # apart too: L1 and the objective differ in scale
+            charts.append(svg_line_chart({k: h[k]}, x, f"{title}: validation ({k})"))
         if any(h.get("d_collapse", [])):
             warnings.append(f"{title}: discriminator collapse: loss_D stayed near 0 (see train.collapse_steps)")
     return charts, warnings
