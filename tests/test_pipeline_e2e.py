@@ -330,8 +330,10 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
     work, env, _ = project
     cases = {  # module -> the stages whose code imports it
         "src/huescale/stages/evaluate.py": {"evaluate"},
-        "src/huescale/metrics.py": {"pretrain", "train", "evaluate", "benchmark", "ablate_row", "report"},  # calibration
-        # load_config checks loss names against the registry at start-up, so every stage that loads params imports it
+        # load_config checks loss names and evaluate.metrics against the loss registry and the metric table at
+        # start-up, so every stage that loads params imports both
+        "src/huescale/metrics.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row",
+                                    "report"},
         "src/huescale/losses.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row",
                                    "report"},
     }
