@@ -86,19 +86,11 @@ def save_random_fid_weights(torch_home: Path) -> Path:
     the pool3 features vanish, so the convs are re-initialised).
     """
     import torch
-    from pytorch_fid import inception as I
+
+    from huescale.fid import fid_inception_v3
 
     torch.manual_seed(0)
-    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = I.FIDInceptionE_1(1280)
-    net.Mixed_7c = I.FIDInceptionE_2(2048)
+    net = fid_inception_v3()
     for m in net.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(m.weight)

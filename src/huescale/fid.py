@@ -68,6 +68,24 @@ class FIDWeightsError(RuntimeError):
     names the file."""
 
 
+def fid_inception_v3():
+    """pytorch-fid's FID Inception-v3 (torchvision's Inception-v3 with its FID blocks, 1008 classes), weights not
+    loaded (as pytorch-fid's ``fid_inception_v3`` builds it before its unsafe loader)."""
+    from pytorch_fid import inception as I
+
+    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = I.FIDInceptionE_1(1280)
+    net.Mixed_7c = I.FIDInceptionE_2(2048)
+    return net
+
+
 def fid_inception(weights: str | Path):
     """pytorch-fid's ``InceptionV3`` (pool3, 2048-d output) with weights loaded safely from ``weights``.
 
@@ -103,16 +121,7 @@ def fid_inception(weights: str | Path):
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FIDWeightsError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}; "
                               f"use {FID_WEIGHTS_FILE} from the pytorch-fid release (evaluate.fid_weights)")
-    net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)  # as pytorch-fid's fid_inception_v3
-    net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = I.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = I.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = I.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = I.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = I.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = I.FIDInceptionE_1(1280)
-    net.Mixed_7c = I.FIDInceptionE_2(2048)
+    net = fid_inception_v3()
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
