@@ -13,9 +13,11 @@ from pathlib import Path
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files[path]`` with HTTP Range support; records the Range headers seen."""
+    """Serves ``server.files[path]`` with HTTP Range support; records the paths asked for and the Range headers
+    seen."""
 
     def do_GET(self):  # noqa: N802
+        self.server.paths.append(self.path)
         data = self.server.files.get(self.path)
         if data is None:
             self.send_error(404)
@@ -41,7 +43,7 @@ class LoopbackServer:
 
     def __init__(self):
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-        self.srv.files, self.srv.ranges = {}, []
+        self.srv.files, self.srv.ranges, self.srv.paths = {}, [], []
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 

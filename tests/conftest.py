@@ -25,6 +25,26 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def _share_the_cores() -> None:
+    """Give each pytest-xdist worker its share of the cores, for torch in it and in every process it starts.
+
+    Torch's default is one OpenMP thread per core in every process: with the README's ``-n 2`` on CI's 2 cores,
+    both workers and the pipeline stages they run as subprocesses would each start 2 threads that spin-wait on
+    each other (``data/store.py`` measured 10-50x slower steps for threads fighting over 2 busy cores). xdist sets
+    ``PYTEST_XDIST_WORKER_COUNT`` before this file is imported; an explicit ``OMP_NUM_THREADS`` wins, and a test
+    that sets threads itself (``runtime.threads``, ``--threads``) still gets what it asks for.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        share = str(max(1, cores // workers))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, share)
+
+
+_share_the_cores()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_tracking_uri():
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which huescale honours over tracking.uri: a test that

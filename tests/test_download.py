@@ -19,7 +19,7 @@ from huescale.data.sources import ImagenetteSource, list_images
 @pytest.fixture
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    srv.files, srv.ranges = {}, []
+    srv.files, srv.ranges, srv.paths = {}, [], []
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv

@@ -46,7 +46,7 @@ def project(tmp_path_factory, shared_data):
     _run(["git", "init", "-q"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "copy"], work, env)
-    yield work, env, urls, parquet, bindir
+    yield work, env, urls, parquet, bindir, srv
     srv.close()
 
 
@@ -76,7 +76,7 @@ def _params(work: Path, source: str, urls: dict, parquet: Path, shared_data: Pat
 
 @pytest.mark.parametrize("source", ["coco", "voc", "imagenette", "hf", "folder"])
 def test_dvc_repro_prepare_with_each_source(project, shared_data, source):
-    work, env, urls, parquet, bindir = project
+    work, env, urls, parquet, bindir, srv = project
     d = _params(work, source, urls, parquet, shared_data)
     log = _run([f"{bindir}/dvc", "repro", "prepare"], work, env)
     assert "Running stage 'download'" in log and "Running stage 'prepare'" in log
@@ -105,7 +105,7 @@ def test_dvc_repro_prepare_with_each_source(project, shared_data, source):
 def test_full_dvc_repro_on_a_downloaded_source(project, shared_data):
     """The whole pipeline (download -> ... -> report) on COCO from the loopback server, mixed with a
     folder as the explicit test set: every stage runs on what the source gave, nothing else."""
-    work, env, urls, parquet, bindir = project
+    work, env, urls, parquet, bindir, srv = project
     _params(work, "coco", urls, parquet, shared_data)
     params = yaml.safe_load((work / "params.yaml").read_text())
     for phase in (params["pretrain"]["colorizer"], params["pretrain"]["upscaler"], params["train"]):
@@ -123,3 +123,42 @@ def test_full_dvc_repro_on_a_downloaded_source(project, shared_data):
     assert m["n_test"]["tier_64"] == 4  # the folder test set, not COCO
     assert 0 < m["colorization_64"]["model"]["mae"] < 255 and m["colorization_64"]["model"]["fid"] is None
     assert (work / "reports/index.html").is_file() and (work / "reports/benchmark.html").is_file()
+
+
+def test_two_clones_dvc_repro_at_once_share_one_download_cache(project, shared_data, tmp_path):
+    """Issue 23 (load): two clones of the project run `dvc repro prepare` at the same moment with one
+    ``HUESCALE_CACHE`` (a team's machine: ``~/.cache/huescale``). The archive is fetched and extracted once
+    (the second run waits on the cache's lock and finds it there), both pair stores hold the same photographs
+    byte for byte, and no partial or temporary file is left in the cache or either clone."""
+    import subprocess
+
+    from huescale.atomic import TMP_RE
+
+    work, env, urls, parquet, bindir, srv = project
+    cache = tmp_path / "shared-cache"
+    env = {**env, "HUESCALE_CACHE": str(cache)}
+    clones = [tmp_path / name for name in ("alice", "bob")]
+    for clone in clones:
+        _run(["git", "clone", "-q", work, clone], tmp_path, env)
+        _params(clone, "imagenette", urls, parquet, shared_data)
+    fetched = srv.srv.paths.count("/imagenette2-320.tgz")  # archive requests before these runs
+    procs = [subprocess.Popen([f"{bindir}/dvc", "repro", "prepare"], cwd=c, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in clones]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    for clone, proc, out in zip(clones, procs, outs):
+        assert proc.returncode == 0, f"{clone.name}:\n{out[-3000:]}"
+        assert "Running stage 'prepare'" in out, out[-2000:]
+    assert srv.srv.paths.count("/imagenette2-320.tgz") - fetched == 1, "the archive was fetched more than once"
+    manifests = [json.loads((c / "data/pairs/manifest.json").read_text()) for c in clones]
+    assert manifests[0]["usable"] == manifests[1]["usable"] == N
+    assert [r["key"] for r in manifests[0]["images"]] == [r["key"] for r in manifests[1]["images"]]
+    shards = [sorted(p.relative_to(c) for p in (c / "data/pairs").rglob("*") if p.is_file() and p.suffix != ".json")
+              for c in clones]
+    assert shards[0] == shards[1] and shards[0]
+    for rel in shards[0]:
+        assert (clones[0] / rel).read_bytes() == (clones[1] / rel).read_bytes(), rel
+    left = [p for root in (cache, *clones) for p in root.rglob("*")
+            if TMP_RE.match(p.name) or p.name.endswith(".part")]
+    assert not left, left
+    assert [p.name for p in cache.rglob("*.tgz")] == ["imagenette2-320.tgz"]
+    assert len(list((cache / "extracted").iterdir())) == 1  # one extraction, used by both
