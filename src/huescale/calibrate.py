@@ -39,42 +39,45 @@ CANDIDATES: tuple[tuple[str, float, float, float], ...] = (
 
 
 def candidate_name(mode: str, T: float, gain: float, alpha: float) -> str:
-    """A short label, e.g. ``annealed_T0.38``, ``regression_x2``, ``blend0.5_T0.22``, ``blend0.5_T0.22_x1.4``."""
+    """A short label, e.g. ``annealed_T0.38``, ``regression_x2``, ``blend0.5_T0.22``, ``blend0.5_T0.22_x1.4``,
+    ``chroma0.5_T1`` (``alpha`` is the blend's weight of the annealed mean, the chroma mode's power)."""
     if mode == "regression":
         return f"regression_x{gain:g}"
-    label = f"annealed_T{T:g}" if mode == "annealed" else f"blend{alpha:g}_T{T:g}"
+    label = {"annealed": f"annealed_T{T:g}", "blend": f"blend{alpha:g}_T{T:g}",
+             "chroma": f"chroma{alpha:g}_T{T:g}"}[mode]
     return label if gain == 1 else f"{label}_x{gain:g}"
 
 
 @torch.no_grad()
 def score_candidates(model: Any, images: np.ndarray, device: torch.device | str = "cpu",
-                     batch_size: int = 64) -> dict[str, dict]:
-    """Every decoding of :data:`CANDIDATES` on ``images``.
+                     batch_size: int = 64, candidates: tuple = CANDIDATES) -> dict[str, dict]:
+    """Every decoding of ``candidates`` (default :data:`CANDIDATES`) on ``images``.
 
     Args:
         model: a colorizer with ``heads(L)`` and ``decode(aux, mode, T, gain, alpha)`` (``colornet``).
         images: ``N x H x W x 3`` uint8 sRGB photographs (their L is the input; they are the truth).
         device: where the model runs.
         batch_size: images per forward pass (the heads run once per batch for all candidates).
+        candidates: ``(mode, T, gain, alpha)`` tuples (e.g. to study decodings outside the rule's set).
 
     Returns:
         label -> ``{"mode", "T", "gain", "alpha", "colourfulness_ratio", "delta_e2000"}`` (ratio to the
         photographs' colourfulness; mean CIEDE2000 per image, Lab units), plus ``"gray"`` (ab = 0).
     """
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {candidate_name(*c): [] for c in CANDIDATES}
+    outs: dict[str, list[np.ndarray]] = {candidate_name(*c): [] for c in candidates}
     outs["gray"] = []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).permute(0, 3, 1, 2).to(device)
         L, _ = uint8_to_lab_normalized(x)
         aux = model.heads(L)
-        for c in CANDIDATES:
+        for c in candidates:
             ab = model.decode(aux, *c)
             outs[candidate_name(*c)].append(lab_to_uint8(L, ab).permute(0, 2, 3, 1).cpu().numpy())
         outs["gray"].append(lab_to_uint8(L, torch.zeros_like(L).repeat(1, 2, 1, 1)).permute(0, 2, 3, 1).cpu().numpy())
     truth_cf = metrics.colorfulness(images)
     table: dict[str, dict] = {}
-    for c in (*CANDIDATES, ("gray", 0.0, 0.0, 0.0)):
+    for c in (*candidates, ("gray", 0.0, 0.0, 0.0)):
         label = "gray" if c[0] == "gray" else candidate_name(*c)
         pred = np.concatenate(outs[label])
         table[label] = {"mode": c[0], "T": c[1], "gain": c[2], "alpha": c[3],
