@@ -131,6 +131,29 @@ def test_semantic_colorizer_contract_checkpoint_and_cached_features(real_batch, 
     assert torch.equal(m.encoder.bn1.running_mean, stats)
 
 
+def test_semantic_colorizer_trains_under_bf16_autocast(real_batch):
+    """runtime.amp: auto turns bf16 autocast on for CPUs with AVX512-BF16 / AMX (and every GPU): a training
+    step of the whole network (encoder included: the fine-tuning phase) runs there, and the encoder's input (the
+    gray image resized to the working size) is the float32 one, so the features match fp32's within bf16's
+    precision. Emulated on CPUs without bf16 units: slow, but the same code path. (The default run failed on
+    an AVX512-BF16 host: the antialiased resize has no bfloat16 CPU kernel.)"""
+    torch.manual_seed(0)
+    m = models.build("semantic", **{**TINY, "size": 128}).train()  # the default working size: 64 px L upsampled
+    L, ab = uint8_to_lab_normalized(torch.from_numpy(real_batch[:2]).permute(0, 3, 1, 2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, aux = m(L, return_aux=True)
+        loss = (out.float() - ab).abs().mean() + aux["logits"].float().square().mean()
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in m.encoder.parameters() if p.requires_grad)
+    m.eval()
+    with torch.no_grad():
+        ref = m.encode(L)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m.encode(L)
+    errors = [float((a.float() - b).norm() / b.norm()) for a, b in zip(low, ref)]
+    assert max(errors) < 0.1, errors  # bf16 convolutions: ~1 % a layer
+
+
 @pytest.fixture(scope="module")
 def small_store(shared_data, tmp_path_factory) -> PairStore:
     out = tmp_path_factory.mktemp("sem") / "pairs"
