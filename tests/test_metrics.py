@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from huescale import fid as fidmod
 from huescale import metrics
+from huescale.evaluation import fid as fidmod
 
 
 def test_identical_images(real_batch):
@@ -57,7 +57,7 @@ def test_y_channel_matches_bt601():
 
 def test_bicubic_x4_reproduces_published_sr_tables(shared_data):
     """The SR protocol is right before any model is scored: the bicubic rows of published x4 tables."""
-    from huescale.reference import BICUBIC_X4
+    from huescale.evaluation.reference import BICUBIC_X4
 
     for name, sub, tol_psnr in (("Set5", "GTmod12", 0.05), ("Set14", "GTmod12", 0.1), ("BSD100", "", 0.05)):
         folder = shared_data / "benchmarks" / name / sub

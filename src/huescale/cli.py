@@ -26,7 +26,9 @@ from pathlib import Path
 
 def _load_models(args: argparse.Namespace, device, tmp: str):
     """(colour model, upscaler or None) from --checkpoint/--model champion and --upscaler."""
-    from huescale import champion, checkpoint, shipped
+    from huescale.inference import shipped
+    from huescale.pipeline import champion
+    from huescale.training import checkpoint
 
     if args.model == "shipped":
         if args.pipeline == "joint":
@@ -74,8 +76,7 @@ def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from huescale.data.images import ImageError, read_image
-    from huescale.distributed import resolve_device, use_bf16
-    from huescale.infer import (
+    from huescale.inference.tiling import (
         UNMARKABLE_FORMATS,
         WRITABLE_FORMATS,
         Colorizer,
@@ -85,6 +86,7 @@ def _colorize(args: argparse.Namespace) -> int:
         plan_inputs,
     )
     from huescale.progress import bar as progress_bar
+    from huescale.training.distributed import resolve_device, use_bf16
 
     device = resolve_device(args.device)
     if args.threads:
@@ -167,11 +169,11 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
     import json
 
     import huescale
-    from huescale import benchmark as bm
-    from huescale import checkpoint
     from huescale.atomic import write_json
-    from huescale.distributed import resolve_device
-    from huescale.report import benchmark_report, run_metadata
+    from huescale.evaluation import benchmark as bm
+    from huescale.evaluation.report import benchmark_report, run_metadata
+    from huescale.training import checkpoint
+    from huescale.training.distributed import resolve_device
 
     device = resolve_device(args.device)
     nets: dict = {}
@@ -208,11 +210,11 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
 def _score_folder(args: argparse.Namespace) -> int:
     import json
 
-    from huescale import checkpoint
     from huescale.atomic import write_csv
-    from huescale.distributed import resolve_device
-    from huescale.evaluate import score_folder, summarize_rows
-    from huescale.infer import Colorizer, iter_inputs
+    from huescale.evaluation.evaluate import score_folder, summarize_rows
+    from huescale.inference.tiling import Colorizer, iter_inputs
+    from huescale.training import checkpoint
+    from huescale.training.distributed import resolve_device
 
     device = resolve_device(args.device)
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
@@ -252,7 +254,7 @@ def _ship(args: argparse.Namespace) -> int:
     """Write the shipped model (package data) from a finished run's checkpoints and metrics."""
     import json
 
-    from huescale import shipped
+    from huescale.inference import shipped
 
     card = shipped.card_from_run(args.project, args.retrain)
     res = shipped.ship(Path(args.project) / args.colorizer, Path(args.project) / args.upscaler, card, args.out)
@@ -263,7 +265,7 @@ def _ship(args: argparse.Namespace) -> int:
 def _export_onnx(args: argparse.Namespace) -> int:
     import json
 
-    from huescale.export import export_models
+    from huescale.inference.export import export_models
 
     report = export_models(args.checkpoint, args.upscaler, args.out, images=args.images,
                            tolerance=args.tolerance, dynamo=not args.legacy)
@@ -276,9 +278,9 @@ def _export_onnx(args: argparse.Namespace) -> int:
 def _stage(args: argparse.Namespace) -> int:
     import importlib
 
-    from huescale.stages.runner import run_stage
+    from huescale.pipeline.stages.runner import run_stage
 
-    module = importlib.import_module(f"huescale.stages.{args.name}")
+    module = importlib.import_module(f"huescale.pipeline.stages.{args.name}")
     run_stage(args.name, module.run, args.params, tracked=args.name != "ablate_row")
     return 0
 
@@ -286,7 +288,7 @@ def _stage(args: argparse.Namespace) -> int:
 def _ablate(args: argparse.Namespace) -> int:
     import logging
 
-    from huescale.ablation import run_grid
+    from huescale.pipeline.ablation import run_grid
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     summary = run_grid(args.grid, progress=True, dvc=args.dvc)
@@ -309,7 +311,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _losses(args: argparse.Namespace) -> int:
-    from huescale.losses import available
+    from huescale.training.losses import available
 
     for name, line in available().items():
         print(f"{name:14s} {line}")
@@ -325,7 +327,7 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from huescale.stages import STAGES
+    from huescale.pipeline.stages import STAGES
 
     ap = argparse.ArgumentParser(prog="huescale", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -36,7 +36,7 @@ class MetricSpec:
         unit: e.g. ``"dB"``, ``"%"``, ``"8-bit levels"``, ``""`` for none.
         source: the paper or document that defines it.
         options: the ``evaluate`` params the function takes by keyword (e.g. ``("epsilon",)``), or ``"fid"``
-            for a set metric that needs the :class:`huescale.fid.FID` network.
+            for a set metric that needs the :class:`huescale.evaluation.fid.FID` network.
     """
 
     name: str
@@ -120,7 +120,7 @@ def compute(pred: np.ndarray, target: np.ndarray, names: Iterable[str] | None = 
         pred, target: ``N x H x W x 3`` uint8 sRGB, the same shape.
         names: metric names (None: all registered); per: only ``"image"`` or ``"set"`` ones (None: both).
         epsilon: the epsilon-accuracy threshold, a fraction of 255 (``evaluate.epsilon``).
-        fid: a :class:`huescale.fid.FID`, or None (``fid`` is then None: not computed, never made up).
+        fid: a :class:`huescale.evaluation.fid.FID`, or None (``fid`` is then None: not computed, never made up).
 
     Returns:
         name -> value (float, or None where it cannot be computed), in declaration order.
@@ -399,7 +399,7 @@ def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, floa
 @register_metric("fid", per="set", better="lower", decimals=2, label="FID",
                  source="Heusel et al. 2017; Singh et al., eq. 8", options=("fid",))
 def fid(pred: np.ndarray, target: np.ndarray, fid: Any = None) -> float | None:
-    """Frechet Inception Distance of the outputs to the truth with ``fid`` (a :class:`huescale.fid.FID`);
+    """Frechet Inception Distance of the outputs to the truth with ``fid`` (a :class:`huescale.evaluation.fid.FID`);
     None without one or for fewer than 2 images (never a made-up number)."""
     if fid is None or len(target) < 2:
         return None

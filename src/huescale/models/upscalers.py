@@ -51,7 +51,7 @@ class ESPCN(nn.Module):
 
     def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
-        :mod:`huescale.export` passes its size-independent convolution form)."""
+        :mod:`huescale.inference.export` passes its size-independent convolution form)."""
         out = self.body(x)
         if self.residual:
             out = out + _bicubic(x, self.scale, bicubic)
@@ -104,7 +104,7 @@ class SRResNet(nn.Module):
 
     def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
-        :mod:`huescale.export` passes its size-independent convolution form)."""
+        :mod:`huescale.inference.export` passes its size-independent convolution form)."""
         h = self.stem(x)
         h = h + self.mid(self.body(h))
         z = self.out(self.upsample(h))

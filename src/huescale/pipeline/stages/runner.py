@@ -15,7 +15,7 @@ from pathlib import Path
 
 from huescale.atomic import write_json
 from huescale.config import Config, load_config
-from huescale.stages import METRICS, STAGES
+from huescale.pipeline.stages import METRICS, STAGES
 
 log = logging.getLogger("huescale")
 
@@ -27,7 +27,7 @@ def device(cfg: Config):
     sets the CPU threads (``runtime.threads``)."""
     import torch
 
-    from huescale.distributed import init_from_env, resolve_device
+    from huescale.training.distributed import init_from_env, resolve_device
 
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
@@ -42,7 +42,7 @@ def run_stage(name: str, fn: StageFn, params: str | Path = "params.yaml", tracke
         ValueError: an unknown stage name; whatever the stage raises otherwise.
     """
     from huescale import tracking
-    from huescale.distributed import is_main
+    from huescale.training.distributed import is_main
 
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from huescale import checkpoint, tracking
+from huescale import tracking
 from huescale.redact import redact
-from huescale.tasks import COLORIZATION
-from huescale.train import mean_l1
+from huescale.training import checkpoint
+from huescale.training.tasks import COLORIZATION
+from huescale.training.trainer import mean_l1
 
 tracking.quiet_env()
 import mlflow  # noqa: E402  (after quiet_env: no telemetry, no progress bars)
@@ -85,7 +86,7 @@ def download(mv, dst: str | Path) -> Path:
     """The checkpoint file of champion model version ``mv`` (an MLflow ``ModelVersion``), downloaded into ``dst``.
 
     Raises:
-        huescale.checkpoint.CheckpointError: the version's artifacts hold no ``.pt`` checkpoint.
+        huescale.training.checkpoint.CheckpointError: the version's artifacts hold no ``.pt`` checkpoint.
     """
     local = Path(MlflowClient().download_artifacts(mv.run_id, "champion", str(dst))) if mv.run_id else \
         Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst)))
@@ -98,13 +99,13 @@ def download(mv, dst: str | Path) -> Path:
 
 
 def decide(candidate: str | Path, run_id: str, val_set, name: str = NAME) -> dict:
-    """The one champion rule, used by the Prefect flow (:func:`huescale.orchestration.promote_champion`) and
+    """The one champion rule, used by the Prefect flow (:func:`huescale.pipeline.flow.promote_champion`) and
     ``huescale ablate``: the
     colorizer checkpoint ``candidate`` becomes ``<name>@champion`` only if there is no champion yet or its
     mean L1 on ``val_set`` is strictly lower than the current champion's on the same ``val_set`` (equal: keep).
 
     Args:
-        candidate: a colorizer checkpoint (:func:`huescale.checkpoint.save_model`).
+        candidate: a colorizer checkpoint (:func:`huescale.training.checkpoint.save_model`).
         run_id: the MLflow run the new version is registered from (its checkpoint is logged there).
         val_set: the validation split both models are scored on (a tier-64 :class:`PairDataset`).
         name: the registered model.
@@ -115,7 +116,7 @@ def decide(candidate: str | Path, run_id: str, val_set, name: str = NAME) -> dic
 
     Raises:
         RegistryError: the registry cannot be read (never taken as "no champion").
-        huescale.checkpoint.CheckpointError: a checkpoint (the candidate's or the champion's) is unreadable.
+        huescale.training.checkpoint.CheckpointError: a checkpoint (the candidate's or the champion's) is unreadable.
     """
     mv = current(name)  # first: an unreadable registry fails before any scoring
     new_model, _ = checkpoint.load_model(candidate)

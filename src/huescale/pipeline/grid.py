@@ -1,6 +1,6 @@
 """The ablation grid file: which rows to train, each a set of dotted-key overrides of the base params.
 
-:mod:`huescale.ablation` runs a grid; this module reads and checks it. Format (YAML)::
+:mod:`huescale.pipeline.ablation` runs a grid; this module reads and checks it. Format (YAML)::
 
     base: params.yaml            # the base parameters
     pairs: data/pairs            # the prepared pair store (dvc repro prepare)
@@ -106,8 +106,8 @@ def check_rows(grid: dict) -> list[tuple[dict, Config, Any]]:
         ConfigError: a bad override (names the key); FileNotFoundError: no pair store, no VGG weights;
         ValueError: an unknown loss name.
     """
-    from huescale import recipe
     from huescale.data.store import PairStore
+    from huescale.training import recipe
 
     stores: dict[str, PairStore] = {}
     rows = []

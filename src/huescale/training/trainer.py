@@ -1,6 +1,6 @@
 """One Trainer for L1 pre-training and adversarial training (docs/architecture.md).
 
-The networks, losses and optimisers come from :func:`huescale.recipe.build` (the one
+The networks, losses and optimisers come from :func:`huescale.training.recipe.build` (the one
 recipe); this module owns the loop. Phases:
 - ``pretrain``: the generator alone with its ``losses`` (L1 pre-training, Singh et al.:
   "we pre-train the generator ... with L1 loss"; Adam 1e-4, default betas).
@@ -35,13 +35,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from huescale import checkpoint, distributed
-from huescale.losses import l1_loss
 from huescale.progress import bar as progress_bar
-from huescale.tasks import Batch, Task
+from huescale.training import checkpoint, distributed
+from huescale.training.losses import l1_loss
+from huescale.training.tasks import Batch, Task
 
 if TYPE_CHECKING:
-    from huescale.recipe import Recipe
+    from huescale.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def scheduled_lr(base: float, step: int, total: int, warmup: int = 200) -> float
 
 @dataclass
 class PhaseConfig:
-    """The loop settings of one training phase (built from the params by :mod:`huescale.recipe`)."""
+    """The loop settings of one training phase (built from the params by :mod:`huescale.training.recipe`)."""
 
     epochs: int
     batch_size: int
@@ -101,7 +101,7 @@ class PhaseConfig:
     betas: tuple[float, float]
     seed: int = 0
     max_batches: int = 0
-    losses: dict[str, float] = field(default_factory=dict)  # name -> weight (huescale.losses)
+    losses: dict[str, float] = field(default_factory=dict)  # name -> weight (huescale.training.losses)
     gan_mode: str | None = None  # None = no discriminator (pre-training)
     d_conditional: bool = True  # D sees condition ++ output (pix2pix); False: output only (SRGAN)
     collapse_steps: int = 200
@@ -145,7 +145,7 @@ class Trainer:
 
     Args:
         recipe: networks, objective, GAN loss, optimisers and loop settings from
-            :func:`huescale.recipe.build`.
+            :func:`huescale.training.recipe.build`.
         state_path: resumable state (models, optimisers, epoch, step, RNG, history).
         best_path: where the best-validation generator is saved (via :func:`checkpoint.save_model`).
         device: torch device (the recipe's networks are already there).
@@ -271,7 +271,7 @@ class Trainer:
     def _prepare(self, batch: Batch, epoch: int, index: int, train: bool,
                  global_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """``(input, target, generator kwargs)`` of a loader batch on the device (kwargs: cached encoder features,
-        never flipped: a phase that reads them trains without flips, :mod:`huescale.recipe`)."""
+        never flipped: a phase that reads them trains without flips, :mod:`huescale.training.recipe`)."""
         batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
         batch, extra = self.task.split(batch)
         if train and self.cfg.flip:  # horizontal flip of half the global batch, from (seed, epoch, batch) only
@@ -470,7 +470,7 @@ def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device |
 def mean_objective(net: nn.Module, task: Task, objective: nn.Module, dataset: Dataset,
                    device: torch.device | str = "cpu", batch_size: int = 32, num_workers: int = 0,
                    bf16: bool = False) -> float:
-    """Mean of a phase's weighted reconstruction objective (:class:`huescale.losses.GeneratorObjective`,
+    """Mean of a phase's weighted reconstruction objective (:class:`huescale.training.losses.GeneratorObjective`,
     ``total``) over ``dataset``; the validation metric of classification colorizers, whose decoded L1 rewards
     desaturation (Zhang et al. 2016). Leaves ``net`` in eval mode."""
     return dataset_means(net, task, dataset, {"objective": lambda x, out, y, aux: objective(x, out, y, aux)["total"]},

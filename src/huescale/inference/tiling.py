@@ -135,7 +135,8 @@ class Colorizer:
         joint: ``colorizer`` is a joint generator (contract above).
         amp: run the networks (only; resizing and colour conversion stay float32) under bf16 autocast:
             1.11x less CPU per x4 BSDS500 photograph on an AVX512-BF16 CPU without AMX (``benchmarks/infer.py
-            --photos``), output within a gray level of fp32 on average; see :func:`huescale.distributed.use_bf16`.
+            --photos``), output within a gray level of fp32 on average; see
+            :func:`huescale.training.distributed.use_bf16`.
 
     Raises:
         ValueError: ``scale > 1`` without an upscaler in two-step mode, a joint model without

@@ -1,9 +1,9 @@
 """The pipeline stages: one module each, thin glue between params, the library, files and MLflow.
 
 ``STAGES`` is the one list of stage names, in pipeline order (``dvc.yaml`` declares
-the same stages; a test checks they agree). Each ``huescale.stages.<name>`` module
+the same stages; a test checks they agree). Each ``huescale.pipeline.stages.<name>`` module
 has ``run(cfg) -> dict`` (the stage's flat figures); ``stages/<name>.py`` (DVC) runs
-it through :func:`huescale.stages.runner.main`, which opens the stage's nested
+it through :func:`huescale.pipeline.stages.runner.main`, which opens the stage's nested
 MLflow run and writes ``metrics/<name>.json``. Every stage reads only its own
 params section and its declared deps, and writes its declared outs.
 

@@ -2,17 +2,17 @@
 
 ``huescale ablate GRID.yaml`` reads a grid file; each row applies its dotted-key
 overrides (the ``dvc exp run -S`` syntax, e.g. ``train.losses.vgg16_conv7: 10``) to the
-base params, trains the row's models with the one recipe (:mod:`huescale.recipe`, the
+base params, trains the row's models with the one recipe (:mod:`huescale.training.recipe`, the
 same as the ``pretrain`` and ``train`` stages) on the prepared pair store, scores them
-on its test split (:func:`huescale.evaluate.score_row`) and is recorded as a nested
+on its test split (:func:`huescale.evaluation.evaluate.score_row`) and is recorded as a nested
 MLflow run under one parent run of the grid. Results go to the grid's metrics file
-and report (:func:`huescale.report.ablation_report`); the colorizer row with the best
+and report (:func:`huescale.evaluation.report.ablation_report`); the colorizer row with the best
 validation L1 becomes ``huescale-colorizer@champion`` only if it beats the current champion on the
-same validation split (:func:`huescale.champion.decide`, the rule of the Prefect
+same validation split (:func:`huescale.pipeline.champion.decide`, the rule of the Prefect
 flow). With ``--dvc`` each row is a DVC
-experiment of the ``ablate_row`` stage (:func:`huescale.orchestration.rows_as_dvc_experiments`).
+experiment of the ``ablate_row`` stage (:func:`huescale.pipeline.flow.rows_as_dvc_experiments`).
 
-The grid file format is documented in :mod:`huescale.grid`.
+The grid file format is documented in :mod:`huescale.pipeline.grid`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from huescale import TEMPLATES, champion
+from huescale import TEMPLATES
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
-from huescale.grid import adversarial as _adversarial
-from huescale.grid import check_rows, load_grid, slug
+from huescale.pipeline import champion
+from huescale.pipeline.grid import adversarial as _adversarial
+from huescale.pipeline.grid import check_rows, load_grid, slug
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,9 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
     and adversarial only in an ``upscaler`` row that asks for it (SRGAN). ``model.upscaler.name: bicubic``
     is no network (None).
     """
-    from huescale import phases
-    from huescale.checkpoint import load_model
-    from huescale.stages import FEATURES
+    from huescale.pipeline.stages import FEATURES
+    from huescale.training import phases
+    from huescale.training.checkpoint import load_model
 
     nets: dict[str, Any] = {}
     figures: dict[str, Any] = {}
@@ -84,9 +85,10 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
 def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = False) -> dict:
     """Train and score one row as a nested MLflow run of the active run (the grid's parent): test split, and the
     held-out sets for rows that colorize; its result dict, also written to ``<out>/<row slug>/result.json``."""
-    from huescale import benchmark, evaluate, tracking
+    from huescale import tracking
+    from huescale.evaluation import benchmark, evaluate
     from huescale.models.pipelines import render
-    from huescale.stages.runner import device as stage_device
+    from huescale.pipeline.stages.runner import device as stage_device
 
     kind, adversarial = row.get("kind", "colorizer"), _adversarial(row)
     row_dir = Path(grid.get("out", "ablations")) / slug(row["name"])
@@ -145,15 +147,16 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         ConfigError: a bad grid or override; FileNotFoundError: no pair store; ValueError: an unknown loss;
         whatever training raises.
     """
-    from huescale import evaluate, report, tracking
-    from huescale.stages.runner import device as stage_device
+    from huescale import tracking
+    from huescale.evaluation import evaluate, report
+    from huescale.pipeline.stages.runner import device as stage_device
 
     grid = load_grid(grid_path)
     rows = check_rows(grid)  # every row is checked before any training
     tracking.setup(rows[0][1])
     with tracking.grid_run(grid["name"], grid_path) as parent:
         if dvc:
-            from huescale.orchestration import rows_as_dvc_experiments
+            from huescale.pipeline.flow import rows_as_dvc_experiments
 
             results = rows_as_dvc_experiments(Path(grid_path), grid, parent, progress)
         else:
@@ -187,6 +190,6 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
 
 
 def _finite(obj: dict) -> dict:
-    from huescale.evaluate import finite_or_none
+    from huescale.evaluation.evaluate import finite_or_none
 
     return finite_or_none(obj)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import HOLDOUT_LISTINGS, HOLDOUT_PAIRS, LISTING, PAIRS
+from huescale.pipeline.stages import HOLDOUT_LISTINGS, HOLDOUT_PAIRS, LISTING, PAIRS
 
 
 def run(cfg: Config) -> dict:

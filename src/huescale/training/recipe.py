@@ -8,7 +8,7 @@ grid) builds its phase here, so the same params give the same networks and the s
   ``joint``) and one phase (``pretrain``: the generator alone with ``pretrain.<role>.losses``,
   L1 pre-training as Singh et al.; ``adversarial``: the generator against a discriminator
   whose input width follows from the task and ``train.d_conditional``, with ``train.losses``).
-- :func:`run_phase` trains it on a pair store with the one :class:`huescale.train.Trainer`,
+- :func:`run_phase` trains it on a pair store with the one :class:`huescale.training.trainer.Trainer`,
   writes the per-epoch history, and leaves the best-validation generator at its path.
 
 Sources: pix2pix (Isola et al. 2017) for the conditional GAN; see ``docs/sources.md``.
@@ -25,12 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from huescale import checkpoint, models
+from huescale import models
 from huescale.config import Config, ModelSpec, OptimConfig
 from huescale.data.dataset import PairDataset
 from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
-from huescale.losses import (
+from huescale.training import checkpoint
+from huescale.training.losses import (
     GAN,
     VGG_LAYERS,
     GANLoss,
@@ -41,8 +42,8 @@ from huescale.losses import (
     validation_metric,
     vgg_weights_path,
 )
-from huescale.tasks import COLORIZATION, JOINT, UPSCALING, Task
-from huescale.train import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
+from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING, Task
+from huescale.training.trainer import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
 
 log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
@@ -134,7 +135,7 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
 
 
 def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) -> PhaseConfig:
-    from huescale.distributed import use_bf16
+    from huescale.training.distributed import use_bf16
 
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
@@ -160,7 +161,7 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
         role: ``colorizer``, ``upscaler`` or ``joint`` (model ``model.<role>``).
         phase: ``pretrain`` or ``adversarial``.
         device: where the networks live.
-        init: a checkpoint of :func:`huescale.checkpoint.save_model` to start the generator from.
+        init: a checkpoint of :func:`huescale.training.checkpoint.save_model` to start the generator from.
 
     Raises:
         ValueError: unknown role/phase or loss name; discriminator kwargs that contradict the task
@@ -218,7 +219,7 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
 def _param_groups(net: nn.Module, lr: float, encoder_lr_scale: float) -> list[dict]:
     """Adam's parameter groups: the trainable parameters, those of a pretrained encoder (``net.encoder``) at
     ``encoder_lr_scale`` x ``lr`` (``lr_scale``, which the cosine schedule keeps:
-    :meth:`huescale.train.Trainer._schedule_lr`)."""
+    :meth:`huescale.training.trainer.Trainer._schedule_lr`)."""
     encoder = getattr(net, "encoder", None) if has_encoder(net) else None
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
     rest = [p for p in net.parameters() if p.requires_grad and id(p) not in enc_ids]
@@ -252,7 +253,7 @@ class PhaseResult:
         """The best-validation generator, in eval mode.
 
         Raises:
-            huescale.checkpoint.CheckpointError: the checkpoint is missing or unreadable.
+            huescale.training.checkpoint.CheckpointError: the checkpoint is missing or unreadable.
         """
         return checkpoint.load_model(self.best_path, device)[0]
 
@@ -289,7 +290,7 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
             frozen encoder runs on every batch (the same training up to the cache's float16 rounding, slower).
 
     Raises:
-        ValueError: an empty split. huescale.train.TrainingDiverged: a non-finite loss.
+        ValueError: an empty split. huescale.training.trainer.TrainingDiverged: a non-finite loss.
     """
     from huescale import tracking
 

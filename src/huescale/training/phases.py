@@ -5,8 +5,8 @@ The ``pretrain`` and ``train`` stages and the ablation rows train their generato
 :func:`train_phase` (one phase) and :func:`pretrain_generator` (a generator's pre-training: one phase, or for a
 colorizer with a pretrained encoder the frozen-encoder phase then the whole network, ``pretrain.finetune``).
 After the phase's last epoch a colorizer with several decodings picks one on the validation split
-(:mod:`huescale.calibrate`) and the adversarial phase's discriminator is saved beside it; every checkpoint is
-written with :func:`huescale.checkpoint.save_model`.
+(:mod:`huescale.training.calibrate`) and the adversarial phase's discriminator is saved beside it; every checkpoint is
+written with :func:`huescale.training.checkpoint.save_model`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from huescale import calibrate, checkpoint, distributed, recipe
 from huescale.config import Config
 from huescale.data.store import PairStore
+from huescale.training import calibrate, checkpoint, distributed, recipe
 
 
 @dataclass(frozen=True)
@@ -39,26 +39,26 @@ def train_phase(cfg: Config, role: str, phase: str, store: PairStore, name: str,
                 progress: bool = True, features: str | Path | None = None, calibrated: bool = True,
                 prefix: str | None = None) -> tuple[recipe.PhaseResult, dict[str, Any]]:
     """Train one phase to its end: check the params, build the networks, run the epochs (resumably), then on the
-    main process calibrate a colorizer's decoding (``calibrated``; :func:`huescale.calibrate.calibrate_phase`)
+    main process calibrate a colorizer's decoding (``calibrated``; :func:`huescale.training.calibrate.calibrate_phase`)
     and save the adversarial phase's discriminator (``paths.discriminator``).
 
     Args:
         cfg: the validated params; role: ``colorizer``, ``upscaler`` or ``joint``; phase: ``pretrain``,
-            ``finetune`` or ``adversarial`` (:data:`huescale.recipe.PHASES`).
+            ``finetune`` or ``adversarial`` (:data:`huescale.training.recipe.PHASES`).
         store: the pair store; name: the phase's name (MLflow prefix, logs), e.g. ``pretrain_colorizer``.
         paths: where the phase writes (:class:`PhasePaths`).
         init: a checkpoint to start the generator from (None: fresh weights, a pretrained encoder's loaded).
-        resume, progress, features: as :func:`huescale.recipe.run_phase`.
+        resume, progress, features: as :func:`huescale.training.recipe.run_phase`.
         calibrated: calibrate a colorizer after the phase (False only for a phase another phase continues).
         prefix: the figures' prefix (default ``name``).
 
     Returns:
-        ``(result, figures)``: :class:`huescale.recipe.PhaseResult` and ``<prefix>_best_val_l1`` ... plus the
+        ``(result, figures)``: :class:`huescale.training.recipe.PhaseResult` and ``<prefix>_best_val_l1`` ... plus the
         calibration's figures.
 
     Raises:
         ValueError: a bad loss name or a loss the model cannot feed (checked before any work);
-            ``huescale.train.TrainingDiverged``: a non-finite loss; FileNotFoundError: missing VGG weights.
+            ``huescale.training.trainer.TrainingDiverged``: a non-finite loss; FileNotFoundError: missing VGG weights.
     """
     recipe.check(cfg, (role,), adversarial=phase == "adversarial")
     rec = recipe.build(cfg, role, phase, device, init=init)
@@ -80,7 +80,7 @@ def pretrain_generator(cfg: Config, role: str, store: PairStore, paths: Callable
                        features: str | Path | None = None,
                        prefixes: dict[str, str] | None = None) -> tuple[Path, dict[str, Any]]:
     """A generator's pre-training without D: the ``pretrain.<role>`` phase, and for a colorizer with a pretrained
-    encoder (:func:`huescale.recipe.finetunes`) the frozen-encoder phase on the cached ``features`` then
+    encoder (:func:`huescale.training.recipe.finetunes`) the frozen-encoder phase on the cached ``features`` then
     ``pretrain.finetune`` from its best weights; the last phase's colorizer is calibrated.
 
     Args:

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from huescale import fid as fidmod
 from huescale import metrics
 from huescale.atomic import write_csv
 from huescale.config import EvaluateConfig
 from huescale.data.store import PairStore
+from huescale.evaluation import fid as fidmod
 from huescale.models.pipelines import JointPipeline, TwoStepPipeline, bicubic_rgb, render
 from huescale.progress import bar as progress_bar
 from huescale.resize import imresize
@@ -236,9 +236,9 @@ def measure_fps(model: nn.Module, shape: tuple[int, ...], device: torch.device, 
     """Images per second of ``model`` on random input of ``shape`` (C x H x W), after warm-up.
 
     With ``tuned`` the input is channels_last and runs under bf16 autocast where ``runtime.amp: auto`` would
-    use it (CUDA; CPUs with AMX/AVX512-BF16: :func:`huescale.distributed.use_bf16`).
+    use it (CUDA; CPUs with AMX/AVX512-BF16: :func:`huescale.training.distributed.use_bf16`).
     """
-    from huescale.distributed import use_bf16
+    from huescale.training.distributed import use_bf16
 
     x = torch.rand(batch_size, *shape, device=device) * 2 - 1
     if tuned:
@@ -332,7 +332,7 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
 
     Args:
         files: image paths.
-        colorize: ``uint8 H x W x 3 -> uint8 H x W x 3`` (e.g. :class:`huescale.infer.Colorizer`, scale 1).
+        colorize: ``uint8 H x W x 3 -> uint8 H x W x 3`` (e.g. :class:`huescale.inference.tiling.Colorizer`, scale 1).
         epsilon: epsilon-accuracy threshold, a fraction of 255 (Singh et al.: 0.05).
         max_side: longest side scored, in pixels.
 

@@ -10,8 +10,8 @@ from huescale import models
 from huescale.config import Config
 from huescale.data import features
 from huescale.data.store import PairStore
-from huescale.stages import FEATURES, PAIRS
-from huescale.stages.runner import device
+from huescale.pipeline.stages import FEATURES, PAIRS
+from huescale.pipeline.stages.runner import device
 
 BATCH_SIZE = 64  # photographs per encoder pass: EfficientNet-Lite0 at 128 px, ~0.5 GB of activations on a CPU
 

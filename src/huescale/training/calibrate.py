@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from huescale import checkpoint, metrics
+from huescale import metrics
 from huescale.color import uint8_to_lab_normalized
 from huescale.models.pipelines import lab_to_uint8
+from huescale.training import checkpoint
 
 # (mode, T, gain, alpha): Zhang et al.'s T = 0.38 and the neighbourhood the screening runs spanned, regression
 # gains in steps of 0.1 where the default model's colourfulness crosses 0.75-0.9 x, and blends of the two heads
@@ -104,7 +105,7 @@ def calibrate_checkpoint(path: str | Path, images: np.ndarray, min_colourfulness
     """Choose the decoding of the colorizer saved at ``path`` on ``images`` and save it back (atomically).
 
     Args:
-        path: a checkpoint of :func:`huescale.checkpoint.save_model`.
+        path: a checkpoint of :func:`huescale.training.checkpoint.save_model`.
         images: ``N x H x W x 3`` uint8 validation photographs.
         min_colourfulness, max_colourfulness: the rule's floor and ceiling (``calibrate.*``).
         device: where the model runs.
@@ -113,7 +114,7 @@ def calibrate_checkpoint(path: str | Path, images: np.ndarray, min_colourfulness
         ``{"chosen": label, "table": ...}``, or None for a model with a single decoding (nothing to choose).
 
     Raises:
-        huescale.checkpoint.CheckpointError: the checkpoint is missing or unreadable.
+        huescale.training.checkpoint.CheckpointError: the checkpoint is missing or unreadable.
         ValueError: no images.
     """
     if len(images) == 0:

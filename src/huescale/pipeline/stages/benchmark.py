@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import BENCH_CSV, BENCH_METRICS, BENCH_SAMPLES, UPSCALER
+from huescale.pipeline.stages import BENCH_CSV, BENCH_METRICS, BENCH_SAMPLES, UPSCALER
 
 
 def run(cfg: Config) -> dict:
@@ -11,14 +11,15 @@ def run(cfg: Config) -> dict:
     ``reports/benchmark.html``; return flat ``<set>_<method>_psnr_y`` / ``_ssim_y`` values (DVC metrics).
 
     Raises:
-        huescale.checkpoint.CheckpointError: the upscaler checkpoint is missing.
+        huescale.training.checkpoint.CheckpointError: the upscaler checkpoint is missing.
     """
-    from huescale import benchmark as bm
-    from huescale import checkpoint, tracking
+    from huescale import tracking
     from huescale.atomic import write_json
     from huescale.data.benchmarks import resolve_all
     from huescale.data.sources import cache_root
-    from huescale.stages.runner import device
+    from huescale.evaluation import benchmark as bm
+    from huescale.pipeline.stages.runner import device
+    from huescale.training import checkpoint
 
     dev = device(cfg)
     upscaler, ck = checkpoint.load_model(UPSCALER, dev)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from huescale.tasks import Task
+from huescale.training.tasks import Task
 
 GAN = "gan"  # the adversarial term's name in a ``losses`` mapping (the Trainer owns it)
 GAN_MODES = ("vanilla", "lsgan", "hinge")

@@ -44,12 +44,12 @@ def zoomed_crops(paths: dict[str, str | Path], reference: str, size: int = 64) -
     """Data URIs of the same ``size`` x ``size`` region of same-sized PNGs, chosen on ``reference``.
 
     The region is the most detailed one of the reference image (see
-    :func:`huescale.benchmark.zoom_box`), so every crop shows the same edges.
+    :func:`huescale.evaluation.benchmark.zoom_box`), so every crop shows the same edges.
     """
     import numpy as np
     from PIL import Image
 
-    from huescale.benchmark import zoom_box
+    from huescale.evaluation.benchmark import zoom_box
 
     arrays = {k: np.asarray(Image.open(p).convert("RGB")) for k, p in paths.items()}
     t, l, b, r = zoom_box(arrays[reference], size)
@@ -62,7 +62,7 @@ def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
     Returns ``protocol`` (bicubic vs published rows with tolerances and verdicts),
     ``samples`` (crops as data URIs), ``published`` (published SR networks) and ``reference``.
     """
-    from huescale import reference as ref
+    from huescale.evaluation import reference as ref
 
     protocol = []
     for name, s in result.get("sets", {}).items():
@@ -90,7 +90,7 @@ def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
-    """A history CSV written by :func:`huescale.train.write_history_csv` -> column -> values."""
+    """A history CSV written by :func:`huescale.training.trainer.write_history_csv` -> column -> values."""
     p = Path(path)
     if not p.is_file():
         return {}
@@ -232,7 +232,7 @@ def test_split_tables(metrics: dict, meta: dict, names: list[str] | None) -> lis
     """The run report's two test-split tables (64 px colorization; 64 gray -> 256 two-step), rows and columns:
     the model, its gray baseline and the published rows (Singh et al.'s Table 7 at 64 px, Brescia et al.'s SSIM
     at 256 px) mapped onto the metric table's names."""
-    from huescale import reference
+    from huescale.evaluation import reference
 
     fps = (metrics.get("fps") or {}).get("colorizer_batch1")
     c64, c256 = metrics.get("colorization_64") or {}, metrics.get("two_step_256") or {}
@@ -318,7 +318,7 @@ PHASE_TITLES = {"pretrain_colorizer": "colorizer pre-training", "finetune_colori
 
 def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) -> tuple[list[Markup], list[str]]:
     """A chart for every loss each phase's objective logged (the history CSV's columns, named by the loss
-    registry: :func:`huescale.losses.logged_names`), one per term as their scales differ, the discriminator's
+    registry: :func:`huescale.training.losses.logged_names`), one per term as their scales differ, the discriminator's
     terms together, and each validation value; plus warnings (a discriminator collapse). A newly registered loss
     shows up without an edit here.
 
@@ -326,7 +326,7 @@ def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) 
         history_dir: the folder of ``<phase>.csv`` (``metrics/``).
         phases: phase file stem -> its title.
     """
-    from huescale.losses import logged_names
+    from huescale.training.losses import logged_names
 
     names, charts, warnings = logged_names(), [], []
     for phase, title in phases.items():
@@ -365,8 +365,8 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     """
     import json
 
-    from huescale import reference
     from huescale.config import to_flat_dict
+    from huescale.evaluation import reference
 
     samples_dir, history_dir = Path(samples_dir), Path(history_dir)
     holdout_dir = Path(holdout_dir) if holdout_dir is not None else None
@@ -400,7 +400,7 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
 
 def benchmark_report(result: dict, samples_dir: str | Path, labels: dict[str, str], meta: dict,
                      per_image_csv: str | Path, templates: str | Path, out: str | Path) -> Path:
-    """Render the SR benchmark report (``benchmark.html.j2``) of :func:`huescale.benchmark.run`'s result:
+    """Render the SR benchmark report (``benchmark.html.j2``) of :func:`huescale.evaluation.benchmark.run`'s result:
     the bicubic protocol check, the methods per set, published networks, zoomed crops.
 
     Args:
@@ -440,14 +440,14 @@ def ablation_holdout(summary: dict) -> list[dict]:
 
 def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Path:
     """Render ``ablations.html.j2``: the grid's rows next to Singh et al.'s Table 7 (with FPS) and Brescia
-    et al.'s SSIM figures (:mod:`huescale.reference`), each row's sample, the rows' validation-L1 curves
+    et al.'s SSIM figures (:mod:`huescale.evaluation.reference`), each row's sample, the rows' validation-L1 curves
     and the run metadata (git commit, device, MLflow parent run).
 
     Args:
-        summary: the grid's result (:func:`huescale.ablation.run_grid`): ``rows`` (each with ``name``,
+        summary: the grid's result (:func:`huescale.pipeline.ablation.run_grid`): ``rows`` (each with ``name``,
             ``sample`` path, ...), ``parent_run_id``, ``device``.
     """
-    from huescale import reference
+    from huescale.evaluation import reference
 
     published = {name.lower(): (eps, mae, psnr, fid, fps)
                  for name, data, fid, eps, mae, psnr, fps in reference.SINGH_TABLE7["rows"] if data == "ImageNet"}

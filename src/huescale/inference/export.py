@@ -163,7 +163,7 @@ def _check_inputs(images: list[str] | None, model_size: int, max_side: int = 160
     """Normalised L inputs for the check: a ``N x 1 x m x m`` batch for the colorizer and a list of
     ``1 x 1 x h x w`` L maps (aspect kept, long side <= ``max_side``) for the upscaler."""
     from huescale.data.images import read_image
-    from huescale.infer import iter_inputs, l_normalized
+    from huescale.inference.tiling import iter_inputs, l_normalized
     from huescale.resize import imresize
 
     if not images:
@@ -195,7 +195,7 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
     """Export the colorizer (and upscaler) checkpoints to ONNX and check them with onnxruntime.
 
     Args:
-        colorizer_ckpt: colorizer checkpoint (:func:`huescale.checkpoint.save_model`, loaded with
+        colorizer_ckpt: colorizer checkpoint (:func:`huescale.training.checkpoint.save_model`, loaded with
             ``weights_only=True``).
         upscaler_ckpt: upscaler checkpoint, or None to export only the colorizer.
         out_dir: folder for ``colorizer.onnx`` and ``upscaler.onnx`` (written atomically).
@@ -210,10 +210,10 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
         ``check_inputs`` and ``ok`` (every diff <= tolerance).
 
     Raises:
-        huescale.checkpoint.CheckpointError: a missing or unreadable checkpoint (names it).
+        huescale.training.checkpoint.CheckpointError: a missing or unreadable checkpoint (names it).
         ValueError: a model the exporter cannot make size-independent (names its class).
     """
-    from huescale import checkpoint
+    from huescale.training import checkpoint
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import (
+from huescale.pipeline.stages import (
     BENCH_CSV,
     BENCH_METRICS,
     BENCH_REPORT,
@@ -27,7 +27,8 @@ def run(cfg: Config) -> dict:
     """
     import json
 
-    from huescale import report, tracking
+    from huescale import tracking
+    from huescale.evaluation import report
 
     if not EVAL_METRICS.is_file():
         raise FileNotFoundError(f"{EVAL_METRICS}: not found; run the evaluate stage first (dvc repro evaluate)")

@@ -4,7 +4,7 @@ Package data under ``huescale/assets/``: ``colorizer.pt`` and ``upscaler.pt`` (t
 champion, weights stored as float16 to stay small; loaded back into float32 modules) and ``MODEL_CARD.md``
 (training data, params, git commit, held-out metrics, how to retrain it). :func:`ship` writes them from a
 run's checkpoints; :func:`load` reads them with ``torch.load(weights_only=True)`` through
-:mod:`huescale.checkpoint`.
+:mod:`huescale.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from huescale import checkpoint
-from huescale.report import markdown_table
+from huescale.evaluation.report import markdown_table
+from huescale.training import checkpoint
 
 ASSETS = "assets"
 FILES = ("colorizer.pt", "upscaler.pt")
@@ -59,7 +59,7 @@ def half_copy(src: str | Path, dst: str | Path, **meta: Any) -> int:
     returns the file size in bytes. ``meta`` is added to the checkpoint dict.
 
     Raises:
-        huescale.checkpoint.CheckpointError: ``src`` is unreadable or not a model checkpoint.
+        huescale.training.checkpoint.CheckpointError: ``src`` is unreadable or not a model checkpoint.
     """
     ck = checkpoint.load(src)
     if "state_dict" not in ck:
@@ -73,7 +73,7 @@ def ship(colorizer: str | Path, upscaler: str | Path, card: dict[str, Any], out:
     """Write the shipped model: fp16 copies of the two checkpoints and the model card (JSON + Markdown).
 
     Args:
-        colorizer, upscaler: checkpoints of :func:`huescale.checkpoint.save_model`.
+        colorizer, upscaler: checkpoints of :func:`huescale.training.checkpoint.save_model`.
         card: what the card says: ``data``, ``params`` (flat), ``git_commit``, ``holdout`` metrics, ``retrain``.
         out: the assets folder (default: this package's).
 
@@ -113,7 +113,7 @@ def model_card_markdown(card: dict[str, Any]) -> str:
                 rows.append(([name, f"{size} px"], {**m, "gray_delta_e2000": g.get("delta_e2000")}))
     lines.append(markdown_table(["set", "size"], rows, extra=(("gray_delta_e2000", "gray's ΔE2000", 2),)))
     lines += ["", "## Retrain it", "", "```bash", card.get("retrain", ""), "```", "",
-              "Weights are stored as float16 and loaded as float32 (`huescale.shipped.load`).", ""]
+              "Weights are stored as float16 and loaded as float32 (`huescale.inference.shipped.load`).", ""]
     return "\n".join(lines)
 
 

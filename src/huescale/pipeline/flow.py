@@ -41,8 +41,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from huescale import champion
-from huescale.stages import STAGES
+from huescale.pipeline import champion
+from huescale.pipeline.stages import STAGES
 
 
 def _dvc() -> str:
@@ -167,19 +167,19 @@ def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = Fa
 @task
 def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colorizer") -> dict:
     """Make the project's new colorizer the MLflow ``champion`` if it beats the current one
-    (:func:`huescale.champion.decide`) on the current validation split (tier 64) of the project's pair store, so
-    the comparison is fair when the data changed. The new version is registered from (and its checkpoint logged
-    to) MLflow run ``run_id``.
+    (:func:`huescale.pipeline.champion.decide`) on the current validation split (tier 64) of the project's pair
+    store, so the comparison is fair when the data changed. The new version is registered from (and its checkpoint
+    logged to) MLflow run ``run_id``.
 
     Returns:
         ``{"promoted": bool, "new_val_l1": float, "champion_val_l1": float | None, "version": str | None}``.
 
     Raises:
-        huescale.champion.RegistryError: the registry cannot be read.
+        huescale.pipeline.champion.RegistryError: the registry cannot be read.
     """
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
-    from huescale.stages import COLORIZER, PAIRS
+    from huescale.pipeline.stages import COLORIZER, PAIRS
 
     root = Path(project_dir)
     result = champion.decide(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
@@ -190,7 +190,7 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
 def metrics_markdown(metrics: dict) -> str:
     """The test-split metrics of ``metrics.json`` as Markdown tables (the metric table's columns; then the x4
     super-resolution protocol's Y-channel PSNR / SSIM)."""
-    from huescale.report import markdown_table
+    from huescale.evaluation.report import markdown_table
 
     rows = [([section, method], m) for section in ("colorization_64", "two_step_256")
             for method, m in (metrics.get(section) or {}).items()]
@@ -224,7 +224,7 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
     Args:
         project_dir: the huescale checkout (with ``dvc.yaml`` and ``params.yaml``); a relative path is
             taken from the flow run's working directory (on a worker: the deployment's git clone).
-        stages: stages to run, in pipeline order (default: all of ``huescale.stages.STAGES``).
+        stages: stages to run, in pipeline order (default: all of ``huescale.pipeline.stages.STAGES``).
         force: re-run stages even when DVC finds them up to date.
         promote: run the champion decision after the stages.
         dvc_remote: a DVC remote (a name configured in the project, or a URL): ``dvc pull`` before the
@@ -249,8 +249,8 @@ def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, d
              git_push: bool) -> dict:
     from huescale import tracking
     from huescale.config import load_config
+    from huescale.pipeline.stages import EVAL_METRICS, REPORT
     from huescale.redact import redact
-    from huescale.stages import EVAL_METRICS, REPORT
 
     stages = list(stages or STAGES)
     unknown = set(stages) - set(STAGES)
@@ -300,7 +300,7 @@ def rows_as_dvc_experiments(grid_path: Path, grid: dict, parent_run_id: str, pro
     Raises:
         RuntimeError: ``dvc exp run`` failed (its output's tail in the message).
     """
-    from huescale.grid import slug
+    from huescale.pipeline.grid import slug
 
     params = Path("params.yaml")
     original = params.read_text() if params.is_file() else None

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import COLORIZER, EVAL_METRICS, HOLDOUT_PAIRS, HOLDOUT_SAMPLES, PAIRS, PER_IMAGE, SAMPLES, UPSCALER
+from huescale.pipeline.stages import (
+    COLORIZER,
+    EVAL_METRICS,
+    HOLDOUT_PAIRS,
+    HOLDOUT_SAMPLES,
+    PAIRS,
+    PER_IMAGE,
+    SAMPLES,
+    UPSCALER,
+)
 
 
 def run(cfg: Config) -> dict:
@@ -11,16 +20,17 @@ def run(cfg: Config) -> dict:
     sample grid ``eval/samples`` and the held-out sample grids ``eval/holdout``.
 
     Raises:
-        huescale.checkpoint.CheckpointError: a model checkpoint is missing (names the stage to run).
+        huescale.training.checkpoint.CheckpointError: a model checkpoint is missing (names the stage to run).
     """
     import torch
 
-    from huescale import checkpoint, tracking
-    from huescale import evaluate as ev
+    from huescale import tracking
     from huescale.atomic import write_json
     from huescale.config import to_flat_dict
     from huescale.data.store import PairStore
-    from huescale.stages.runner import device
+    from huescale.evaluation import evaluate as ev
+    from huescale.pipeline.stages.runner import device
+    from huescale.training import checkpoint
 
     dev = device(cfg)
     colorizer, _ = checkpoint.load_model(COLORIZER, dev)

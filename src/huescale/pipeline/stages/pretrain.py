@@ -1,27 +1,28 @@
 """Stage ``pretrain``: L1 pre-training of the colorizer (Singh et al.) and the x4 upscaler of L
-(Frison et al. 2025), each with the one recipe (:mod:`huescale.recipe`). A colorizer with a pretrained
+(Frison et al. 2025), each with the one recipe (:mod:`huescale.training.recipe`). A colorizer with a pretrained
 encoder (``semantic``) trains in two phases: the decoder on the cached features of the frozen encoder
 (``pretrain.colorizer``, ``data/features``), then the whole network (``pretrain.finetune``)."""
 
 from __future__ import annotations
 
 from huescale.config import Config
-from huescale.stages import COLORIZER_FROZEN, COLORIZER_PRE, FEATURES, METRICS, PAIRS, STATE, UPSCALER
+from huescale.pipeline.stages import COLORIZER_FROZEN, COLORIZER_PRE, FEATURES, METRICS, PAIRS, STATE, UPSCALER
 
 
 def run(cfg: Config) -> dict:
     """Train both generators on ``data/pairs``; writes ``models/colorizer_pretrained.pt``, ``models/upscaler.pt``
     and their per-epoch CSVs; a colorizer with several decodings gets one chosen on validation
-    (:mod:`huescale.calibrate`), all through :func:`huescale.phases.pretrain_generator`.
+    (:mod:`huescale.training.calibrate`), all through :func:`huescale.training.phases.pretrain_generator`.
 
     Raises:
         ValueError / FileNotFoundError: a bad loss name or missing VGG weights, in any phase (checked first);
             a feature cache of another encoder (re-run the features stage).
     """
-    from huescale import phases, recipe, tracking
+    from huescale import tracking
     from huescale.data.store import PairStore
-    from huescale.stages.runner import device
-    from huescale.train import write_history_csv
+    from huescale.pipeline.stages.runner import device
+    from huescale.training import phases, recipe
+    from huescale.training.trainer import write_history_csv
 
     recipe.check(cfg)  # the train stage's losses too: a typo fails here, not after pre-training
     dev, store, out = device(cfg), PairStore(PAIRS), {}

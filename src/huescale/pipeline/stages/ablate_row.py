@@ -7,20 +7,21 @@ from huescale.config import Config
 
 
 def run(cfg: Config) -> dict:
-    """Train and score row ``ablation.row`` of grid ``ablation.grid`` (:func:`huescale.ablation.run_row`);
+    """Train and score row ``ablation.row`` of grid ``ablation.grid`` (:func:`huescale.pipeline.ablation.run_row`);
     returns its flat test metrics (written to ``metrics/ablate_row.json`` for ``dvc exp show``).
 
     The row's MLflow run nests under ``$HUESCALE_PARENT_RUN_ID`` (the grid's parent, set by the runner) or
     under a new grid parent run.
 
     Raises:
-        ConfigError: a row index outside the grid, or what :func:`huescale.grid.load_grid` raises.
+        ConfigError: a row index outside the grid, or what :func:`huescale.pipeline.grid.load_grid` raises.
     """
     import os
 
-    from huescale import ablation, tracking
+    from huescale import tracking
     from huescale.config import ConfigError
-    from huescale.grid import check_rows, load_grid
+    from huescale.pipeline import ablation
+    from huescale.pipeline.grid import check_rows, load_grid
 
     a = cfg.ablation
     if a.row < 0 or not a.grid:

@@ -1,0 +1,1 @@
+"""Inference on people's photographs: tiled colorization, ONNX export, the shipped model."""

@@ -1,0 +1,1 @@
+"""The pipeline: the DVC stages, the Prefect flow, ablation grids, the MLflow champion."""

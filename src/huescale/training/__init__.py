@@ -1,0 +1,1 @@
+"""Training: tasks, losses, the recipe, the Trainer, checkpoints, phases, calibration, devices."""
