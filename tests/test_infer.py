@@ -22,7 +22,8 @@ from huescale import models
 from huescale.cli import main
 from huescale.color import L_SCALE
 from huescale.data.images import read_image
-from huescale.inference.tiling import Colorizer, colorize_to_file, l_normalized, receptive_radius
+from huescale.inference.tiling import Colorizer, l_normalized, receptive_radius
+from huescale.inference.writer import colorize_to_file
 from huescale.resize import imresize
 from huescale.training import checkpoint
 

@@ -138,7 +138,8 @@ def test_overwrite_replaces_only_earlier_outputs_never_a_photograph_beside_a_glo
 
 def test_overwrite_never_replaces_a_file_that_appears_during_the_run(colorizer, album, tmp_path):
     """The mark is checked again at the final rename: a photograph created meanwhile at the output path stays."""
-    from huescale.inference.tiling import Colorizer, colorize_to_file, is_colorize_output
+    from huescale.inference.tiling import Colorizer
+    from huescale.inference.writer import colorize_to_file, is_colorize_output
     from huescale.training import checkpoint as ckpt
 
     run = Colorizer(ckpt.load_model(colorizer, "cpu")[0], None)
@@ -244,7 +245,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
 def test_every_writer_uses_the_durable_atomic_write(tmp_path):
     """The history CSV, report, FID cache and image writers leave no fixed-name temporary and no partial file."""
     from huescale.evaluation.report import render
-    from huescale.inference.tiling import PNGBandWriter, save_image_atomic
+    from huescale.inference.writer import PNGBandWriter, save_image_atomic
     from huescale.training.trainer import EpochRecord, write_history_csv
 
     write_history_csv([EpochRecord(epoch=1, step=10, values={"l1": 0.5})], tmp_path / "h.csv")

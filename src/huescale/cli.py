@@ -76,15 +76,9 @@ def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from huescale.data.images import ImageError, read_image
-    from huescale.inference.tiling import (
-        UNMARKABLE_FORMATS,
-        WRITABLE_FORMATS,
-        Colorizer,
-        colorize_to_file,
-        is_colorize_output,
-        output_paths,
-        plan_inputs,
-    )
+    from huescale.inference.paths import WRITABLE_FORMATS, output_paths, plan_inputs
+    from huescale.inference.tiling import Colorizer
+    from huescale.inference.writer import UNMARKABLE_FORMATS, colorize_to_file, is_colorize_output
     from huescale.progress import bar as progress_bar
     from huescale.training.distributed import resolve_device, use_bf16
 
@@ -212,7 +206,8 @@ def _score_folder(args: argparse.Namespace) -> int:
 
     from huescale.atomic import write_csv
     from huescale.evaluation.evaluate import score_folder, summarize_rows
-    from huescale.inference.tiling import Colorizer, iter_inputs
+    from huescale.inference.paths import iter_inputs
+    from huescale.inference.tiling import Colorizer
     from huescale.training import checkpoint
     from huescale.training.distributed import resolve_device
 

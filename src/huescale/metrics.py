@@ -366,36 +366,6 @@ def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, 
     return float(wasserstein_distance(chroma(pred), chroma(target)))
 
 
-def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, float]:
-    """Score x``scale`` super-resolution on HR benchmark images (Set5, Set14, BSD100 protocol).
-
-    Each HR image is mod-cropped to a multiple of ``scale``, downscaled with the
-    MATLAB-compatible bicubic (the ``LRbicx4`` images of the benchmarks), then
-    upscaled by ``upscale`` (``None`` = bicubic) and scored on Y with a border of ``scale``.
-
-    Args:
-        hr_files: paths of the HR images.
-        scale: the scale factor.
-        upscale: a function ``LR uint8 h x w x 3 -> SR uint8 (s*h) x (s*w) x 3``, or None for bicubic.
-
-    Returns:
-        ``{"psnr_y": dB, "ssim_y": ..., "images": N}`` (means over images).
-    """
-    from huescale.data.images import read_image
-    from huescale.resize import imresize
-
-    ps, ss = [], []
-    for f in hr_files:
-        hr = read_image(f)
-        hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-        lr = imresize(hr, (hr.shape[0] // scale, hr.shape[1] // scale))
-        sr = imresize(lr, hr.shape[:2]) if upscale is None else upscale(lr)
-        p, s = sr_psnr_ssim(sr[None], hr[None], border=scale)
-        ps.append(p)
-        ss.append(s)
-    return {"psnr_y": float(np.mean(ps)), "ssim_y": float(np.mean(ss)), "images": len(ps)}
-
-
 @register_metric("fid", per="set", better="lower", decimals=2, label="FID",
                  source="Heusel et al. 2017; Singh et al., eq. 8", options=("fid",))
 def fid(pred: np.ndarray, target: np.ndarray, fid: Any = None) -> float | None:

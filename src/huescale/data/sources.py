@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, file_lock, write_text
+from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, write_text
 from huescale.config import DataConfig
 from huescale.data.download import (
     DEFAULT_MAX_EXTRACT_BYTES,
@@ -38,6 +38,7 @@ from huescale.data.download import (
 )
 from huescale.data.images import IMAGE_EXTENSIONS
 from huescale.data.subset import sample_order
+from huescale.locks import file_lock
 from huescale.redact import redact
 
 # Official archives (ENVIRONMENT.md table; fast.ai, cocodataset.org, PASCAL VOC).

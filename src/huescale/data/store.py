@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image
 
-from huescale.atomic import atomic_open, clean_stale_tmp, commit, file_lock, fsync_dir, tmp_path
+from huescale.atomic import atomic_open, clean_stale_tmp, commit, fsync_dir, tmp_path
 from huescale.config import DataConfig
 from huescale.data.images import ImageError, is_grayscale, open_rgb
 from huescale.data.subset import SPLITS, sample_order, split_of
+from huescale.locks import file_lock
 from huescale.progress import bar as progress_bar
 from huescale.resize import imresize, resize_matrix
 
@@ -440,7 +441,7 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
     Raises:
         NotEnoughImagesError: fewer than ``cfg.min_images`` usable images (the old store is kept).
         ValueError: a key listed twice.
-        huescale.atomic.LockTimeout: another run held the store longer than ``HUESCALE_LOCK_TIMEOUT`` seconds.
+        huescale.locks.LockTimeout: another run held the store longer than ``HUESCALE_LOCK_TIMEOUT`` seconds.
     """
     out_dir = Path(out_dir)
     by_key: dict[str, ImageRef] = {}

@@ -162,6 +162,33 @@ def score_set(files: list[Path], methods: dict[str, Upscale], scale: int = 4,
     return summary, rows, crops
 
 
+def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, float]:
+    """Score x``scale`` super-resolution on HR benchmark images (Set5, Set14, BSD100 protocol).
+
+    Each HR image is mod-cropped to a multiple of ``scale``, downscaled with the
+    MATLAB-compatible bicubic (the ``LRbicx4`` images of the benchmarks), then
+    upscaled by ``upscale`` (``None`` = bicubic) and scored on Y with a border of ``scale``.
+
+    Args:
+        hr_files: paths of the HR images.
+        scale: the scale factor.
+        upscale: a function ``LR uint8 h x w x 3 -> SR uint8 (s*h) x (s*w) x 3``, or None for bicubic.
+
+    Returns:
+        ``{"psnr_y": dB, "ssim_y": ..., "images": N}`` (means over images).
+    """
+    ps, ss = [], []
+    for f in hr_files:
+        hr = read_image(f)
+        hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+        lr = imresize(hr, (hr.shape[0] // scale, hr.shape[1] // scale))
+        sr = imresize(lr, hr.shape[:2]) if upscale is None else upscale(lr)
+        p, s = metrics.sr_psnr_ssim(sr[None], hr[None], border=scale)
+        ps.append(p)
+        ss.append(s)
+    return {"psnr_y": float(np.mean(ps)), "ssim_y": float(np.mean(ss)), "images": len(ps)}
+
+
 def zoom_box(hr: np.ndarray, size: int = 64) -> tuple[int, int, int, int]:
     """A ``size`` x ``size`` box ``(top, left, bottom, right)`` on the most detailed part of ``hr``.
 

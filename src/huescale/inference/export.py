@@ -163,7 +163,8 @@ def _check_inputs(images: list[str] | None, model_size: int, max_side: int = 160
     """Normalised L inputs for the check: a ``N x 1 x m x m`` batch for the colorizer and a list of
     ``1 x 1 x h x w`` L maps (aspect kept, long side <= ``max_side``) for the upscaler."""
     from huescale.data.images import read_image
-    from huescale.inference.tiling import iter_inputs, l_normalized
+    from huescale.inference.paths import iter_inputs
+    from huescale.inference.tiling import l_normalized
     from huescale.resize import imresize
 
     if not images:

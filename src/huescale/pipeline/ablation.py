@@ -10,7 +10,7 @@ and report (:func:`huescale.evaluation.report.ablation_report`); the colorizer r
 validation L1 becomes ``huescale-colorizer@champion`` only if it beats the current champion on the
 same validation split (:func:`huescale.pipeline.champion.decide`, the rule of the Prefect
 flow). With ``--dvc`` each row is a DVC
-experiment of the ``ablate_row`` stage (:func:`huescale.pipeline.flow.rows_as_dvc_experiments`).
+experiment of the ``ablate_row`` stage (:func:`huescale.pipeline.commands.rows_as_dvc_experiments`).
 
 The grid file format is documented in :mod:`huescale.pipeline.grid`.
 """
@@ -156,7 +156,7 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
     tracking.setup(rows[0][1])
     with tracking.grid_run(grid["name"], grid_path) as parent:
         if dvc:
-            from huescale.pipeline.flow import rows_as_dvc_experiments
+            from huescale.pipeline.commands import rows_as_dvc_experiments
 
             results = rows_as_dvc_experiments(Path(grid_path), grid, parent, progress)
         else:

@@ -1,5 +1,4 @@
-"""Orchestration: the DVC pipeline as a Prefect 3 flow of tasks, the champion decision, and ablation
-rows as DVC experiments.
+"""The DVC pipeline as a Prefect 3 flow of tasks, ending in the champion decision.
 
 ``flows/retrain.py`` is the thin entry point (run once, serve on a cron
 schedule, or deploy to a ``gpu`` work pool); this module holds the flow.
@@ -21,9 +20,8 @@ them to the branch, so any clone gets the results with ``git pull && dvc pull``;
 ``tracking_uri`` (an ``http://`` MLflow server) keeps the runs and the champion
 where every machine sees them.
 
-:func:`rows_as_dvc_experiments` runs the rows of an ablation grid as DVC experiments
-of the ``ablate_row`` stage (``dvc exp run -S ablation.row=i``), so ``dvc exp show``
-lists them with their params and metrics.
+The ``dvc`` and ``git`` commands run through :mod:`huescale.pipeline.commands`; the metrics artifact is
+:func:`huescale.pipeline.summary.metrics_markdown`.
 """
 
 from __future__ import annotations
@@ -31,9 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,50 +38,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from huescale.pipeline import champion
+from huescale.pipeline.commands import dvc_path, project_env, remote_args, run_logged
 from huescale.pipeline.stages import STAGES
-
-
-def _dvc() -> str:
-    local = Path(sys.executable).parent / "dvc"
-    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
-
-
-def _env(project_dir: str | Path, **extra: str) -> dict[str, str]:
-    """The environment of a command in the project: this Python's scripts first on PATH and the project's
-    own ``src`` first on PYTHONPATH (stages run the code of the checkout they hash, not another install)."""
-    src = Path(project_dir).resolve() / "src"
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **extra}
-    if (src / "huescale").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _run(cmd: list[str], project_dir: str | Path, what: str) -> str:
-    """Run ``cmd`` in the project and log its output's last lines; returns the output.
-
-    Raises:
-        RuntimeError: it exited non-zero (the message says ``what`` failed and holds the output's tail).
-    """
-    logger = get_run_logger()
-    logger.info("%s: %s", what, " ".join(cmd))
-    res = subprocess.run(cmd, cwd=project_dir, env=_env(project_dir), capture_output=True, text=True)
-    out = (res.stdout + res.stderr).strip()
-    for line in out.splitlines()[-20:]:
-        if line.split("\r")[-1].strip():
-            logger.info(line.split("\r")[-1].strip())
-    if res.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {res.returncode}) in {project_dir}: `{' '.join(cmd)}`\n{out[-3000:]}")
-    return out
-
-
-def _remote_args(project_dir: str | Path, remote: str) -> list[str]:
-    """``-r NAME`` for a DVC remote given by name (configured in the project) or URL (added to the local,
-    uncommitted config as ``huescale-remote``)."""
-    listed = subprocess.run([_dvc(), "remote", "list"], cwd=project_dir, capture_output=True, text=True).stdout
-    if remote in listed.split()[0::2]:
-        return ["-r", remote]
-    _run([_dvc(), "remote", "add", "--local", "--force", "huescale-remote", remote], project_dir, "dvc remote add")
-    return ["-r", "huescale-remote"]
+from huescale.pipeline.summary import metrics_markdown
 
 
 @task(retries=2, retry_delay_seconds=10)
@@ -97,7 +52,9 @@ def dvc_pull(project_dir: str, remote: str) -> None:
     Raises:
         RuntimeError: the remote cannot be read (Prefect retries the task).
     """
-    _run([_dvc(), "pull", "--allow-missing", *_remote_args(project_dir, remote)], project_dir, "dvc pull")
+    logger = get_run_logger()
+    run_logged([dvc_path(), "pull", "--allow-missing", *remote_args(project_dir, remote, logger)], project_dir,
+               "dvc pull", logger)
 
 
 @task(retries=2, retry_delay_seconds=10)
@@ -107,7 +64,8 @@ def dvc_push(project_dir: str, remote: str) -> None:
     Raises:
         RuntimeError: the push failed (Prefect retries the task).
     """
-    _run([_dvc(), "push", *_remote_args(project_dir, remote)], project_dir, "dvc push")
+    logger = get_run_logger()
+    run_logged([dvc_path(), "push", *remote_args(project_dir, remote, logger)], project_dir, "dvc push", logger)
 
 
 @task
@@ -122,22 +80,24 @@ def git_publish(project_dir: str, message: str) -> str | None:
     Raises:
         RuntimeError: git failed, e.g. the push was rejected twice (the message holds git's output).
     """
+    logger = get_run_logger()
     git = ["git"]
     who = subprocess.run(["git", "config", "user.email"], cwd=project_dir, capture_output=True, text=True)
     if not who.stdout.strip():
         git += ["-c", "user.name=huescale-worker", "-c", "user.email=huescale-worker@localhost"]
-    _run(git + ["add", "-A"], project_dir, "git add")
+    run_logged(git + ["add", "-A"], project_dir, "git add", logger)
     if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=project_dir).returncode == 0:
-        get_run_logger().info("git: nothing to commit")
+        logger.info("git: nothing to commit")
         return None
-    _run(git + ["commit", "-q", "-m", message], project_dir, "git commit")
-    branch = _run(["git", "rev-parse", "--abbrev-ref", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+    run_logged(git + ["commit", "-q", "-m", message], project_dir, "git commit", logger)
+    branch = run_logged(["git", "rev-parse", "--abbrev-ref", "HEAD"], project_dir, "git rev-parse",
+                        logger).splitlines()[-1]
     try:
-        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
+        run_logged(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push", logger)
     except RuntimeError:  # the branch moved meanwhile: replay the results on top of it once
-        _run(git + ["pull", "--rebase", "origin", branch], project_dir, "git pull --rebase")
-        _run(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push")
-    return _run(["git", "rev-parse", "HEAD"], project_dir, "git rev-parse").splitlines()[-1]
+        run_logged(git + ["pull", "--rebase", "origin", branch], project_dir, "git pull --rebase", logger)
+        run_logged(["git", "push", "origin", f"HEAD:{branch}"], project_dir, "git push", logger)
+    return run_logged(["git", "rev-parse", "HEAD"], project_dir, "git rev-parse", logger).splitlines()[-1]
 
 
 @task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
@@ -148,8 +108,8 @@ def dvc_stage(stage: str, project_dir: str, parent_run_id: str, force: bool = Fa
         RuntimeError: the stage exited non-zero (Prefect retries the task).
     """
     logger = get_run_logger()
-    env = _env(project_dir, HUESCALE_PARENT_RUN_ID=parent_run_id)
-    cmd = [_dvc(), "repro", "--single-item", stage] + (["--force"] if force else [])
+    env = project_env(project_dir, HUESCALE_PARENT_RUN_ID=parent_run_id)
+    cmd = [dvc_path(), "repro", "--single-item", stage] + (["--force"] if force else [])
     logger.info("running %s in %s", " ".join(cmd), project_dir)
     proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
@@ -185,19 +145,6 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
     result = champion.decide(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
     get_run_logger().info("champion decision: %s", result)
     return result
-
-
-def metrics_markdown(metrics: dict) -> str:
-    """The test-split metrics of ``metrics.json`` as Markdown tables (the metric table's columns; then the x4
-    super-resolution protocol's Y-channel PSNR / SSIM)."""
-    from huescale.evaluation.report import markdown_table
-
-    rows = [([section, method], m) for section in ("colorization_64", "two_step_256")
-            for method, m in (metrics.get(section) or {}).items()]
-    sr = [([method], m) for method, m in (metrics.get("sr_x4") or {}).items()]
-    return markdown_table(["section", "method"], rows) + "\n\n" + "\n".join(
-        ["| sr_x4 (Y) | PSNR-Y (dB) | SSIM-Y |", "|---|---|---|"] +
-        [f"| {c[0]} | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |" for c, m in sr])
 
 
 @contextlib.contextmanager
@@ -286,38 +233,3 @@ def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, d
     if promote:
         out["champion"] = promote_champion(str(root), parent)
     return out
-
-
-def rows_as_dvc_experiments(grid_path: Path, grid: dict, parent_run_id: str, progress: bool = False) -> list[dict]:
-    """Run each row of a grid as a DVC experiment of the ``ablate_row`` stage: ``dvc exp run -n <grid>-<row>
-    -S ablation.grid=... -S ablation.row=<i> -s ablate_row`` (the row's params and metrics are in
-    ``dvc exp show``). The rows nest under MLflow run ``parent_run_id`` (passed to the stage as
-    ``HUESCALE_PARENT_RUN_ID``). ``params.yaml`` is restored afterwards (``-S`` edits it).
-
-    Returns:
-        Each row's result (its ``result.json``), in grid order.
-
-    Raises:
-        RuntimeError: ``dvc exp run`` failed (its output's tail in the message).
-    """
-    from huescale.pipeline.grid import slug
-
-    params = Path("params.yaml")
-    original = params.read_text() if params.is_file() else None
-    env = {**os.environ, "HUESCALE_PARENT_RUN_ID": parent_run_id}
-    results = []
-    try:
-        for i, row in enumerate(grid["rows"]):
-            name = f"{slug(grid['name'])}-{slug(row['name'])}"
-            cmd = [_dvc(), "exp", "run", "-n", name, "-S", f"ablation.grid={grid_path}", "-S", f"ablation.row={i}",
-                   "-s", "ablate_row"]
-            res = subprocess.run(cmd, env=env, capture_output=not progress, text=True)
-            if res.returncode != 0:
-                tail = ((res.stdout or "") + (res.stderr or ""))[-3000:]
-                raise RuntimeError(f"row {row['name']!r}: `{' '.join(cmd)}` failed:\n{tail}")
-            out = Path(grid.get("out", "ablations")) / slug(row["name"]) / "result.json"
-            results.append(json.loads(out.read_text()))
-    finally:
-        if original is not None:
-            params.write_text(original)
-    return results
