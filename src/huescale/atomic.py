@@ -30,6 +30,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+from PIL import Image
+
 log = logging.getLogger("huescale.atomic")
 
 # .<name>.<pid>.tmp, optionally followed by one extension (.png, .npz: writers that pick the format by it)
@@ -281,9 +284,6 @@ def write_json(obj: Any, path: str | Path) -> Path:
 
 def write_png(rgb, path: str | Path) -> str:
     """Write a uint8 ``H x W x 3`` (or ``H x W``) array as PNG, atomically and durably; returns the file name."""
-    import numpy as np
-    from PIL import Image
-
     path = Path(path)
     with atomic_path(path, ".png") as tmp:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp)

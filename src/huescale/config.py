@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from huescale.metrics import METRICS
+
 
 class ConfigError(ValueError):
     """A wrong or missing parameter; the message names its dotted key and the file."""
@@ -232,7 +234,6 @@ class CalibrateConfig:
 
 
 def _all_metrics() -> list[str]:  # every metric of the table, in its order (huescale.metrics.METRICS)
-    from huescale.metrics import METRICS
 
     return list(METRICS)
 
@@ -470,6 +471,7 @@ def _validate_models(cfg: Config, src: str) -> None:
     """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
     parameters of that model's constructor: checked on the signature, no model is built (a model that
     loads pretrained weights when built would otherwise download them here)."""
+    # lazy: models and training.losses import torch and, through data.store, this module
     from huescale.models import available
     from huescale.models.registry import model_class
 
@@ -502,6 +504,7 @@ def _validate_models(cfg: Config, src: str) -> None:
 def _validate_losses(cfg: Config, src: str) -> None:
     """Every loss name of every phase's ``losses`` is registered (:func:`huescale.training.losses.available`, ``gan``
     included: it is the adversarial term)."""
+    # lazy: models and training.losses import torch and, through data.store, this module
     from huescale.training.losses import available
 
     known = list(available())
@@ -515,8 +518,6 @@ def _validate_losses(cfg: Config, src: str) -> None:
 
 def _validate_metrics(cfg: Config, src: str) -> None:
     """Every name of ``evaluate.metrics`` is in the metric table (:data:`huescale.metrics.METRICS`), once."""
-    from huescale.metrics import METRICS
-
     names = cfg.evaluate.metrics
     for name in names:
         if name not in METRICS:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 log = logging.getLogger("huescale.locks")
 
 
@@ -69,8 +71,6 @@ def file_lock(target: str | Path, what: str, timeout: float | None = None) -> It
     Raises:
         LockTimeout: still held by another process after ``timeout`` seconds.
     """
-    from filelock import FileLock, Timeout
-
     lp = lock_path(target)
     lp.parent.mkdir(parents=True, exist_ok=True)
     owner = lp.with_name(lp.name + ".owner")

@@ -197,7 +197,7 @@ def ssim(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> flo
 
     Accepts ``N x H x W x 3`` (colour, channel-averaged) or ``N x H x W`` (one channel).
     """
-    from skimage.metrics import structural_similarity  # scipy.ndimage: ~1 s of import, only where SSIM runs
+    from skimage.metrics import structural_similarity  # lazy: scipy.ndimage, ~1 s of import, only where SSIM runs
 
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
@@ -249,7 +249,7 @@ def delta_e2000_lab(lab_ref: np.ndarray, lab: np.ndarray) -> np.ndarray:
     Returns:
         The differences, shape ``...`` (float64).
     """
-    from skimage.color import deltaE_ciede2000
+    from skimage.color import deltaE_ciede2000  # lazy: skimage.color ~0.7 s; config imports this module
 
     return deltaE_ciede2000(np.asarray(lab_ref, np.float64), np.asarray(lab, np.float64))
 
@@ -262,7 +262,7 @@ def delta_e2000(pred: np.ndarray, target: np.ndarray) -> float:
 
     Weight-free perceptual colour error: 0 for identical images, ~2.3 is a just-noticeable difference.
     """
-    from skimage.color import rgb2lab
+    from skimage.color import rgb2lab  # lazy: skimage.color ~0.7 s; config imports this module
 
     p, t = _pair(pred, target)
     return float(np.mean([delta_e2000_lab(rgb2lab(b / 255.0), rgb2lab(a / 255.0)).mean() for a, b in zip(p, t)]))
@@ -316,7 +316,7 @@ def ab_values(images: np.ndarray) -> np.ndarray:
 
     Converted with ``skimage.color.rgb2lab`` one image at a time (bounded memory).
     """
-    from skimage.color import rgb2lab
+    from skimage.color import rgb2lab  # lazy: skimage.color ~0.7 s; config imports this module
 
     x = np.asarray(images)
     if x.ndim == 3:
@@ -355,7 +355,7 @@ def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, 
     0 when the sets are equally saturated; a desaturated (sepia or gray) output scores about the mean chroma
     of the truth. Weight-free, like :func:`histogram_intersection`.
     """
-    from scipy.stats import wasserstein_distance
+    from scipy.stats import wasserstein_distance  # lazy: ~1.7 s, only for this metric
 
     rng = np.random.default_rng(seed)
 

@@ -28,7 +28,9 @@ Array names follow BasicSR's lq (low quality: the input side) / gt (ground truth
 from __future__ import annotations
 
 import enum
+import io
 import json
+import mmap
 import os
 import shutil
 from collections import Counter, deque
@@ -235,8 +237,6 @@ class _Slots:
     """
 
     def __init__(self, path: Path, n: int, hr: int, lr: int, create: bool = False):
-        import mmap
-
         self.path, self.n, self.hr, self.lr = path, n, hr, lr
         self.hr_bytes, self.lr_bytes = hr * hr * 3, lr * lr * 3
         size = n * (self.hr_bytes + self.lr_bytes)
@@ -366,8 +366,6 @@ class _ShardWriter:
 
     @staticmethod
     def _header_bytes(header: dict, rows: int) -> bytes:
-        import io
-
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(buf, {**header, "shape": (rows, *header["shape"][1:])})
         return buf.getvalue()

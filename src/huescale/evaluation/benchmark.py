@@ -28,6 +28,7 @@ from torch import nn
 from huescale import metrics
 from huescale.atomic import write_csv, write_json, write_png
 from huescale.data.images import IMAGE_EXTENSIONS, read_image
+from huescale.models.pipelines import TwoStepPipeline, render
 from huescale.progress import bar as progress_bar
 from huescale.resize import imresize
 
@@ -104,8 +105,6 @@ def model_upscaler(net: nn.Module, device: torch.device | str = "cpu") -> Upscal
     (:class:`huescale.models.pipelines.TwoStepPipeline`); both are run by
     :func:`huescale.models.pipelines.render`.
     """
-    from huescale.models.pipelines import TwoStepPipeline, render
-
     pipeline = net if isinstance(net, TwoStepPipeline) else TwoStepPipeline(None, net, int(net.scale),
                                                                            keep_input_ab=True)
     return lambda lr: render(pipeline, lr[None], device)[0]

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from huescale import metrics
-from huescale.atomic import write_csv
+from huescale.atomic import write_csv, write_png
 from huescale.config import EvaluateConfig
+from huescale.data.images import ImageError, is_grayscale, read_image
 from huescale.data.store import PairStore
 from huescale.evaluation import fid as fidmod
 from huescale.models.pipelines import JointPipeline, TwoStepPipeline, bicubic_rgb, render
 from huescale.progress import bar as progress_bar
 from huescale.resize import imresize
+from huescale.training.distributed import use_bf16
 
 
 @torch.no_grad()
@@ -142,8 +145,6 @@ def save_holdout_samples(images: dict[str, np.ndarray], folder: str | Path, name
     """The first ``rows`` images of a held-out set (the seeded subset's order, no picking) as PNGs: gray input,
     colorized, truth; at 256 px through the two-step pipeline when the set has that tier, else at 64 px.
     Returns one dict per row: panel name -> file name, plus ``set``."""
-    from huescale.atomic import write_png
-
     big = "two_step_256" in images and len(images["gt_256"])
     panels = (("input", "input_gray_64"), ("output", "two_step_256"), ("ground_truth", "gt_256")) if big else \
         (("input", "gray_64"), ("output", "color_64"), ("ground_truth", "gt_64"))
@@ -238,8 +239,6 @@ def measure_fps(model: nn.Module, shape: tuple[int, ...], device: torch.device, 
     With ``tuned`` the input is channels_last and runs under bf16 autocast where ``runtime.amp: auto`` would
     use it (CUDA; CPUs with AMX/AVX512-BF16: :func:`huescale.training.distributed.use_bf16`).
     """
-    from huescale.training.distributed import use_bf16
-
     x = torch.rand(batch_size, *shape, device=device) * 2 - 1
     if tuned:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -301,8 +300,6 @@ def save_samples(images: dict[str, np.ndarray], folder: str | Path, rows: int,
 
     Returns one dict per row: panel name -> file name, plus ``key`` (the image's source key).
     """
-    from PIL import Image
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -342,8 +339,6 @@ def score_folder(files: list[Path], colorize, epsilon: float = 0.05, max_side: i
         :func:`worst_first` (highest MAE first); and ``{"file", "reason"}`` for every image not scored
         (unreadable: the reader's message; gray: it has no colour to compare with).
     """
-    from huescale.data.images import ImageError, is_grayscale, read_image
-
     rows, skipped = [], []
     for f in progress_bar(files, desc="score folder", unit="img", disable=not progress):
         try:

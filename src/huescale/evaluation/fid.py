@@ -8,10 +8,15 @@ calls an :class:`FID` object; nothing here is downloaded.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+
+from huescale.atomic import atomic_path
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
@@ -21,15 +26,12 @@ def fid_weights_path(weights: str | Path | None = None) -> Path:
     (``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``, i.e. under ``$TORCH_HOME``)."""
     if weights:
         return Path(weights).expanduser()
-    import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
 
 
 def images_digest(images: np.ndarray) -> str:
     """SHA-256 of a uint8 image array's shape and bytes: the content key of cached statistics."""
-    import hashlib
-
     a = np.ascontiguousarray(images)
     h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
     h.update(a.data.cast("B"))
@@ -71,7 +73,7 @@ class FIDWeightsError(RuntimeError):
 def fid_inception_v3():
     """pytorch-fid's FID Inception-v3 (torchvision's Inception-v3 with its FID blocks, 1008 classes), weights not
     loaded (as pytorch-fid's ``fid_inception_v3`` builds it before its unsafe loader)."""
-    from pytorch_fid import inception as I
+    from pytorch_fid import inception as I  # lazy: pytorch_fid imports torchvision (~4 s), only where FID runs
 
     net = I._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     net.Mixed_5b = I.FIDInceptionA(192, pool_features=32)
@@ -107,9 +109,7 @@ def fid_inception(weights: str | Path):
         FIDWeightsError: the file is not loadable as weights only (e.g. a pickle with code in it),
             not a dict of tensors, or its keys/shapes do not match the FID Inception.
     """
-    import torch
-    from pytorch_fid import inception as I
-    from torch import nn
+    from pytorch_fid import inception as I  # lazy: pytorch_fid imports torchvision (~4 s), only where FID runs
 
     path = Path(weights)
     try:
@@ -168,8 +168,6 @@ class FID:
 
     def __init__(self, device: str = "cpu", batch_size: int = 32, weights: str | Path | None = None,
                  cache_dir: str | Path | None = None):
-        import torch
-
         path = fid_weights_path(weights)
         if not path.is_file():
             raise FileNotFoundError(self.missing_reason(weights))
@@ -213,7 +211,6 @@ class FID:
         """:meth:`statistics` of a real set, read from / written to the content-hash cache."""
         if self.cache_dir is None:
             return self.statistics(images)
-        import hashlib
 
         key = hashlib.sha256(f"{images_digest(images)}|{self.weights_id}".encode()).hexdigest()[:32]
         path = self.cache_dir / f"fid_real_{key}.npz"
@@ -225,7 +222,6 @@ class FID:
             except (OSError, ValueError, KeyError):
                 path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
         mu, sigma = self.statistics(images)
-        from huescale.atomic import atomic_path
 
         with atomic_path(path, ".npz") as tmp:  # process-private temporary: concurrent evaluations never collide
             np.savez(tmp, mu=mu, sigma=sigma)

@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import html
+import io
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+from PIL import Image
 
-from huescale import TEMPLATES  # noqa: F401  (re-exported: the default templates folder)
+from huescale import (
+    TEMPLATES,  # noqa: F401  (re-exported: the default templates folder)
+    tracking,
+)
 from huescale import metrics as metrics_table
+from huescale.atomic import write_text
+from huescale.config import to_flat_dict
+from huescale.evaluation import reference
+from huescale.evaluation.benchmark import zoom_box
+from huescale.redact import redact
+from huescale.training.losses import logged_names
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -30,11 +44,6 @@ def data_uri(path: str | Path) -> str:
 
 def png_uri(rgb) -> str:
     """A PNG data URI of a uint8 ``H x W x 3`` (or ``H x W``) NumPy array."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -46,11 +55,6 @@ def zoomed_crops(paths: dict[str, str | Path], reference: str, size: int = 64) -
     The region is the most detailed one of the reference image (see
     :func:`huescale.evaluation.benchmark.zoom_box`), so every crop shows the same edges.
     """
-    import numpy as np
-    from PIL import Image
-
-    from huescale.evaluation.benchmark import zoom_box
-
     arrays = {k: np.asarray(Image.open(p).convert("RGB")) for k, p in paths.items()}
     t, l, b, r = zoom_box(arrays[reference], size)
     return {k: png_uri(a[t:b, l:r]) for k, a in arrays.items()}
@@ -62,14 +66,12 @@ def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
     Returns ``protocol`` (bicubic vs published rows with tolerances and verdicts),
     ``samples`` (crops as data URIs), ``published`` (published SR networks) and ``reference``.
     """
-    from huescale.evaluation import reference as ref
-
     protocol = []
     for name, s in result.get("sets", {}).items():
-        if name not in ref.BICUBIC_X4 or "bicubic" not in s:
+        if name not in reference.BICUBIC_X4 or "bicubic" not in s:
             continue
-        want_p, want_s = ref.BICUBIC_X4[name]
-        tol_p, tol_s = ref.BICUBIC_TOLERANCE[name]
+        want_p, want_s = reference.BICUBIC_X4[name]
+        tol_p, tol_s = reference.BICUBIC_TOLERANCE[name]
         got_p, got_s = s["bicubic"]["psnr_y"], s["bicubic"]["ssim_y"]
         protocol.append({"set": name, "images": s["bicubic"]["images"], "psnr": got_p, "ref_psnr": want_p,
                          "d_psnr": got_p - want_p, "ssim": got_s, "ref_ssim": want_s, "d_ssim": got_s - want_s,
@@ -85,8 +87,9 @@ def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
             crops.append((f"{label} ({score:.2f} dB)" if score is not None else label, data_uri(folder / fn)))
         samples.append({"set": e["set"], "image": e["image"], "full": data_uri(folder / e["full"]),
                         "caption": "HR (red box: the zoomed region)", "crops": crops})
-    return {"protocol": protocol, "samples": samples, "published": ref.SR_PUBLISHED_X4["rows"],
-            "reference": {"source": f"{ref.BICUBIC_X4['source']}; networks: {ref.SR_PUBLISHED_X4['source']}"}}
+    return {"protocol": protocol, "samples": samples, "published": reference.SR_PUBLISHED_X4["rows"],
+            "reference": {"source": f"{reference.BICUBIC_X4['source']}; "
+                                    f"networks: {reference.SR_PUBLISHED_X4['source']}"}}
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -232,8 +235,6 @@ def test_split_tables(metrics: dict, meta: dict, names: list[str] | None) -> lis
     """The run report's two test-split tables (64 px colorization; 64 gray -> 256 two-step), rows and columns:
     the model, its gray baseline and the published rows (Singh et al.'s Table 7 at 64 px, Brescia et al.'s SSIM
     at 256 px) mapped onto the metric table's names."""
-    from huescale.evaluation import reference
-
     fps = (metrics.get("fps") or {}).get("colorizer_batch1")
     c64, c256 = metrics.get("colorization_64") or {}, metrics.get("two_step_256") or {}
     rows64 = [{"label": f"{meta['colorizer']} (this run: pre-training + adversarial)", "data": meta["data_name"],
@@ -287,10 +288,6 @@ def run_metadata(device: str, wall_times: dict[str, float] | None = None,
         wall_times: seconds per stage or per row, shown with their total.
         parent_run_id: the MLflow parent run (default: the active run's parent).
     """
-    import datetime as dt
-
-    from huescale import tracking
-
     info = tracking.active_run_info()
     if parent_run_id:
         info["parent_run_id"] = parent_run_id
@@ -302,8 +299,6 @@ def run_metadata(device: str, wall_times: dict[str, float] | None = None,
 
 def stage_wall_times(metrics_dir: str | Path, stages: tuple[str, ...]) -> dict[str, float]:
     """``wall_s`` of each stage from ``<metrics_dir>/<stage>.json`` (stages that have not run are left out)."""
-    import json
-
     out = {}
     for stage in stages:
         p = Path(metrics_dir) / f"{stage}.json"
@@ -326,8 +321,6 @@ def loss_charts(history_dir: str | Path, phases: dict[str, str] = PHASE_TITLES) 
         history_dir: the folder of ``<phase>.csv`` (``metrics/``).
         phases: phase file stem -> its title.
     """
-    from huescale.training.losses import logged_names
-
     names, charts, warnings = logged_names(), [], []
     for phase, title in phases.items():
         h = read_history(Path(history_dir) / f"{phase}.csv")
@@ -363,11 +356,6 @@ def run_report(cfg, metrics: dict, manifest: dict, samples_dir: str | Path, hist
     Raises:
         FileNotFoundError: the sample index is missing (names the stage to run).
     """
-    import json
-
-    from huescale.config import to_flat_dict
-    from huescale.evaluation import reference
-
     samples_dir, history_dir = Path(samples_dir), Path(history_dir)
     holdout_dir = Path(holdout_dir) if holdout_dir is not None else None
     held_rows = []
@@ -447,8 +435,6 @@ def ablation_report(summary: dict, out: str | Path, templates: str | Path) -> Pa
         summary: the grid's result (:func:`huescale.pipeline.ablation.run_grid`): ``rows`` (each with ``name``,
             ``sample`` path, ...), ``parent_run_id``, ``device``.
     """
-    from huescale.evaluation import reference
-
     published = {name.lower(): (eps, mae, psnr, fid, fps)
                  for name, data, fid, eps, mae, psnr, fps in reference.SINGH_TABLE7["rows"] if data == "ImageNet"}
     rows = []
@@ -493,8 +479,5 @@ def render(template_dir: str | Path, template: str, out: str | Path, **context: 
     :func:`huescale.redact.redact` before the file is written. The file goes through
     :func:`huescale.atomic.write_text` (process-private temporary, fsync, ``os.replace``).
     """
-    from huescale.atomic import write_text
-    from huescale.redact import redact
-
     text = environment(template_dir).get_template(template).render(**context)
     return write_text(redact(text), out)

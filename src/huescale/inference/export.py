@@ -19,8 +19,13 @@ with this export form.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
+import os
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from huescale.resize import resize_matrix
+from huescale.data.images import read_image
+from huescale.inference.paths import iter_inputs
+from huescale.inference.tiling import l_normalized
+from huescale.resize import imresize, resize_matrix
+from huescale.training import checkpoint
 
 OPSET = 18
 
@@ -97,7 +106,6 @@ class ExportableUpscaler(nn.Module):
 
     def __init__(self, upscaler: nn.Module):
         super().__init__()
-        import inspect
 
         self.net = copy.deepcopy(upscaler).eval()
         self.residual = bool(getattr(upscaler, "residual", False))
@@ -127,11 +135,6 @@ def size_multiple(model: nn.Module) -> int:
 def _export(model: nn.Module, example: torch.Tensor, path: Path, in_name: str, out_name: str, multiple: int,
             min_side: int, dynamo: bool) -> None:
     """Export ``model`` to ``path`` atomically, batch and spatial axes dynamic (sides a multiple of ``multiple``)."""
-    import contextlib
-    import os
-    import sys
-    import warnings
-
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
     # the dynamo exporter prints its progress on stdout: keep stdout for the JSON report
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
@@ -162,11 +165,6 @@ def _check_inputs(images: list[str] | None, model_size: int, max_side: int = 160
                   ) -> tuple[torch.Tensor, list[torch.Tensor], str]:
     """Normalised L inputs for the check: a ``N x 1 x m x m`` batch for the colorizer and a list of
     ``1 x 1 x h x w`` L maps (aspect kept, long side <= ``max_side``) for the upscaler."""
-    from huescale.data.images import read_image
-    from huescale.inference.paths import iter_inputs
-    from huescale.inference.tiling import l_normalized
-    from huescale.resize import imresize
-
     if not images:
         g = torch.Generator().manual_seed(0)
         lr = [torch.rand(1, 1, h, w, generator=g) * 2 - 1 for h, w in ((64, 64), (48, 80), (37, 29))]
@@ -183,7 +181,7 @@ def _check_inputs(images: list[str] | None, model_size: int, max_side: int = 160
 
 
 def _ort_session(path: Path):
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: onnxruntime, only to check an export
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -214,8 +212,6 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
         huescale.training.checkpoint.CheckpointError: a missing or unreadable checkpoint (names it).
         ValueError: a model the exporter cannot make size-independent (names its class).
     """
-    from huescale.training import checkpoint
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     small, lr, described = _check_inputs(images, model_size)

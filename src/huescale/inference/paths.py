@@ -8,6 +8,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+from huescale.data.images import IMAGE_EXTENSIONS
+
 # output formats Pillow writes, by extension
 WRITABLE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                     ".tiff": "TIFF", ".bmp": "BMP"}
@@ -33,8 +35,6 @@ def plan_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
         FileNotFoundError: an input that matches nothing, or a folder that holds no image file
             (names it, and the extensions looked for).
     """
-    from huescale.data.images import IMAGE_EXTENSIONS
-
     out: dict[Path, Path] = {}
     for item in inputs:
         p = Path(item)

@@ -10,6 +10,7 @@ run's checkpoints; :func:`load` reads them with ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import json
+import subprocess
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from huescale.atomic import write_json, write_text
+from huescale.config import load_config
 from huescale.evaluation.report import markdown_table
 from huescale.training import checkpoint
 
@@ -83,8 +86,6 @@ def ship(colorizer: str | Path, upscaler: str | Path, card: dict[str, Any], out:
     Raises:
         ValueError: the two files exceed 8 MB together (a model that large does not ship in the wheel).
     """
-    from huescale.atomic import write_json, write_text
-
     out = Path(out) if out is not None else assets_dir()
     sizes = [half_copy(src, out / name, shipped=True) for src, name in zip((colorizer, upscaler), FILES)]
     if sum(sizes) > MAX_BYTES:
@@ -124,10 +125,6 @@ def card_from_run(project: str | Path = ".", retrain: str = "huescale profile of
     Raises:
         FileNotFoundError: ``metrics.json`` or ``params.yaml`` is missing (run ``dvc repro`` first).
     """
-    import subprocess
-
-    from huescale.config import load_config
-
     root = Path(project)
     for f in ("metrics.json", "params.yaml"):
         if not (root / f).is_file():

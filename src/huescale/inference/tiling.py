@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from huescale.color import uint8_to_lab_normalized
@@ -233,8 +234,6 @@ class Colorizer:
 
         Pillow holds RGB at 4 bytes per pixel: a 16000 x 12000 result takes 768 MB.
         """
-        from PIL import Image
-
         h, w = rgb.shape[:2]
         canvas = Image.new("RGB", (w * self.scale, h * self.scale))
         self.run(rgb, lambda y, x, tile: canvas.paste(Image.fromarray(tile), (x, y)), progress)

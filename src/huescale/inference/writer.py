@@ -10,11 +10,15 @@ replace any file that :func:`is_colorize_output` does not recognise as an earlie
 from __future__ import annotations
 
 import os
+import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from huescale.atomic import atomic_path, clean_stale_tmp, commit, tmp_path
 from huescale.inference.paths import output_format
 from huescale.inference.tiling import Colorizer
 
@@ -36,10 +40,6 @@ def is_colorize_output(path: str | Path) -> bool:
         False for a missing file, a link, a file that is not an image or cannot be read, and an image
         without the mark (a photograph, an output edited and saved by another program).
     """
-    import warnings
-
-    from PIL import Image
-
     p = Path(path)
     if p.is_symlink() or not p.is_file():
         return False
@@ -78,14 +78,10 @@ def save_image_atomic(image, path: str | Path, overwrite: bool = True, software:
             over 16383 px); names the file.
         OSError: the folder is not writable / the disk is full (temp file removed).
     """
-    from huescale.atomic import atomic_path
-
     path = Path(path)
     fmt = output_format(path)
     opts: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     if software and fmt != "BMP":
-        from PIL import Image
-
         exif = Image.Exif()
         exif[EXIF_SOFTWARE] = software
         opts["exif"] = exif.tobytes()
@@ -127,10 +123,6 @@ class PNGBandWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, level: int = 6, overwrite: bool = True,
                  text: dict[str, str] | None = None, may_replace: Callable[[Path], bool] | None = None):
-        import zlib
-
-        from huescale.atomic import clean_stale_tmp, tmp_path
-
         self.path = Path(path)
         self.width, self.height, self.rows = width, height, 0
         self.overwrite, self.may_replace = overwrite, may_replace
@@ -146,8 +138,6 @@ class PNGBandWriter:
             self._chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
 
     def _chunk(self, kind: bytes, data: bytes) -> None:
-        import zlib
-
         self._f.write(len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big"))
 
     def write(self, rows: np.ndarray, chunk: int = 64) -> None:
@@ -182,8 +172,6 @@ class PNGBandWriter:
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
-            from huescale.atomic import commit
-
             # os.replace (or a no-replace link, then replace only what may_replace allows) + fsync of the folder
             commit(self.tmp, self.path, self.overwrite, self.may_replace)
         finally:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from huescale.models.generators import _pixel_shuffle_upsampler, _PlainResBlock
 from huescale.models.registry import register
 from huescale.resize import imresize
 
@@ -89,7 +90,6 @@ class SRResNet(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16,
                  residual: bool = False):
         super().__init__()
-        from huescale.models.generators import _pixel_shuffle_upsampler, _PlainResBlock
 
         self.scale = scale
         self.stem = nn.Sequential(nn.Conv2d(channels, features, 9, padding=4), nn.PReLU(features))

@@ -22,12 +22,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from huescale import TEMPLATES
+from huescale import TEMPLATES, tracking
 from huescale.atomic import write_json, write_png
 from huescale.config import Config
+from huescale.data.dataset import PairDataset
+from huescale.evaluation import benchmark, evaluate, report
+from huescale.evaluation.evaluate import finite_or_none
+from huescale.models.pipelines import render
 from huescale.pipeline import champion
+from huescale.pipeline.commands import rows_as_dvc_experiments
 from huescale.pipeline.grid import adversarial as _adversarial
 from huescale.pipeline.grid import check_rows, load_grid, slug
+from huescale.pipeline.stages import FEATURES
+from huescale.pipeline.stages.runner import device as stage_device
+from huescale.training import phases
+from huescale.training.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +51,6 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
     and adversarial only in an ``upscaler`` row that asks for it (SRGAN). ``model.upscaler.name: bicubic``
     is no network (None).
     """
-    from huescale.pipeline.stages import FEATURES
-    from huescale.training import phases
-    from huescale.training.checkpoint import load_model
-
     nets: dict[str, Any] = {}
     figures: dict[str, Any] = {}
 
@@ -85,11 +90,6 @@ def train_row(kind: str, adversarial: bool, cfg: Config, store, row_dir: Path, d
 def run_row(grid: dict, row: dict, cfg: Config, store, sample, progress: bool = False) -> dict:
     """Train and score one row as a nested MLflow run of the active run (the grid's parent): test split, and the
     held-out sets for rows that colorize; its result dict, also written to ``<out>/<row slug>/result.json``."""
-    from huescale import tracking
-    from huescale.evaluation import benchmark, evaluate
-    from huescale.models.pipelines import render
-    from huescale.pipeline.stages.runner import device as stage_device
-
     kind, adversarial = row.get("kind", "colorizer"), _adversarial(row)
     row_dir = Path(grid.get("out", "ablations")) / slug(row["name"])
     device = stage_device(cfg)
@@ -147,17 +147,11 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         ConfigError: a bad grid or override; FileNotFoundError: no pair store; ValueError: an unknown loss;
         whatever training raises.
     """
-    from huescale import tracking
-    from huescale.evaluation import evaluate, report
-    from huescale.pipeline.stages.runner import device as stage_device
-
     grid = load_grid(grid_path)
     rows = check_rows(grid)  # every row is checked before any training
     tracking.setup(rows[0][1])
     with tracking.grid_run(grid["name"], grid_path) as parent:
         if dvc:
-            from huescale.pipeline.commands import rows_as_dvc_experiments
-
             results = rows_as_dvc_experiments(Path(grid_path), grid, parent, progress)
         else:
             sample = sample_images(rows)
@@ -165,8 +159,6 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         champ = None
         colorizers = [r for r in results if r["kind"] == "colorizer" and r.get("checkpoint")]
         if grid.get("register_champion", True) and colorizers:
-            from huescale.data.dataset import PairDataset
-
             best = min(colorizers, key=lambda r: r["best_val_l1"])
             store = next(s for row, _, s in rows if row["name"] == best["name"])
             decision = champion.decide(best["checkpoint"], best["run_id"], PairDataset(store, "val", "64"))
@@ -190,6 +182,4 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
 
 
 def _finite(obj: dict) -> dict:
-    from huescale.evaluation.evaluate import finite_or_none
-
     return finite_or_none(obj)

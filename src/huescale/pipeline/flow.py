@@ -37,10 +37,15 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
+from huescale import tracking
+from huescale.config import load_config
+from huescale.data.dataset import PairDataset
+from huescale.data.store import PairStore
 from huescale.pipeline import champion
 from huescale.pipeline.commands import dvc_path, project_env, remote_args, run_logged
-from huescale.pipeline.stages import STAGES
+from huescale.pipeline.stages import COLORIZER, EVAL_METRICS, PAIRS, REPORT, STAGES
 from huescale.pipeline.summary import metrics_markdown
+from huescale.redact import redact
 
 
 @task(retries=2, retry_delay_seconds=10)
@@ -137,10 +142,6 @@ def promote_champion(project_dir: str, run_id: str, name: str = "huescale-colori
     Raises:
         huescale.pipeline.champion.RegistryError: the registry cannot be read.
     """
-    from huescale.data.dataset import PairDataset
-    from huescale.data.store import PairStore
-    from huescale.pipeline.stages import COLORIZER, PAIRS
-
     root = Path(project_dir)
     result = champion.decide(root / COLORIZER, run_id, PairDataset(PairStore(root / PAIRS), "val", "64"), name)
     get_run_logger().info("champion decision: %s", result)
@@ -194,11 +195,6 @@ def retrain(project_dir: str = ".", stages: list[str] | None = None, force: bool
 
 def _retrain(root: Path, stages: list[str] | None, force: bool, promote: bool, dvc_remote: str | None,
              git_push: bool) -> dict:
-    from huescale import tracking
-    from huescale.config import load_config
-    from huescale.pipeline.stages import EVAL_METRICS, REPORT
-    from huescale.redact import redact
-
     stages = list(stages or STAGES)
     unknown = set(stages) - set(STAGES)
     if unknown:

@@ -32,8 +32,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from huescale.atomic import write_text
 from huescale.config import Config, ConfigError, parse_config, read_yaml, set_dotted
+from huescale.data.store import PairStore
+from huescale.redact import redact
+from huescale.training import recipe
 
 KINDS = ("colorizer", "upscaler", "joint", "two_step")
 GRID_KEYS = {"base", "pairs", "holdout", "out", "metrics", "report", "templates", "register_champion", "benchmark",
@@ -86,10 +91,6 @@ def row_config(grid: dict, row: dict, row_dir: Path) -> Config:
     ``user:password@``, tokens, signed-URL parameters), as the MLflow params are: the file is uploaded to the
     row's MLflow run. The Config itself keeps the real values.
     """
-    import yaml
-
-    from huescale.redact import redact
-
     raw = read_yaml(Path(grid.get("base", "params.yaml")), "base parameter file of the grid not found")
     for key, value in {**(grid.get("set") or {}), **(row.get("set") or {})}.items():
         set_dotted(raw, key, copy.deepcopy(value), f"row {row['name']!r}")
@@ -106,9 +107,6 @@ def check_rows(grid: dict) -> list[tuple[dict, Config, Any]]:
         ConfigError: a bad override (names the key); FileNotFoundError: no pair store, no VGG weights;
         ValueError: an unknown loss name.
     """
-    from huescale.data.store import PairStore
-    from huescale.training import recipe
-
     stores: dict[str, PairStore] = {}
     rows = []
     for row in grid["rows"]:

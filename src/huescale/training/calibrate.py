@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from huescale import metrics
+from huescale import metrics, tracking
 from huescale.color import uint8_to_lab_normalized
 from huescale.models.pipelines import lab_to_uint8
 from huescale.training import checkpoint
@@ -150,8 +150,6 @@ def calibrate_phase(cfg, best_path: str | Path, store, name: str, device: torch.
         ``{<name>_decode_T, _decode_gain, _decode_alpha, _decode_colourfulness_ratio, _decode_delta_e2000,
         _gray_delta_e2000}`` (empty for a model with one decoding).
     """
-    from huescale import tracking
-
     images = store.images("val", "gt64")[: cfg.calibrate.images]
     res = calibrate_checkpoint(best_path, images, cfg.calibrate.min_colourfulness, device,
                                cfg.calibrate.max_colourfulness)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from huescale.abbins import rebalanced_cross_entropy
 from huescale.training.tasks import Task
 
 GAN = "gan"  # the adversarial term's name in a ``losses`` mapping (the Trainer owns it)
@@ -272,8 +273,6 @@ class RebalancedCELoss(Loss):
     validation = "objective"
 
     def forward(self, inp: LossInput) -> torch.Tensor:
-        from huescale.abbins import rebalanced_cross_entropy
-
         return rebalanced_cross_entropy(_aux(inp, "logits", "ab_ce"), inp.target, _aux(inp, "bin_centers", "ab_ce"),
                                         _aux(inp, "bin_weights", "ab_ce"))
 
@@ -371,7 +370,7 @@ class VGGContentLoss(Loss):
 
     def __init__(self, name: str, weights: str | os.PathLike | None = None):
         nn.Module.__init__(self)
-        from torchvision.models.vgg import cfgs, make_layers
+        from torchvision.models.vgg import cfgs, make_layers  # lazy: torchvision ~4 s, only for the VGG loss
 
         path = vgg_weights_path(name, weights)
         arch, _, cut, _ = VGG_LAYERS[name]

@@ -23,14 +23,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from huescale import models
+from huescale import models, tracking
+from huescale.abbins import ABBins
 from huescale.config import Config, ModelSpec, OptimConfig
 from huescale.data.dataset import PairDataset
 from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
 from huescale.training import checkpoint
+from huescale.training.distributed import use_bf16
 from huescale.training.losses import (
     GAN,
     VGG_LAYERS,
@@ -135,8 +137,6 @@ def check(cfg: Config, roles: tuple[str, ...] = ("colorizer", "upscaler"), adver
 
 
 def _phase_config(cfg: Config, opt: OptimConfig, device: torch.device, **extra) -> PhaseConfig:
-    from huescale.training.distributed import use_bf16
-
     return PhaseConfig(epochs=opt.epochs, batch_size=opt.batch_size, lr=opt.lr, betas=tuple(opt.betas),
                        seed=cfg.seed, max_batches=opt.max_batches, num_workers=cfg.runtime.num_workers,
                        channels_last=cfg.runtime.channels_last, compile=cfg.runtime.compile,
@@ -292,8 +292,6 @@ def run_phase(recipe: Recipe, store: PairStore, name: str, best_path: str | Path
     Raises:
         ValueError: an empty split. huescale.training.trainer.TrainingDiverged: a non-finite loss.
     """
-    from huescale import tracking
-
     tier = recipe.task.tier
 
     def on_epoch(rec: EpochRecord) -> None:
@@ -334,10 +332,6 @@ def fit_colour_prior(recipe: Recipe, train_set: PairDataset, device: torch.devic
     Returns:
         True if a prior was fitted.
     """
-    from torch.utils.data import DataLoader
-
-    from huescale.abbins import ABBins
-
     net = recipe.netG.module if hasattr(recipe.netG, "module") else recipe.netG
     bins = getattr(net, "bins", None)
     if not isinstance(bins, ABBins) or bool(bins.fitted):
@@ -349,8 +343,6 @@ def fit_colour_prior(recipe: Recipe, train_set: PairDataset, device: torch.devic
 
 def _tag_resume(name: str, trainer: Trainer) -> None:
     """Tag the active MLflow run ``resume.<name>`` with where the phase resumed, or why it started afresh."""
-    from huescale import tracking
-
     if trainer.fresh_start_reason:
         tracking.set_tags({f"resume.{name}": f"started afresh: {trainer.fresh_start_reason}"})
     elif trainer.resumed_from is not None:

@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
+from huescale.atomic import atomic_open
 from huescale.progress import bar as progress_bar
 from huescale.training import checkpoint, distributed
 from huescale.training.losses import l1_loss
@@ -82,8 +84,6 @@ def scheduled_lr(base: float, step: int, total: int, warmup: int = 200) -> float
     """Learning rate of ``step`` (0-based) of ``total`` under the cosine schedule: a linear warm-up over
     ``min(warmup, total // 10)`` steps, then ``base * (1 + cos(pi * t)) / 2`` with ``t`` going 0 -> 1 (SGDR,
     Loshchilov & Hutter 2017, without restarts); >= 1 % of ``base`` so the last steps still move."""
-    import math
-
     warm = min(warmup, total // 10)
     if step < warm:
         return base * (step + 1) / warm
@@ -176,8 +176,6 @@ class Trainer:
         self.rank, self.world = distributed.world()
         self.G, self.D = self.netG, self.netD
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G = DDP(self.netG, device_ids=ids)
             self.D = DDP(self.netD, device_ids=ids) if self.netD is not None else None
@@ -499,8 +497,6 @@ def dataset_means(net: nn.Module, task: Task, dataset: Dataset, scores: dict, de
 
 def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:
     """Per-epoch values as CSV (columns ``epoch, step, <loss names>``) for ``dvc plots`` and the report."""
-    from huescale.atomic import atomic_open
-
     keys = sorted({k for r in history for k in r.values})
     with atomic_open(path, "w", newline="") as f:  # process-private temporary, fsync, os.replace
         w = csv.writer(f)

@@ -3,7 +3,12 @@ a DVC experiment (``dvc exp run -S ablation.grid=... -S ablation.row=i``); a no-
 
 from __future__ import annotations
 
-from huescale.config import Config
+import os
+
+from huescale import tracking
+from huescale.config import Config, ConfigError
+from huescale.pipeline import ablation
+from huescale.pipeline.grid import check_rows, load_grid
 
 
 def run(cfg: Config) -> dict:
@@ -16,13 +21,6 @@ def run(cfg: Config) -> dict:
     Raises:
         ConfigError: a row index outside the grid, or what :func:`huescale.pipeline.grid.load_grid` raises.
     """
-    import os
-
-    from huescale import tracking
-    from huescale.config import ConfigError
-    from huescale.pipeline import ablation
-    from huescale.pipeline.grid import check_rows, load_grid
-
     a = cfg.ablation
     if a.row < 0 or not a.grid:
         return {"row": None}

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from huescale import tracking
+from huescale.atomic import write_json
 from huescale.config import Config
+from huescale.data.benchmarks import resolve_all
+from huescale.data.sources import cache_root
+from huescale.evaluation import benchmark as bm
 from huescale.pipeline.stages import BENCH_CSV, BENCH_METRICS, BENCH_SAMPLES, UPSCALER
+from huescale.pipeline.stages.runner import device
+from huescale.training import checkpoint
 
 
 def run(cfg: Config) -> dict:
@@ -13,14 +20,6 @@ def run(cfg: Config) -> dict:
     Raises:
         huescale.training.checkpoint.CheckpointError: the upscaler checkpoint is missing.
     """
-    from huescale import tracking
-    from huescale.atomic import write_json
-    from huescale.data.benchmarks import resolve_all
-    from huescale.data.sources import cache_root
-    from huescale.evaluation import benchmark as bm
-    from huescale.pipeline.stages.runner import device
-    from huescale.training import checkpoint
-
     dev = device(cfg)
     upscaler, ck = checkpoint.load_model(UPSCALER, dev)
     b = cfg.benchmark

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from huescale.atomic import write_json
 from huescale.config import Config
+from huescale.data.sources import FolderSource, list_images, make_source, make_test_source, write_listing
 from huescale.pipeline.stages import HOLDOUT_LISTINGS, LISTING
 
 
@@ -14,9 +16,6 @@ def run(cfg: Config) -> dict:
         FileNotFoundError: a source without image files (names the param).
         huescale.data.download.DownloadError: an unreachable or corrupt download.
     """
-    from huescale.atomic import write_json
-    from huescale.data.sources import FolderSource, list_images, make_source, make_test_source, write_listing
-
     refs = list_images(make_source(cfg.data, seed=cfg.seed))
     if not refs:
         raise FileNotFoundError(f"data.source={cfg.data.source}: no image files found; check data.folders")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from huescale.config import Config
+import torch
+
+from huescale import tracking
+from huescale.atomic import write_json
+from huescale.config import Config, to_flat_dict
+from huescale.data.store import PairStore
+from huescale.evaluation import evaluate as ev
 from huescale.pipeline.stages import (
     COLORIZER,
     EVAL_METRICS,
@@ -13,6 +19,8 @@ from huescale.pipeline.stages import (
     SAMPLES,
     UPSCALER,
 )
+from huescale.pipeline.stages.runner import device
+from huescale.training import checkpoint
 
 
 def run(cfg: Config) -> dict:
@@ -22,16 +30,6 @@ def run(cfg: Config) -> dict:
     Raises:
         huescale.training.checkpoint.CheckpointError: a model checkpoint is missing (names the stage to run).
     """
-    import torch
-
-    from huescale import tracking
-    from huescale.atomic import write_json
-    from huescale.config import to_flat_dict
-    from huescale.data.store import PairStore
-    from huescale.evaluation import evaluate as ev
-    from huescale.pipeline.stages.runner import device
-    from huescale.training import checkpoint
-
     dev = device(cfg)
     colorizer, _ = checkpoint.load_model(COLORIZER, dev)
     upscaler, _ = checkpoint.load_model(UPSCALER, dev)

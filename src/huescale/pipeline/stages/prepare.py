@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from huescale.atomic import write_json
 from huescale.config import Config
+from huescale.data.sources import read_listing
+from huescale.data.store import build_pair_store
 from huescale.pipeline.stages import HOLDOUT_LISTINGS, HOLDOUT_PAIRS, LISTING, PAIRS
 
 
@@ -14,12 +19,6 @@ def run(cfg: Config) -> dict:
     Raises:
         huescale.data.store.NotEnoughImagesError: fewer than ``data.min_images`` usable images.
     """
-    import dataclasses
-
-    from huescale.atomic import write_json
-    from huescale.data.sources import read_listing
-    from huescale.data.store import build_pair_store
-
     manifest = build_pair_store(read_listing(LISTING), cfg.data, PAIRS, seed=cfg.seed)
     out = {"usable": manifest["usable"], "candidates_seen": manifest["candidates_seen"]}
     out.update({f"excluded_{k}": v for k, v in manifest["excluded"].items()})

@@ -5,8 +5,13 @@ encoder (``semantic``) trains in two phases: the decoder on the cached features 
 
 from __future__ import annotations
 
+from huescale import tracking
 from huescale.config import Config
+from huescale.data.store import PairStore
 from huescale.pipeline.stages import COLORIZER_FROZEN, COLORIZER_PRE, FEATURES, METRICS, PAIRS, STATE, UPSCALER
+from huescale.pipeline.stages.runner import device
+from huescale.training import phases, recipe
+from huescale.training.trainer import write_history_csv
 
 
 def run(cfg: Config) -> dict:
@@ -18,12 +23,6 @@ def run(cfg: Config) -> dict:
         ValueError / FileNotFoundError: a bad loss name or missing VGG weights, in any phase (checked first);
             a feature cache of another encoder (re-run the features stage).
     """
-    from huescale import tracking
-    from huescale.data.store import PairStore
-    from huescale.pipeline.stages.runner import device
-    from huescale.training import phases, recipe
-    from huescale.training.trainer import write_history_csv
-
     recipe.check(cfg)  # the train stage's losses too: a typo fails here, not after pre-training
     dev, store, out = device(cfg), PairStore(PAIRS), {}
     finetune = recipe.finetunes(cfg, "colorizer")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from huescale import tracking
 from huescale.config import Config
+from huescale.evaluation import report
 from huescale.pipeline.stages import (
     BENCH_CSV,
     BENCH_METRICS,
@@ -25,11 +29,6 @@ def run(cfg: Config) -> dict:
     Raises:
         FileNotFoundError: ``metrics.json`` or the samples are missing (names the stage to run).
     """
-    import json
-
-    from huescale import tracking
-    from huescale.evaluation import report
-
     if not EVAL_METRICS.is_file():
         raise FileNotFoundError(f"{EVAL_METRICS}: not found; run the evaluate stage first (dvc repro evaluate)")
     metrics = json.loads(EVAL_METRICS.read_text())

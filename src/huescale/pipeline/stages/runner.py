@@ -7,15 +7,21 @@ rank 0 tracks and writes.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from huescale import tracking
 from huescale.atomic import write_json
 from huescale.config import Config, load_config
+from huescale.errors import guard
 from huescale.pipeline.stages import METRICS, STAGES
+from huescale.training.distributed import init_from_env, is_main, resolve_device
 
 log = logging.getLogger("huescale")
 
@@ -25,10 +31,6 @@ StageFn = Callable[[Config], dict]
 def device(cfg: Config):
     """The stage's torch device (``runtime.device``), after joining the torchrun group if any;
     sets the CPU threads (``runtime.threads``)."""
-    import torch
-
-    from huescale.training.distributed import init_from_env, resolve_device
-
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     return init_from_env(resolve_device(cfg.runtime.device))
@@ -41,9 +43,6 @@ def run_stage(name: str, fn: StageFn, params: str | Path = "params.yaml", tracke
     Raises:
         ValueError: an unknown stage name; whatever the stage raises otherwise.
     """
-    from huescale import tracking
-    from huescale.training.distributed import is_main
-
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -65,10 +64,6 @@ def run_stage(name: str, fn: StageFn, params: str | Path = "params.yaml", tracke
 def main(name: str, fn: StageFn, tracked: bool = True) -> None:
     """Entry point of ``stages/<name>.py``: ``--params`` is the only argument; errors exit 1 with one line
     (``HUESCALE_DEBUG=1`` shows the traceback)."""
-    import argparse
-
-    from huescale.errors import guard
-
     ap = argparse.ArgumentParser(description=f"huescale pipeline stage: {name}")
     ap.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     args = ap.parse_args()

@@ -3,8 +3,12 @@ al. 2017, as Brescia et al. and Singh et al. train it), with the one recipe (:mo
 
 from __future__ import annotations
 
+from huescale import tracking
 from huescale.config import Config
+from huescale.data.store import PairStore
 from huescale.pipeline.stages import COLORIZER, COLORIZER_PRE, DISCRIMINATOR, METRICS, PAIRS, STATE
+from huescale.pipeline.stages.runner import device
+from huescale.training import phases
 
 
 def run(cfg: Config) -> dict:
@@ -15,11 +19,6 @@ def run(cfg: Config) -> dict:
         huescale.training.checkpoint.CheckpointError: the pre-trained colorizer is missing (``train.init: pretrained``).
         huescale.training.trainer.TrainingDiverged: a non-finite loss.
     """
-    from huescale import tracking
-    from huescale.data.store import PairStore
-    from huescale.pipeline.stages.runner import device
-    from huescale.training import phases
-
     dev = device(cfg)
     init = COLORIZER_PRE if cfg.train.init == "pretrained" else None  # scratch: Singh et al. rows 1-6
     result, out = phases.train_phase(cfg, "colorizer", "adversarial", PairStore(PAIRS), "train",
