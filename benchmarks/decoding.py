@@ -3,7 +3,7 @@
     python benchmarks/decoding.py [--checkpoint models/colorizer.pt | --shipped] [--pairs data/pairs]
                                   [--holdout data/holdout_pairs] [--val 256 1000]
 
-For each candidate of ``huescale.calibrate.CANDIDATES`` (plus gray): colourfulness / the photographs'
+For each candidate of ``huescale.training.calibrate.CANDIDATES`` (plus gray): colourfulness / the photographs'
 (Hasler & Suesstrunk 2003) and CIEDE2000 / gray's, on the first N photographs of the validation split (tier 64)
 for each ``--val`` N, and on every held-out set of the ``--holdout`` store (its test split); plus the decoding
 the calibration rule (``calibrate`` params of params.yaml) picks on each validation sample. Run it in a project
@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from huescale import calibrate, checkpoint, shipped
     from huescale.config import load_config
     from huescale.data.store import PairStore
+    from huescale.inference import shipped
+    from huescale.training import calibrate, checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default="models/colorizer.pt")

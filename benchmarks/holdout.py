@@ -6,9 +6,9 @@
 Each ``--model`` is a colorizer checkpoint (``shipped`` = the model installed with huescale, ``models/colorizer.pt``
 = the run's), decoded as its calibration chose or, with ``--decoding``, another way (the modes of
 ``huescale.models.colornet.DECODES``, e.g. ``--decoding run=chroma,1,1,0.5``). Every one is scored at 64 px
-(kind ``colorizer``) with :func:`huescale.evaluate.score_row`, the function the ablation rows and the report use,
-on the held-out pair stores that ``dvc repro prepare`` made from ``data.holdout`` (photographs training never
-read). Per set and model: colourfulness (Hasler & Suesstrunk) of the output and of the truth, their ratio, mean
+(kind ``colorizer``) with :func:`huescale.evaluation.evaluate.score_row`, the function the ablation rows and the
+report use, on the held-out pair stores that ``dvc repro prepare`` made from ``data.holdout`` (photographs training
+never read). Per set and model: colourfulness (Hasler & Suesstrunk) of the output and of the truth, their ratio, mean
 CIEDE2000 and its ratio to gray's, and the CPU seconds it took.
 """
 
@@ -22,13 +22,13 @@ import time
 
 import torch
 
-from huescale import evaluate
-from huescale.checkpoint import load_model
+from huescale.evaluation import evaluate
+from huescale.training.checkpoint import load_model
 
 
 def _load(spec: str) -> torch.nn.Module:
     if spec == "shipped":
-        from huescale import shipped
+        from huescale.inference import shipped
 
         return shipped.load()[0]
     return load_model(spec)[0]

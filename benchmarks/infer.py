@@ -5,7 +5,7 @@
 The colorizers: params.yaml's (semantic) and the source documents' U-Net (depth 3, base 32), each with
 the residual ESPCN x4. Batch 1 and 64, after warm-up; eager fp32 vs the tuned path (channels_last,
 bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16), and onnxruntime (U-Net pipeline) (CPU, fp32, the graph of
-``huescale.export.two_step_for_export``: the same pipeline with the MATLAB
+``huescale.inference.export.two_step_for_export``: the same pipeline with the MATLAB
 bicubic as a convolution), measured in the same run, with the ratio
 onnxruntime / eager. Untrained weights: speed does not depend on them. Target
 Targets: >= 20 img/s on 2 CPU cores, >= 1,000 img/s at batch 64 on an H100
@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from huescale import checkpoint, models
-from huescale.distributed import resolve_device
-from huescale.evaluate import measure_fps
+from huescale import models
+from huescale.evaluation.evaluate import measure_fps
 from huescale.models.pipelines import TwoStepPipeline
+from huescale.training import checkpoint
+from huescale.training.distributed import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def onnx_fps(colorizer: torch.nn.Module, upscaler: torch.nn.Module, batches: tup
     """img/s of the two-step pipeline exported to ONNX, run by onnxruntime on the CPU (fp32)."""
     import onnxruntime as ort
 
-    from huescale.export import two_step_for_export
+    from huescale.inference.export import two_step_for_export
 
     model = two_step_for_export(colorizer, upscaler).eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,10 +111,10 @@ def memory(photo: str, colorizer: torch.nn.Module, upscaler: torch.nn.Module) ->
 def colorize_photos(folder: str, n: int, colorizer: str | None = None, upscaler: str | None = None) -> dict:
     """CPU-ms and wall-ms per photograph of x4 colorize (the shipped model, or the ``colorizer`` / ``upscaler``
     checkpoints), float32 vs bf16 autocast."""
-    from huescale import shipped
     from huescale.data.images import read_image
-    from huescale.distributed import use_bf16
-    from huescale.infer import Colorizer
+    from huescale.inference import shipped
+    from huescale.inference.tiling import Colorizer
+    from huescale.training.distributed import use_bf16
 
     files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
     photos = [read_image(f) for f in files]
@@ -150,7 +151,7 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     from huescale.config import load_config
-    from huescale.distributed import use_bf16
+    from huescale.training.distributed import use_bf16
 
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
                  "dtype": "float32" + (" (tuned: bfloat16 autocast)" if use_bf16("auto", device) else ""),

@@ -186,7 +186,7 @@ def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> di
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore, build_pair_store
-    from huescale.tasks import COLORIZATION
+    from huescale.training.tasks import COLORIZATION
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train import step_rate  # the same step benchmarks/train.py measures

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from huescale import recipe
 from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config
-from huescale.distributed import resolve_device
-from huescale.train import Trainer
+from huescale.training import recipe
+from huescale.training.distributed import resolve_device
+from huescale.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--compile", action="store_true")
     args = ap.parse_args()
-    from huescale.distributed import use_bf16
+    from huescale.training.distributed import use_bf16
 
     device = resolve_device(args.device)
     bf16 = use_bf16("auto", device)

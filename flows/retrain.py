@@ -1,4 +1,4 @@
-"""Prefect entry point for scheduled huescale retraining (see huescale.orchestration).
+"""Prefect entry point for scheduled huescale retraining (see huescale.pipeline.flow).
 
     python flows/retrain.py run   [--project .] [--stages train evaluate] [--force] [SYNC]
     python flows/retrain.py serve [--project .] [--cron "0 3 * * *"] [--name nightly] [SYNC]
@@ -29,7 +29,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 if (SRC / "huescale").is_dir() and str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # a worker's clone runs its own code, whatever else is installed
 
-from huescale.orchestration import retrain  # noqa: E402
+from huescale.pipeline.flow import retrain  # noqa: E402
 
 
 def _git(project: str, *args: str) -> str:

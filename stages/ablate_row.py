@@ -1,7 +1,7 @@
-"""DVC stage `ablate_row`: see dvc.yaml and huescale.stages.ablate_row."""
+"""DVC stage `ablate_row`: see dvc.yaml and huescale.pipeline.stages.ablate_row."""
 
-from huescale.stages import ablate_row
-from huescale.stages.runner import main
+from huescale.pipeline.stages import ablate_row
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("ablate_row", ablate_row.run, tracked=False)

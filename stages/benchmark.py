@@ -1,7 +1,7 @@
-"""DVC stage `benchmark`: see dvc.yaml and huescale.stages.benchmark."""
+"""DVC stage `benchmark`: see dvc.yaml and huescale.pipeline.stages.benchmark."""
 
-from huescale.stages import benchmark
-from huescale.stages.runner import main
+from huescale.pipeline.stages import benchmark
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("benchmark", benchmark.run)

@@ -1,7 +1,7 @@
-"""DVC stage `download`: see dvc.yaml and huescale.stages.download."""
+"""DVC stage `download`: see dvc.yaml and huescale.pipeline.stages.download."""
 
-from huescale.stages import download
-from huescale.stages.runner import main
+from huescale.pipeline.stages import download
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("download", download.run)

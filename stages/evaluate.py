@@ -1,7 +1,7 @@
-"""DVC stage `evaluate`: see dvc.yaml and huescale.stages.evaluate."""
+"""DVC stage `evaluate`: see dvc.yaml and huescale.pipeline.stages.evaluate."""
 
-from huescale.stages import evaluate
-from huescale.stages.runner import main
+from huescale.pipeline.stages import evaluate
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("evaluate", evaluate.run)

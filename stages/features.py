@@ -1,7 +1,7 @@
-"""DVC stage `features`: see dvc.yaml and huescale.stages.features."""
+"""DVC stage `features`: see dvc.yaml and huescale.pipeline.stages.features."""
 
-from huescale.stages import features
-from huescale.stages.runner import main
+from huescale.pipeline.stages import features
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("features", features.run)

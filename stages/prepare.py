@@ -1,7 +1,7 @@
-"""DVC stage `prepare`: see dvc.yaml and huescale.stages.prepare."""
+"""DVC stage `prepare`: see dvc.yaml and huescale.pipeline.stages.prepare."""
 
-from huescale.stages import prepare
-from huescale.stages.runner import main
+from huescale.pipeline.stages import prepare
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("prepare", prepare.run)

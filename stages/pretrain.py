@@ -1,7 +1,7 @@
-"""DVC stage `pretrain`: see dvc.yaml and huescale.stages.pretrain."""
+"""DVC stage `pretrain`: see dvc.yaml and huescale.pipeline.stages.pretrain."""
 
-from huescale.stages import pretrain
-from huescale.stages.runner import main
+from huescale.pipeline.stages import pretrain
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("pretrain", pretrain.run)

@@ -1,7 +1,7 @@
-"""DVC stage `report`: see dvc.yaml and huescale.stages.report."""
+"""DVC stage `report`: see dvc.yaml and huescale.pipeline.stages.report."""
 
-from huescale.stages import report
-from huescale.stages.runner import main
+from huescale.pipeline.stages import report
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("report", report.run)

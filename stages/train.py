@@ -1,7 +1,7 @@
-"""DVC stage `train`: see dvc.yaml and huescale.stages.train."""
+"""DVC stage `train`: see dvc.yaml and huescale.pipeline.stages.train."""
 
-from huescale.stages import train
-from huescale.stages.runner import main
+from huescale.pipeline.stages import train
+from huescale.pipeline.stages.runner import main
 
 if __name__ == "__main__":
     main("train", train.run)

@@ -107,7 +107,7 @@ def save_random_fid_weights(torch_home: Path) -> Path:
     """
     import torch
 
-    from huescale.fid import fid_inception_v3
+    from huescale.evaluation.fid import fid_inception_v3
 
     torch.manual_seed(0)
     net = fid_inception_v3()

@@ -148,7 +148,7 @@ def test_row_params_and_grid_uploaded_to_mlflow_have_secrets_masked(pairs, tmp_p
     parent run, and the row's MLflow params; the local record holds no secret either, the row still runs."""
     from mlflow.tracking import MlflowClient
 
-    from huescale.ablation import run_grid
+    from huescale.pipeline.ablation import run_grid
 
     monkeypatch.chdir(tmp_path)
     secrets = ("hunter2", "TOKEN123", "AKIAXYZ", "SIGSIG", "SASSIG", "grid-secret")
@@ -187,7 +187,7 @@ def test_row_params_and_grid_uploaded_to_mlflow_have_secrets_masked(pairs, tmp_p
 
 
 def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
-    from huescale.ablation import run_grid
+    from huescale.pipeline.ablation import run_grid
 
     monkeypatch.chdir(tmp_path)
     path = _grid(tmp_path, pairs, [{"name": "a", "kind": "colorizer", "set": {"train.lambda_l2": 1}}])
@@ -206,8 +206,8 @@ def test_bad_grid_is_named_before_any_training(pairs, tmp_path, monkeypatch):
 
 def test_shipped_grid_rows_are_valid_params(tmp_path):
     """grids/table7.yaml: Singh et al.'s seven Table 7 rows, the four SR rows, two-step and joint; every row's params load."""
-    from huescale import reference
-    from huescale.grid import load_grid, row_config, slug
+    from huescale.evaluation import reference
+    from huescale.pipeline.grid import load_grid, row_config, slug
 
     grid = load_grid(ROOT / "grids" / "table7.yaml")
     (tmp_path / "base.yaml").write_text(default_params_text())
@@ -280,12 +280,14 @@ def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch)
     import torch
     from mlflow.tracking import MlflowClient
 
-    from huescale import champion, checkpoint, models, tracking
-    from huescale.ablation import run_grid
+    from huescale import models, tracking
     from huescale.data.dataset import PairDataset
     from huescale.data.store import PairStore
-    from huescale.tasks import COLORIZATION
-    from huescale.train import mean_l1
+    from huescale.pipeline import champion
+    from huescale.pipeline.ablation import run_grid
+    from huescale.training import checkpoint
+    from huescale.training.tasks import COLORIZATION
+    from huescale.training.trainer import mean_l1
 
     monkeypatch.chdir(tmp_path)
     kwargs = {"depth": 3, "base_channels": 4}

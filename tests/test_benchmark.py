@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, browser_check
 from huescale import TEMPLATES
-from huescale import benchmark as bm
+from huescale.evaluation import benchmark as bm
 
 
 def assert_benchmark_page_shows(html: str, result: dict) -> dict[str, str]:
@@ -17,7 +17,7 @@ def assert_benchmark_page_shows(html: str, result: dict) -> dict[str, str]:
     every method from ``result`` (``result.json``), every skipped set with its reason, and for each set with a
     published bicubic row, the protocol row with our bicubic figures, their differences to the published ones and
     the verdict those numbers give (within the tolerance: ``matches``, else ``differs``). Returns set -> verdict."""
-    from huescale import reference as ref
+    from huescale.evaluation import reference as ref
 
     for name, s in result["sets"].items():
         for method, v in s.items():
@@ -69,7 +69,7 @@ def test_benchmark_run_report_and_browser(shared_data, tmp_path):
     import torch
 
     from huescale import models
-    from huescale.report import benchmark_context, render
+    from huescale.evaluation.report import benchmark_context, render
 
     torch.manual_seed(0)
     net = models.build("espcn", scale=4, residual=True)  # zero-initialised last layer: bicubic on L
@@ -101,8 +101,9 @@ def test_benchmark_sr_command_on_any_hr_folder(shared_data, tmp_path, capsys):
 
     import torch
 
-    from huescale import checkpoint, models
+    from huescale import models
     from huescale.cli import main
+    from huescale.training import checkpoint
 
     torch.manual_seed(0)
     ck = tmp_path / "espcn.pt"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from huescale import benchmark as bm
 from huescale.config import Config
 from huescale.data import benchmarks as reg
 from huescale.data.download import DownloadError
+from huescale.evaluation import benchmark as bm
 
 
 @pytest.fixture

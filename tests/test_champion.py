@@ -16,11 +16,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from huescale import champion, checkpoint, models, tracking
+from huescale import models, tracking
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
-from huescale.tasks import COLORIZATION
-from huescale.train import mean_l1
+from huescale.pipeline import champion
+from huescale.training import checkpoint
+from huescale.training.tasks import COLORIZATION
+from huescale.training.trainer import mean_l1
 
 KWARGS = {"depth": 3, "base_channels": 4}
 
@@ -84,7 +86,7 @@ def _alias_version() -> str:
 
 def test_champion_rule_none_better_worse_equal(registry, val_set, two_checkpoints):
     """No champion -> promote; better -> promote; worse -> keep; equal -> keep (scores on the same split)."""
-    from huescale.champion import decide as decide_champion
+    from huescale.pipeline.champion import decide as decide_champion
 
     (better, better_l1), (worse, worse_l1) = two_checkpoints
     first = decide_champion(worse, registry(), val_set)
@@ -126,7 +128,7 @@ def test_unreadable_registry_database_is_an_error_not_no_champion(tmp_path):
 
 def test_unreachable_tracking_server_is_an_error_not_no_champion(monkeypatch, val_set, two_checkpoints):
     """An MLflow error other than "not found" (here: nothing listens at the server's port) must not promote."""
-    from huescale.champion import decide as decide_champion
+    from huescale.pipeline.champion import decide as decide_champion
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """ONNX export of every registered colorizer and upscaler, checked against the module as trained (issue 13, item 11).
 
 Each model (tiny widths, seeded weights; zero-initialised last layers re-drawn so every branch matters) is saved
-as a checkpoint, exported with ``huescale.export.export_models`` on real photographs, then run here with
+as a checkpoint, exported with ``huescale.inference.export.export_models`` on real photographs, then run here with
 onnxruntime on other real photographs and sizes and compared with the original ``nn.Module``'s forward (not the
 export wrapper): an exported graph that differs from what was trained fails here.
 """
@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from huescale import checkpoint, models
+from huescale import models
 from huescale.data.images import read_image
-from huescale.infer import l_normalized
+from huescale.inference.tiling import l_normalized
 from huescale.models.registry import _REGISTRY
 from huescale.resize import imresize
+from huescale.training import checkpoint
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -94,7 +95,7 @@ def _compare(sess, module: torch.nn.Module, x: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("name", sorted(COLORIZERS))
 def test_colorizer_onnx_equals_the_trained_module_on_real_photos(name, shared_data, tmp_path):
-    from huescale.export import export_models
+    from huescale.inference.export import export_models
 
     module = _save(name, COLORIZERS[name], tmp_path / "c.pt")
     photos = _photos(shared_data)
@@ -111,7 +112,7 @@ def test_colorizer_onnx_equals_the_trained_module_on_real_photos(name, shared_da
 
 @pytest.mark.parametrize("key", sorted(UPSCALERS))
 def test_upscaler_onnx_equals_the_trained_module_on_real_photos(key, shared_data, tmp_path):
-    from huescale.export import export_models
+    from huescale.inference.export import export_models
 
     name = key.split("-")[0]
     _save("unet", COLORIZERS["unet"], tmp_path / "c.pt")
@@ -130,7 +131,7 @@ def test_upscaler_onnx_equals_the_trained_module_on_real_photos(key, shared_data
 
 def test_a_model_the_exporter_does_not_know_is_refused_by_name(tmp_path):
     """An upscaler with a residual the exporter cannot rewrite is refused with a message naming it."""
-    from huescale.export import ExportableUpscaler
+    from huescale.inference.export import ExportableUpscaler
 
     class Odd(torch.nn.Module):
         scale, residual = 4, True

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from conftest import tiny_project
-from huescale import checkpoint
+from huescale.training import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -67,7 +67,7 @@ def test_flow_run_trains_a_fresh_project(harness, project):
     is the first champion."""
     from mlflow.tracking import MlflowClient
 
-    from huescale.orchestration import retrain
+    from huescale.pipeline.flow import retrain
 
     stages = ["download", "prepare", "features", "pretrain", "train"]
     for p in ("data/pairs", "models"):
@@ -116,7 +116,7 @@ def _kill_stage_after_mid_epoch_checkpoint(state: Path, script: str, done: threa
 def test_retried_training_task_resumes_from_its_checkpoint(harness, project):
     """The first attempt of the train task is killed after a mid-epoch checkpoint; Prefect's retry resumes at
     that step (MLflow tag of its stage run) and ends with the weights of the uninterrupted run."""
-    from huescale.orchestration import retrain
+    from huescale.pipeline.flow import retrain
 
     ref = project.parent / "uninterrupted_colorizer.pt"
     assert ref.is_file(), "runs after test_flow_run_trains_a_fresh_project"
@@ -151,7 +151,7 @@ def test_retried_training_task_resumes_from_its_checkpoint(harness, project):
 def test_broken_params_value_fails_the_stage_and_the_flow_run(harness, project, tmp_path):
     """A content loss whose VGG weights file is missing (params that load, a stage that cannot run): the train
     stage exits 1 on every attempt, the flow run fails and its error names the stage, the file and the key."""
-    from huescale.orchestration import retrain
+    from huescale.pipeline.flow import retrain
 
     work = tmp_path / "project"
     shutil.copytree(project, work, symlinks=True)
@@ -171,7 +171,7 @@ def test_broken_params_value_fails_the_stage_and_the_flow_run(harness, project, 
 def test_unknown_loss_name_fails_the_flow_run_before_any_stage(harness, project, tmp_path):
     """An unknown loss name in train.losses fails at load (issue 23 item 5): the flow run fails naming the key and
     the known losses; no stage runs, no parent run is opened."""
-    from huescale.orchestration import retrain
+    from huescale.pipeline.flow import retrain
 
     work = tmp_path / "project"
     shutil.copytree(project, work, symlinks=True)

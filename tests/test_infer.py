@@ -18,12 +18,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from huescale import checkpoint, models
+from huescale import models
 from huescale.cli import main
 from huescale.color import L_SCALE
 from huescale.data.images import read_image
-from huescale.infer import Colorizer, colorize_to_file, l_normalized, receptive_radius
+from huescale.inference.tiling import Colorizer, l_normalized, receptive_radius
+from huescale.inference.writer import colorize_to_file
 from huescale.resize import imresize
+from huescale.training import checkpoint
 
 JOINT_KWARGS = {"base_channels": 4, "n_blocks": 2, "n_up_blocks": 1}  # the real `joint` model, tiny
 
@@ -169,7 +171,8 @@ def test_model_champion_from_a_real_mlflow_registry(ckpts, shared_data, tmp_path
     """--model champion loads what register_champion registered (same output as --checkpoint); clear errors."""
     import mlflow
 
-    from huescale import champion, tracking
+    from huescale import tracking
+    from huescale.pipeline import champion
 
     photo = shared_data / "benchmarks/Set5/GTmod12/head.png"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -231,7 +234,7 @@ def test_joint_pipeline_contract(ckpts, shared_data, tmp_path, capsys):
 
 def test_export_onnx_matches_pytorch_on_real_photos(ckpts, shared_data, tmp_path, capsys):
     """export-onnx: both models, dynamic batch and spatial axes, onnxruntime == PyTorch on real photos."""
-    from huescale.export import BicubicUpsample
+    from huescale.inference.export import BicubicUpsample
 
     L = l_normalized(read_image(shared_data / "benchmarks/Set14/LRbicx4/zebra.png"))
     assert (BicubicUpsample(4)(L) - imresize(L, (L.shape[-2] * 4, L.shape[-1] * 4))).abs().max() < 1e-5

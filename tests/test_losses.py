@@ -8,8 +8,8 @@ import torch
 
 from huescale import models
 from huescale.color import lab_normalized_to_rgb, uint8_to_lab_normalized
-from huescale.losses import GeneratorObjective, LossContext, VGGContentLoss, cosine_distance
-from huescale.tasks import COLORIZATION, JOINT, UPSCALING
+from huescale.training.losses import GeneratorObjective, LossContext, VGGContentLoss, cosine_distance
+from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING
 
 
 @pytest.fixture
@@ -32,8 +32,9 @@ def lab(real_batch):
 
 
 def test_missing_vgg_weights_fail_at_start_up_naming_the_file(tmp_path, monkeypatch):
-    from huescale import recipe
     from test_train import tiny_config
+
+    from huescale.training import recipe
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
@@ -49,8 +50,9 @@ def test_missing_vgg_weights_fail_at_start_up_naming_the_file(tmp_path, monkeypa
 
 def test_unknown_loss_names_are_refused_with_the_known_ones(tmp_path):
     """A misspelt name fails at start-up with its dotted key and the list of registered losses."""
-    from huescale import recipe
     from test_train import tiny_config
+
+    from huescale.training import recipe
 
     known = r"known losses: gan, ab_ce, colourfulness, cosine, l1, reg_l1"
     with pytest.raises(ValueError, match=r"losses\.vgg11: unknown loss; " + known):
@@ -64,8 +66,9 @@ def test_unknown_loss_names_are_refused_with_the_known_ones(tmp_path):
 
 def test_adding_a_loss_is_one_registered_class(tmp_path):
     """A new loss registered in a test is used by the params at once: its term enters the total with its weight."""
-    from huescale import losses, recipe
     from test_train import tiny_config
+
+    from huescale.training import losses, recipe
 
     @losses.register("test_mean_ab")
     class MeanAB(losses.Loss):
@@ -167,13 +170,13 @@ def test_cosine_distance_on_real_ab(lab):
 def test_adversarial_trainer_with_content_loss_and_srgan_weights(torch_home, tmp_path, real_batch):
     """One adversarial epoch with Singh et al.'s conv7 + L1 objective; then SRGAN's (VGG19 + 1e-3 GAN, D on HR only),
     both built by the one recipe from params."""
+    from test_train import tiny_config
     from torch.utils.data import TensorDataset
 
-    from huescale import recipe
     from huescale.config import ModelSpec
     from huescale.resize import imresize
-    from huescale.train import Trainer
-    from test_train import tiny_config
+    from huescale.training import recipe
+    from huescale.training.trainer import Trainer
 
     hr = small(real_batch, 8)
     ds = TensorDataset(hr)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from huescale import fid as fidmod
 from huescale import metrics
+from huescale.evaluation import fid as fidmod
 
 
 def test_identical_images(real_batch):
@@ -57,12 +57,13 @@ def test_y_channel_matches_bt601():
 
 def test_bicubic_x4_reproduces_published_sr_tables(shared_data):
     """The SR protocol is right before any model is scored: the bicubic rows of published x4 tables."""
-    from huescale.reference import BICUBIC_X4
+    from huescale.evaluation import benchmark as bm
+    from huescale.evaluation.reference import BICUBIC_X4
 
     for name, sub, tol_psnr in (("Set5", "GTmod12", 0.05), ("Set14", "GTmod12", 0.1), ("BSD100", "", 0.05)):
         folder = shared_data / "benchmarks" / name / sub
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp"))
-        r = metrics.sr_benchmark(files, scale=4)
+        r = bm.sr_benchmark(files, scale=4)
         want_psnr, want_ssim = BICUBIC_X4[name]
         assert abs(r["psnr_y"] - want_psnr) <= tol_psnr, (name, r)
         assert abs(r["ssim_y"] - want_ssim) <= 0.005, (name, r)

@@ -174,8 +174,8 @@ def test_a_registered_metric_reaches_the_csv_metrics_json_mlflow_and_the_report(
     from mlflow.tracking import MlflowClient
 
     from huescale import metrics
-    from huescale.stages import evaluate, report
-    from huescale.stages.runner import run_stage
+    from huescale.pipeline.stages import evaluate, report
+    from huescale.pipeline.stages.runner import run_stage
 
     work, env, _ = project
     copy = tmp_path / "huescale"
@@ -329,13 +329,13 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
     """dvc.yaml's deps are the code each stage imports: an edit changes those stages and no other."""
     work, env, _ = project
     cases = {  # module -> the stages whose code imports it
-        "src/huescale/stages/evaluate.py": {"evaluate"},
+        "src/huescale/pipeline/stages/evaluate.py": {"evaluate"},
         # load_config checks loss names and evaluate.metrics against the loss registry and the metric table at
         # start-up, so every stage that loads params imports both
         "src/huescale/metrics.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row",
                                     "report"},
-        "src/huescale/losses.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark", "ablate_row",
-                                   "report"},
+        "src/huescale/training/losses.py": {"prepare", "features", "pretrain", "train", "evaluate", "benchmark",
+                                            "ablate_row", "report"},
     }
     assert set(_dvc_status(work, env)) <= {"download"}  # only the always-changed listing
     for module, stages in cases.items():
@@ -355,7 +355,7 @@ def test_an_ablation_row_without_overrides_trains_the_weights_of_dvc_repro(proje
     adversarially trained colorizers to the pretrain and train stages."""
     import torch
 
-    from huescale import checkpoint
+    from huescale.training import checkpoint
 
     work, env, _ = project
     grid = {"name": "same", "base": str(work / "params.yaml"), "pairs": str(work / "data" / "pairs"),
@@ -377,7 +377,7 @@ def test_an_ablation_row_without_overrides_trains_the_weights_of_dvc_repro(proje
 def test_an_unconditional_discriminator_trains_under_dvc_repro(project, tmp_path):
     """train.d_conditional: false: D sees ab alone (2 channels); `dvc repro` trains it (it fed 2 channels to a
     3-channel PatchGAN before the one recipe)."""
-    from huescale import checkpoint
+    from huescale.training import checkpoint
 
     work, env, _ = project
     copy = tmp_path / "project"
@@ -420,7 +420,7 @@ def test_prefect_flow_runs_stages_and_decides_champion_both_ways(project):
     from mlflow.tracking import MlflowClient
     from prefect.testing.utilities import prefect_test_harness
 
-    from huescale.orchestration import retrain
+    from huescale.pipeline.flow import retrain
 
     work, env, _ = project
     old = dict(os.environ)

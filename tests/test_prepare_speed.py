@@ -61,9 +61,8 @@ def test_banded_downscale_is_exact_for_the_stores_x4_step(shared_data):
     from PIL import Image
 
     from huescale.data.images import read_image
-    from huescale.resize import resize_matrix
-
     from huescale.data.store import _rows_exact_in_float32
+    from huescale.resize import resize_matrix
 
     w = resize_matrix(256, 64)
     assert np.array_equal(w * 2**12, np.round(w * 2**12))

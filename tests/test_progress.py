@@ -35,7 +35,8 @@ def _noise(out: str) -> list[str]:
 
 
 def test_colorize_prints_no_bar_lines_when_not_a_terminal(shared_data, tmp_path):
-    from huescale import checkpoint, models
+    from huescale import models
+    from huescale.training import checkpoint
 
     torch.manual_seed(0)
     checkpoint.save_model(models.build("unet", depth=3, base_channels=8), "unet", {"depth": 3, "base_channels": 8},

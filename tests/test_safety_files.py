@@ -19,8 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from huescale import atomic, checkpoint, models
+from huescale import atomic, models
 from huescale.cli import main
+from huescale.training import checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +138,9 @@ def test_overwrite_replaces_only_earlier_outputs_never_a_photograph_beside_a_glo
 
 def test_overwrite_never_replaces_a_file_that_appears_during_the_run(colorizer, album, tmp_path):
     """The mark is checked again at the final rename: a photograph created meanwhile at the output path stays."""
-    from huescale import checkpoint as ckpt
-    from huescale.infer import Colorizer, colorize_to_file, is_colorize_output
+    from huescale.inference.tiling import Colorizer
+    from huescale.inference.writer import colorize_to_file, is_colorize_output
+    from huescale.training import checkpoint as ckpt
 
     run = Colorizer(ckpt.load_model(colorizer, "cpu")[0], None)
     rgb = np.asarray(Image.open(album / "b.jpg").convert("RGB"))
@@ -242,9 +244,9 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
 
 def test_every_writer_uses_the_durable_atomic_write(tmp_path):
     """The history CSV, report, FID cache and image writers leave no fixed-name temporary and no partial file."""
-    from huescale.infer import PNGBandWriter, save_image_atomic
-    from huescale.report import render
-    from huescale.train import EpochRecord, write_history_csv
+    from huescale.evaluation.report import render
+    from huescale.inference.writer import PNGBandWriter, save_image_atomic
+    from huescale.training.trainer import EpochRecord, write_history_csv
 
     write_history_csv([EpochRecord(epoch=1, step=10, values={"l1": 0.5})], tmp_path / "h.csv")
     assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,step,l1", "1,10,0.5"]
@@ -264,7 +266,7 @@ def test_every_writer_uses_the_durable_atomic_write(tmp_path):
 
 def test_crafted_fid_weights_are_never_unpickled(tmp_path):
     """A .pth whose unpickling would create a file: FID refuses it, naming it, and the file never appears."""
-    from huescale import fid as fidmod
+    from huescale.evaluation import fid as fidmod
 
     marker = tmp_path / "PWNED"
 
@@ -297,7 +299,7 @@ def test_fid_inception_loaded_safely_equals_pytorch_fids(tmp_path, real_batch):
     from pytorch_fid.inception import InceptionV3
 
     from conftest import save_random_fid_weights
-    from huescale import fid as fidmod
+    from huescale.evaluation import fid as fidmod
 
     weights = save_random_fid_weights(tmp_path / "th")
     ours = fidmod.FID("cpu", batch_size=8, weights=weights)
@@ -335,7 +337,7 @@ def test_secrets_stay_out_of_mlflow_params_run_info_and_reports(tmp_path):
 
     from huescale import tracking
     from huescale.config import Config
-    from huescale.report import render
+    from huescale.evaluation.report import render
 
     cfg = Config()
     cfg.tracking.uri = "postgresql://mlflow:dbpass@db.internal:5432/mlflow"

@@ -9,7 +9,7 @@ from PIL import Image
 
 from huescale import metrics
 from huescale.atomic import write_csv
-from huescale.evaluate import score_folder, summarize_rows
+from huescale.evaluation.evaluate import score_folder, summarize_rows
 
 
 def _gray_of(rgb: np.ndarray) -> np.ndarray:

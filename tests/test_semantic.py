@@ -12,7 +12,7 @@ import timm
 import torch
 from PIL import Image
 
-from huescale import calibrate, checkpoint, models, recipe
+from huescale import models
 from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
 from huescale.data import features
@@ -20,6 +20,7 @@ from huescale.data.sources import FolderSource, list_images
 from huescale.data.store import PairStore, build_pair_store
 from huescale.models import backbones
 from huescale.models.semantic import SemanticColorizer
+from huescale.training import calibrate, checkpoint, recipe
 
 # a small decoder at the encoder's smallest working size: seconds per test on 2 cores
 TINY = {"size": 64, "decoder_channels": [32, 24, 16, 16], "convs": 1, "global_dim": 16}
@@ -261,9 +262,9 @@ def test_pretrained_encoder_is_loaded_only_for_a_fresh_phase(small_store, tmp_pa
 def test_colourfulness_loss_matches_the_metric_and_pays_for_colour(real_batch):
     """The differentiable colourfulness equals the metric (Hasler & Suesstrunk) on real photographs; the loss is
     lower for the photographs than for their desaturated halves, and its gradient pushes ab away from gray."""
-    from huescale.losses import GeneratorObjective, LossContext, colourfulness_rgb
     from huescale.metrics import colorfulness
-    from huescale.tasks import COLORIZATION
+    from huescale.training.losses import GeneratorObjective, LossContext, colourfulness_rgb
+    from huescale.training.tasks import COLORIZATION
 
     rgb = torch.from_numpy(real_batch[:6]).permute(0, 3, 1, 2).float() / 255
     ours = colourfulness_rgb(rgb)
@@ -280,13 +281,14 @@ def test_colourfulness_loss_matches_the_metric_and_pays_for_colour(real_batch):
 
 
 def test_every_path_that_produces_a_colorizer_produces_a_calibrated_one(small_store, tmp_path):
-    """One owner for a training phase (huescale.phases): the pretrain chain (frozen encoder, then fine-tuning), the
-    adversarial phase and an ablation row each end in a checkpoint that carries a decoding chosen on validation;
-    the intermediate frozen-phase checkpoint does not (another phase continues it); D is saved beside the
-    adversarial colorizer. And no stage or ablation code runs a phase past phases.py."""
+    """One owner for a training phase (huescale.training.phases): the pretrain chain (frozen encoder, then
+    fine-tuning), the adversarial phase and an ablation row each end in a checkpoint that carries a decoding chosen
+    on validation; the intermediate frozen-phase checkpoint does not (another phase continues it); D is saved
+    beside the adversarial colorizer. And no stage or ablation code runs a phase past phases.py."""
     import re
 
-    from huescale import ablation, phases
+    from huescale.pipeline import ablation
+    from huescale.training import phases
 
     cfg = _cfg()
     cfg.train.epochs, cfg.train.max_batches, cfg.train.batch_size = 1, 2, 16
@@ -312,6 +314,6 @@ def test_every_path_that_produces_a_colorizer_produces_a_calibrated_one(small_st
     row.mkdir()
     nets, figs = ablation.train_row("colorizer", False, cfg, small_store, row, "cpu")
     assert decoding(figs["checkpoint"])["chosen"] and figs["checkpoint"].endswith("finetune_colorizer.pt")
-    root = Path(phases.__file__).parent
+    root = Path(phases.__file__).parents[1]  # the whole huescale package
     callers = [p for p in root.rglob("*.py") if re.search(r"\brun_phase\(", p.read_text())]
     assert sorted(p.name for p in callers) == ["phases.py", "recipe.py"]  # recipe.py: its definition

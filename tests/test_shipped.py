@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from huescale import checkpoint, models, shipped
+from huescale import models
+from huescale.inference import shipped
+from huescale.training import checkpoint
 
 
 def test_ship_writes_fp16_weights_and_a_card_that_load_back(tmp_path):
@@ -95,7 +97,7 @@ def test_bf16_colorize_stays_within_noise_of_float32(shared_data, tmp_path):
 
     from huescale.cli import main
     from huescale.data.images import read_image
-    from huescale.infer import Colorizer
+    from huescale.inference.tiling import Colorizer
     from huescale.metrics import delta_e2000
     from huescale.resize import imresize
 

@@ -1,4 +1,4 @@
-"""dvc.yaml lists exactly the code each stage runs, and the stages agree with huescale.stages.STAGES."""
+"""dvc.yaml lists exactly the code each stage runs, and the stages agree with huescale.pipeline.stages.STAGES."""
 
 from __future__ import annotations
 
@@ -32,21 +32,21 @@ def test_every_stage_lists_every_module_it_imports_and_no_other():
 def test_the_dependency_scan_sees_imports_inside_functions(tmp_path):
     """The scan must not miss the lazy imports the stage modules use, nor count type-checking-only ones."""
     src = tmp_path / "m.py"
-    src.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from huescale import recipe\n"
+    src.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from huescale.training import recipe\n"
                    "def f():\n    from huescale.data.store import PairStore\n    import huescale.metrics\n")
     found = imported_modules(src)
     assert {"huescale.data.store", "huescale.metrics", "huescale.data", "huescale"} <= found
-    assert "huescale.recipe" not in found
+    assert "huescale.training.recipe" not in found
     assert Path("src/huescale/models/generators.py") in closure(ROOT / "stages" / "train.py")
     # load_config checks model and loss names against their registries (issue 23 item 5): every stage imports them
     assert Path("src/huescale/models/generators.py") in closure(ROOT / "stages" / "download.py")
-    assert Path("src/huescale/train.py") not in closure(ROOT / "stages" / "download.py")
+    assert Path("src/huescale/training/trainer.py") not in closure(ROOT / "stages" / "download.py")
 
 
 def test_dvc_stages_are_the_stage_table():
-    from huescale.stages import STAGES
+    from huescale.pipeline.stages import STAGES
 
     assert tuple(_stages()) == STAGES
     for name in STAGES:
-        assert (ROOT / "src" / "huescale" / "stages" / f"{name}.py").is_file(), name
+        assert (ROOT / "src" / "huescale" / "pipeline" / "stages" / f"{name}.py").is_file(), name
         assert _stages()[name]["cmd"] == f"python stages/{name}.py"

@@ -7,13 +7,13 @@ import dataclasses
 import pytest
 import torch
 
-from huescale import checkpoint, recipe
 from huescale.config import Config, DataConfig, ModelSpec
 from huescale.data.dataset import PairDataset
 from huescale.data.sources import FolderSource, list_images
 from huescale.data.store import PairStore, build_pair_store
-from huescale.tasks import COLORIZATION
-from huescale.train import Trainer
+from huescale.training import checkpoint, recipe
+from huescale.training.tasks import COLORIZATION
+from huescale.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +126,10 @@ def test_corrupt_checkpoint_is_named(tmp_path):
 
 KILL_SCRIPT = """
 import dataclasses, sys, time, torch
-from huescale import recipe
+from huescale.training import recipe
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
-from huescale.train import Trainer
+from huescale.training.trainer import Trainer
 from test_train import tiny_config
 store, out = PairStore(sys.argv[1]), sys.argv[2]
 r = recipe.build(tiny_config(True, epochs=2, batch_size=8, lr=1e-3), "colorizer", "adversarial")
@@ -224,7 +224,7 @@ def test_corrupt_state_falls_back_to_previous_good_one(store, tmp_path):
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(store, tmp_path):
-    from huescale.train import TrainingDiverged
+    from huescale.training.trainer import TrainingDiverged
 
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
     kw = dict(batch_size=8, lr=1e-3, max_batches=3)
@@ -249,10 +249,10 @@ def test_same_seed_same_data_gives_identical_metrics(store, tmp_path):
 
 DDP_SCRIPT = """
 import sys, torch
-from huescale import distributed, recipe
+from huescale.training import distributed, recipe
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
-from huescale.train import Trainer
+from huescale.training.trainer import Trainer
 from test_train import tiny_config
 device = distributed.init_from_env(torch.device("cpu"))
 torch.set_num_threads(1)
@@ -336,7 +336,7 @@ def test_discriminator_collapse_is_flagged(store, tmp_path):
 def test_bf16_autocast_on_cpu_trains_like_fp32(store, tmp_path):
     """runtime.amp auto -> bf16 autocast where the CPU has AMX/AVX512-BF16: the same run's losses and validation L1
     stay within a few percent of fp32 (bf16 keeps 8 bits of mantissa), and the weights stay float32."""
-    from huescale.distributed import bf16_supported
+    from huescale.training.distributed import bf16_supported
 
     if not bf16_supported(torch.device("cpu")):
         pytest.skip("this CPU has neither AMX nor AVX512-BF16: runtime.amp auto trains in fp32 here")
@@ -381,7 +381,7 @@ def test_resumed_run_reports_the_saved_epoch_and_step(store, tmp_path, caplog):
         _dying(_trainer(tmp_path, **kw), 3).fit(train, val)  # steps 0-2 done, state saved after step 2
     assert checkpoint.load(tmp_path / "run_state.pt")["step"] == 2
     resumed = _trainer(tmp_path, **kw)
-    with caplog.at_level(logging.INFO, logger="huescale.train"):
+    with caplog.at_level(logging.INFO, logger="huescale.training.trainer"):
         resumed.fit(train, val)
     assert resumed.resumed_from == (0, 2)
     assert resumed.fresh_start_reason is None
@@ -399,7 +399,7 @@ def test_state_of_other_settings_is_a_loud_fresh_start_naming_the_file_and_setti
     kw = dict(epochs=1, batch_size=8, max_batches=2)
     _trainer(tmp_path, lr=1e-3, **kw).fit(train, val)
     other = _trainer(tmp_path, lr=2e-3, **kw)
-    with caplog.at_level(logging.WARNING, logger="huescale.train"):
+    with caplog.at_level(logging.WARNING, logger="huescale.training.trainer"):
         other.fit(train, val)
     assert other.resumed_from is None and other.step == 2  # trained from scratch ...
     assert "run_state.pt" in other.fresh_start_reason and "lr" in other.fresh_start_reason  # ... and says why
@@ -413,7 +413,7 @@ def test_unreadable_state_is_a_loud_fresh_start(store, tmp_path, caplog):
     train, val = PairDataset(store, "train", "64"), PairDataset(store, "val", "64")
     (tmp_path / "run_state.pt").write_bytes(b"garbage, not a checkpoint")
     t = _trainer(tmp_path, epochs=1, batch_size=8, max_batches=2)
-    with caplog.at_level(logging.WARNING, logger="huescale.train"):
+    with caplog.at_level(logging.WARNING, logger="huescale.training.trainer"):
         t.fit(train, val)
     assert t.resumed_from is None and "run_state.pt" in t.fresh_start_reason
     assert "corrupt or unreadable" in t.fresh_start_reason

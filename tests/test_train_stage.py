@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import project_env, run_checked, tiny_project
-from huescale import checkpoint
+from huescale.training import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 

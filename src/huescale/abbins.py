@@ -155,7 +155,7 @@ class ABBins(nn.Module):
         saturation the distribution expects; ``power`` 0.5 gives the geometric mean of the two chromas, which
         still vanishes where opposite hues balance (``|m|`` -> 0: no hue to commit to, the output stays near
         gray instead of a random tint). huescale's own decoding, one of the candidates
-        :mod:`huescale.calibrate` chooses from on validation photographs.
+        :mod:`huescale.training.calibrate` chooses from on validation photographs.
 
         Args:
             logits: ``N x Q x H x W`` (any float dtype; computed in float32).

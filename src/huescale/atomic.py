@@ -1,4 +1,4 @@
-"""Atomic, durable file writes, clean-up of stale temporaries, and inter-process locks.
+"""Atomic, durable file writes (text, bytes, JSON, PNG, CSV) and clean-up of stale temporaries.
 
 Every file huescale writes goes the same way (:func:`atomic_path` / :func:`atomic_open`):
 
@@ -13,10 +13,7 @@ A process killed between 1 and 3 leaves its temporary behind. :func:`clean_stale
 by every write next to the target) and :func:`clean_stale_in` (at stage start) remove the
 temporaries whose pid is no longer alive on this machine; a live writer's temporary is kept.
 
-:func:`file_lock` serialises processes that share a folder (two ``prepare`` runs on one pair
-store, two downloads into one cache): the second waits, and says for whom, or fails with a clear
-message after a timeout. It uses the ``filelock`` package (``flock`` on POSIX: released by the
-kernel when the holder dies, so a killed run never leaves a lock behind).
+Inter-process locks are in :mod:`huescale.locks`.
 """
 
 from __future__ import annotations
@@ -28,12 +25,13 @@ import logging
 import os
 import re
 import shutil
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
+from PIL import Image
 
 log = logging.getLogger("huescale.atomic")
 
@@ -286,9 +284,6 @@ def write_json(obj: Any, path: str | Path) -> Path:
 
 def write_png(rgb, path: str | Path) -> str:
     """Write a uint8 ``H x W x 3`` (or ``H x W``) array as PNG, atomically and durably; returns the file name."""
-    import numpy as np
-    from PIL import Image
-
     path = Path(path)
     with atomic_path(path, ".png") as tmp:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp)
@@ -307,83 +302,3 @@ def write_csv(rows: list[dict], path: str | Path, fields: list[str] | None = Non
             for r in rows:
                 w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     return path
-
-
-# -- locks -----------------------------------------------------------------------------------------
-def lock_path(target: str | Path) -> Path:
-    """The lock file guarding ``target`` (a file or folder): the hidden sibling ``.<name>.lock``."""
-    target = Path(target)
-    return target.with_name(f".{target.name}.lock")
-
-
-def _owner_text(what: str) -> str:
-    return (f"pid {os.getpid()} on {socket.gethostname()} ({what}; "
-            f"{' '.join(sys.argv[:3])[:200] or 'python'}; since {time.strftime('%Y-%m-%d %H:%M:%S')})")
-
-
-def _read_owner(owner: Path, patience: float = 2.0) -> str:
-    """The holder's description from its ``.owner`` file; the holder writes it just after taking the
-    lock, so a reader that lost the race by microseconds polls for up to ``patience`` seconds."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            text = owner.read_text().strip()
-        except OSError:
-            text = ""
-        if text or time.monotonic() >= deadline:
-            return text or "another process"
-        time.sleep(0.02)
-
-
-class LockTimeout(RuntimeError):
-    """Another process held a lock longer than the caller would wait; names the lock, its holder and what to do."""
-
-
-@contextlib.contextmanager
-def file_lock(target: str | Path, what: str, timeout: float | None = None) -> Iterator[Path]:
-    """Hold an exclusive inter-process lock on ``target`` for the duration of the block.
-
-    If another process holds it, a warning names the holder (pid, host, command, since when, from
-    the ``.<name>.lock.owner`` file it wrote) and this process waits. The lock is an ``flock`` via
-    the ``filelock`` package, so it is released when its holder exits or is killed.
-
-    Args:
-        target: the shared file or folder (the lock is :func:`lock_path` next to it; its folder is created).
-        what: a few words for the messages, e.g. ``"pair store data/pairs"``.
-        timeout: seconds to wait at most; None waits as long as it takes (env
-            ``HUESCALE_LOCK_TIMEOUT`` overrides None).
-
-    Yields:
-        The lock file path.
-
-    Raises:
-        LockTimeout: still held by another process after ``timeout`` seconds.
-    """
-    from filelock import FileLock, Timeout
-
-    lp = lock_path(target)
-    lp.parent.mkdir(parents=True, exist_ok=True)
-    owner = lp.with_name(lp.name + ".owner")
-    if timeout is None and os.environ.get("HUESCALE_LOCK_TIMEOUT"):
-        timeout = float(os.environ["HUESCALE_LOCK_TIMEOUT"])
-    lock = FileLock(str(lp), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        holder = _read_owner(owner)
-        log.warning("waiting for the lock on %s (%s), held by %s", target, what, holder)
-        try:
-            lock.acquire(timeout=-1 if timeout is None else timeout)
-        except Timeout:
-            raise LockTimeout(f"{target}: {what} is still locked by {holder} after {timeout:.0f} s; wait for that "
-                              f"run to finish (or stop it), then run again; the lock is {lp}") from None
-    try:
-        try:
-            owner.write_text(_owner_text(what))
-        except OSError:
-            pass  # only informative
-        yield lp
-    finally:
-        with contextlib.suppress(OSError):
-            owner.unlink()
-        lock.release()

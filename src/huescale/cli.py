@@ -19,14 +19,24 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+import huescale
+from huescale.errors import guard
+from huescale.pipeline.stages import STAGES
 
 
 def _load_models(args: argparse.Namespace, device, tmp: str):
     """(colour model, upscaler or None) from --checkpoint/--model champion and --upscaler."""
-    from huescale import champion, checkpoint, shipped
+    from huescale.inference import shipped  # lazy: per command (huescale --help loads no torch)
+    from huescale.pipeline import champion
+    from huescale.training import checkpoint
 
     if args.model == "shipped":
         if args.pipeline == "joint":
@@ -69,22 +79,14 @@ def _load_models(args: argparse.Namespace, device, tmp: str):
 
 
 def _colorize(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: per command (huescale --help loads no torch)
 
     from huescale.data.images import ImageError, read_image
-    from huescale.distributed import resolve_device, use_bf16
-    from huescale.infer import (
-        UNMARKABLE_FORMATS,
-        WRITABLE_FORMATS,
-        Colorizer,
-        colorize_to_file,
-        is_colorize_output,
-        output_paths,
-        plan_inputs,
-    )
+    from huescale.inference.paths import WRITABLE_FORMATS, output_paths, plan_inputs
+    from huescale.inference.tiling import Colorizer
+    from huescale.inference.writer import UNMARKABLE_FORMATS, colorize_to_file, is_colorize_output
     from huescale.progress import bar as progress_bar
+    from huescale.training.distributed import resolve_device, use_bf16
 
     device = resolve_device(args.device)
     if args.threads:
@@ -164,14 +166,11 @@ def _set_name(folder: Path) -> str:
 
 
 def _benchmark_sr(args: argparse.Namespace) -> int:
-    import json
-
-    import huescale
-    from huescale import benchmark as bm
-    from huescale import checkpoint
-    from huescale.atomic import write_json
-    from huescale.distributed import resolve_device
-    from huescale.report import benchmark_report, run_metadata
+    from huescale.atomic import write_json  # lazy: per command (huescale --help loads no torch)
+    from huescale.evaluation import benchmark as bm
+    from huescale.evaluation.report import benchmark_report, run_metadata
+    from huescale.training import checkpoint
+    from huescale.training.distributed import resolve_device
 
     device = resolve_device(args.device)
     nets: dict = {}
@@ -206,13 +205,12 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
 
 
 def _score_folder(args: argparse.Namespace) -> int:
-    import json
-
-    from huescale import checkpoint
-    from huescale.atomic import write_csv
-    from huescale.distributed import resolve_device
-    from huescale.evaluate import score_folder, summarize_rows
-    from huescale.infer import Colorizer, iter_inputs
+    from huescale.atomic import write_csv  # lazy: per command (huescale --help loads no torch)
+    from huescale.evaluation.evaluate import score_folder, summarize_rows
+    from huescale.inference.paths import iter_inputs
+    from huescale.inference.tiling import Colorizer
+    from huescale.training import checkpoint
+    from huescale.training.distributed import resolve_device
 
     device = resolve_device(args.device)
     colorizer, _ = checkpoint.load_model(args.checkpoint, device)
@@ -250,9 +248,7 @@ def _add_evaluation_commands(sub) -> None:
 
 def _ship(args: argparse.Namespace) -> int:
     """Write the shipped model (package data) from a finished run's checkpoints and metrics."""
-    import json
-
-    from huescale import shipped
+    from huescale.inference import shipped  # lazy: per command (huescale --help loads no torch)
 
     card = shipped.card_from_run(args.project, args.retrain)
     res = shipped.ship(Path(args.project) / args.colorizer, Path(args.project) / args.upscaler, card, args.out)
@@ -261,9 +257,8 @@ def _ship(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    import json
-
-    from huescale.export import export_models
+    # lazy: per command (huescale --help loads no torch)
+    from huescale.inference.export import export_models
 
     report = export_models(args.checkpoint, args.upscaler, args.out, images=args.images,
                            tolerance=args.tolerance, dynamo=not args.legacy)
@@ -274,19 +269,17 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 
 def _stage(args: argparse.Namespace) -> int:
-    import importlib
+    # lazy: per command (huescale --help loads no torch)
+    from huescale.pipeline.stages.runner import run_stage
 
-    from huescale.stages.runner import run_stage
-
-    module = importlib.import_module(f"huescale.stages.{args.name}")
+    module = importlib.import_module(f"huescale.pipeline.stages.{args.name}")
     run_stage(args.name, module.run, args.params, tracked=args.name != "ablate_row")
     return 0
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    import logging
-
-    from huescale.ablation import run_grid
+    # lazy: per command (huescale --help loads no torch)
+    from huescale.pipeline.ablation import run_grid
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     summary = run_grid(args.grid, progress=True, dvc=args.dvc)
@@ -295,6 +288,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    # lazy: per command (huescale --help loads no torch)
     from huescale.profiles import apply_profiles, available_profiles
 
     if args.list or not args.names:
@@ -309,7 +303,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _losses(args: argparse.Namespace) -> int:
-    from huescale.losses import available
+    # lazy: per command (huescale --help loads no torch)
+    from huescale.training.losses import available
 
     for name, line in available().items():
         print(f"{name:14s} {line}")
@@ -317,7 +312,7 @@ def _losses(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from huescale.metrics import METRICS
+    from huescale.metrics import METRICS  # lazy: per command (huescale --help loads no torch)
 
     for m in METRICS.values():
         print(f"{m.name:18s} per {m.per:5s} {m.better:6s} {m.heading():32s} {m.source}")
@@ -325,8 +320,6 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from huescale.stages import STAGES
-
     ap = argparse.ArgumentParser(prog="huescale", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -402,8 +395,6 @@ HANDLERS = {"stage": _stage, "ablate": _ablate, "profile": _profile, "losses": _
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``huescale`` console script: one error boundary for every command
     (:func:`huescale.errors.guard`: one line and exit status 1; ``HUESCALE_DEBUG=1`` for the traceback)."""
-    from huescale.errors import guard
-
     args = _parser().parse_args(argv)
     if args.cmd == "colorize":
         args.upscaler_given = args.upscaler is not None

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from huescale.metrics import METRICS
+
 
 class ConfigError(ValueError):
     """A wrong or missing parameter; the message names its dotted key and the file."""
@@ -136,7 +138,7 @@ class ModelConfig:
     joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
 
 
-GAN_MODES = ("vanilla", "lsgan", "hinge")  # huescale.losses.GANLoss
+GAN_MODES = ("vanilla", "lsgan", "hinge")  # huescale.training.losses.GANLoss
 
 
 def _pretrain_losses() -> dict[str, float]:
@@ -147,7 +149,7 @@ def _pretrain_losses() -> dict[str, float]:
 class OptimConfig:
     """One training phase: epochs, batch size, Adam settings and the generator's losses.
 
-    ``losses`` maps loss names of :mod:`huescale.losses` to their weights (``huescale losses``
+    ``losses`` maps loss names of :mod:`huescale.training.losses` to their weights (``huescale losses``
     lists them); L1 pre-training is ``{l1: 1}`` (Singh et al., ``docs/sources.md``).
     """
 
@@ -219,7 +221,7 @@ class CalibrateConfig:
     """``calibrate:`` section: how a colorizer with several decodings (``colornet``) picks one after training.
 
     On up to ``images`` photographs of the validation split every candidate decoding (annealed-mean
-    temperatures, regression gains, a blend; :mod:`huescale.calibrate`) is scored; the one with the lowest
+    temperatures, regression gains, a blend; :mod:`huescale.training.calibrate`) is scored; the one with the lowest
     CIEDE2000 among those whose colourfulness is between ``min_colourfulness`` and ``max_colourfulness`` x the
     photographs' wins (the most colourful one under the ceiling if none is). The floor is the target's 0.75;
     1,000 validation photographs (256 before) make the choice steady: on the default model 256 of them put every
@@ -232,7 +234,6 @@ class CalibrateConfig:
 
 
 def _all_metrics() -> list[str]:  # every metric of the table, in its order (huescale.metrics.METRICS)
-    from huescale.metrics import METRICS
 
     return list(METRICS)
 
@@ -470,6 +471,7 @@ def _validate_models(cfg: Config, src: str) -> None:
     """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
     parameters of that model's constructor: checked on the signature, no model is built (a model that
     loads pretrained weights when built would otherwise download them here)."""
+    # lazy: models and training.losses import torch and, through data.store, this module
     from huescale.models import available
     from huescale.models.registry import model_class
 
@@ -500,9 +502,10 @@ def _validate_models(cfg: Config, src: str) -> None:
 
 
 def _validate_losses(cfg: Config, src: str) -> None:
-    """Every loss name of every phase's ``losses`` is registered (:func:`huescale.losses.available`, ``gan``
+    """Every loss name of every phase's ``losses`` is registered (:func:`huescale.training.losses.available`, ``gan``
     included: it is the adversarial term)."""
-    from huescale.losses import available
+    # lazy: models and training.losses import torch and, through data.store, this module
+    from huescale.training.losses import available
 
     known = list(available())
     for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
@@ -515,8 +518,6 @@ def _validate_losses(cfg: Config, src: str) -> None:
 
 def _validate_metrics(cfg: Config, src: str) -> None:
     """Every name of ``evaluate.metrics`` is in the metric table (:data:`huescale.metrics.METRICS`), once."""
-    from huescale.metrics import METRICS
-
     names = cfg.evaluate.metrics
     for name in names:
         if name not in METRICS:

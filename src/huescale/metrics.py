@@ -36,7 +36,7 @@ class MetricSpec:
         unit: e.g. ``"dB"``, ``"%"``, ``"8-bit levels"``, ``""`` for none.
         source: the paper or document that defines it.
         options: the ``evaluate`` params the function takes by keyword (e.g. ``("epsilon",)``), or ``"fid"``
-            for a set metric that needs the :class:`huescale.fid.FID` network.
+            for a set metric that needs the :class:`huescale.evaluation.fid.FID` network.
     """
 
     name: str
@@ -120,7 +120,7 @@ def compute(pred: np.ndarray, target: np.ndarray, names: Iterable[str] | None = 
         pred, target: ``N x H x W x 3`` uint8 sRGB, the same shape.
         names: metric names (None: all registered); per: only ``"image"`` or ``"set"`` ones (None: both).
         epsilon: the epsilon-accuracy threshold, a fraction of 255 (``evaluate.epsilon``).
-        fid: a :class:`huescale.fid.FID`, or None (``fid`` is then None: not computed, never made up).
+        fid: a :class:`huescale.evaluation.fid.FID`, or None (``fid`` is then None: not computed, never made up).
 
     Returns:
         name -> value (float, or None where it cannot be computed), in declaration order.
@@ -197,7 +197,7 @@ def ssim(pred: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> flo
 
     Accepts ``N x H x W x 3`` (colour, channel-averaged) or ``N x H x W`` (one channel).
     """
-    from skimage.metrics import structural_similarity  # scipy.ndimage: ~1 s of import, only where SSIM runs
+    from skimage.metrics import structural_similarity  # lazy: scipy.ndimage, ~1 s of import, only where SSIM runs
 
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
@@ -249,7 +249,7 @@ def delta_e2000_lab(lab_ref: np.ndarray, lab: np.ndarray) -> np.ndarray:
     Returns:
         The differences, shape ``...`` (float64).
     """
-    from skimage.color import deltaE_ciede2000
+    from skimage.color import deltaE_ciede2000  # lazy: skimage.color ~0.7 s; config imports this module
 
     return deltaE_ciede2000(np.asarray(lab_ref, np.float64), np.asarray(lab, np.float64))
 
@@ -262,7 +262,7 @@ def delta_e2000(pred: np.ndarray, target: np.ndarray) -> float:
 
     Weight-free perceptual colour error: 0 for identical images, ~2.3 is a just-noticeable difference.
     """
-    from skimage.color import rgb2lab
+    from skimage.color import rgb2lab  # lazy: skimage.color ~0.7 s; config imports this module
 
     p, t = _pair(pred, target)
     return float(np.mean([delta_e2000_lab(rgb2lab(b / 255.0), rgb2lab(a / 255.0)).mean() for a, b in zip(p, t)]))
@@ -316,7 +316,7 @@ def ab_values(images: np.ndarray) -> np.ndarray:
 
     Converted with ``skimage.color.rgb2lab`` one image at a time (bounded memory).
     """
-    from skimage.color import rgb2lab
+    from skimage.color import rgb2lab  # lazy: skimage.color ~0.7 s; config imports this module
 
     x = np.asarray(images)
     if x.ndim == 3:
@@ -355,7 +355,7 @@ def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, 
     0 when the sets are equally saturated; a desaturated (sepia or gray) output scores about the mean chroma
     of the truth. Weight-free, like :func:`histogram_intersection`.
     """
-    from scipy.stats import wasserstein_distance
+    from scipy.stats import wasserstein_distance  # lazy: ~1.7 s, only for this metric
 
     rng = np.random.default_rng(seed)
 
@@ -366,40 +366,10 @@ def chroma_emd(pred: np.ndarray, target: np.ndarray, max_pixels: int = 200_000, 
     return float(wasserstein_distance(chroma(pred), chroma(target)))
 
 
-def sr_benchmark(hr_files: list, scale: int = 4, upscale=None) -> dict[str, float]:
-    """Score x``scale`` super-resolution on HR benchmark images (Set5, Set14, BSD100 protocol).
-
-    Each HR image is mod-cropped to a multiple of ``scale``, downscaled with the
-    MATLAB-compatible bicubic (the ``LRbicx4`` images of the benchmarks), then
-    upscaled by ``upscale`` (``None`` = bicubic) and scored on Y with a border of ``scale``.
-
-    Args:
-        hr_files: paths of the HR images.
-        scale: the scale factor.
-        upscale: a function ``LR uint8 h x w x 3 -> SR uint8 (s*h) x (s*w) x 3``, or None for bicubic.
-
-    Returns:
-        ``{"psnr_y": dB, "ssim_y": ..., "images": N}`` (means over images).
-    """
-    from huescale.data.images import read_image
-    from huescale.resize import imresize
-
-    ps, ss = [], []
-    for f in hr_files:
-        hr = read_image(f)
-        hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-        lr = imresize(hr, (hr.shape[0] // scale, hr.shape[1] // scale))
-        sr = imresize(lr, hr.shape[:2]) if upscale is None else upscale(lr)
-        p, s = sr_psnr_ssim(sr[None], hr[None], border=scale)
-        ps.append(p)
-        ss.append(s)
-    return {"psnr_y": float(np.mean(ps)), "ssim_y": float(np.mean(ss)), "images": len(ps)}
-
-
 @register_metric("fid", per="set", better="lower", decimals=2, label="FID",
                  source="Heusel et al. 2017; Singh et al., eq. 8", options=("fid",))
 def fid(pred: np.ndarray, target: np.ndarray, fid: Any = None) -> float | None:
-    """Frechet Inception Distance of the outputs to the truth with ``fid`` (a :class:`huescale.fid.FID`);
+    """Frechet Inception Distance of the outputs to the truth with ``fid`` (a :class:`huescale.evaluation.fid.FID`);
     None without one or for fewer than 2 images (never a made-up number)."""
     if fid is None or len(target) < 2:
         return None

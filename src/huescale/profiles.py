@@ -18,6 +18,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
+from huescale.atomic import write_text
 from huescale.config import Config, ConfigError, load_config, read_yaml
 
 
@@ -74,10 +77,6 @@ def apply_profiles(names: list[str], params: str | Path = "params.yaml",
         ConfigError: an unknown profile (lists the known ones), an unknown key, or a merged file that does
             not validate (names the key).
     """
-    from ruamel.yaml import YAML
-
-    from huescale.atomic import write_text
-
     params = Path(params)
     for name in names:  # every profile exists before anything is read or written
         if not (Path(folder) / f"{name}.yaml").is_file():

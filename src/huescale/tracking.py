@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from huescale.config import Config, to_flat_dict
+from huescale.redact import redact
 
 PIPELINE_TAG = "huescale.pipeline_key"
 KIND_TAG = "huescale.kind"
@@ -78,7 +80,7 @@ def setup(cfg: Config, root: str | Path = ".") -> str:
     """Point MLflow at :func:`tracking_uri` and select the experiment (created if new, and marked as model
     training so that the MLflow UI opens it on its runs, not on the GenAI traces page); returns its id."""
     quiet_env()
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
     exp = mlflow.set_experiment(cfg.tracking.experiment)
@@ -88,7 +90,7 @@ def setup(cfg: Config, root: str | Path = ".") -> str:
 
 
 def _find_or_create_parent(cfg: Config, params_path: str | Path, experiment_id: str) -> str:
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     env_id = os.environ.get("HUESCALE_PARENT_RUN_ID")
     if env_id:
@@ -116,7 +118,7 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
     Raises:
         FileNotFoundError: the params file does not exist.
     """
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     exp_id = setup(cfg, root)
     key = pipeline_key(params_path if params_path is not None else Path(root) / "params.yaml")  # as the stages do
@@ -129,8 +131,6 @@ def start_parent_run(cfg: Config, root: str | Path, tags: dict[str, str] | None 
 def _params_for_mlflow(cfg: Config) -> dict[str, str]:
     """Flattened params as MLflow param strings, with credentials and URL signatures masked
     (``tracking.uri`` may hold a database password, ``data.*.url`` a signed URL)."""
-    from huescale.redact import redact
-
     return {k: redact(v)[:6000] for k, v in to_flat_dict(cfg).items()}
 
 
@@ -141,7 +141,7 @@ def stage_run(stage: str, cfg: Config, params_path: str | Path = "params.yaml") 
     Yields the active child ``mlflow.ActiveRun``; params (flattened
     ``params.yaml``) are logged on it. A failing stage ends its run as FAILED.
     """
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     exp_id = setup(cfg)
     parent_id = _find_or_create_parent(cfg, params_path, exp_id)
@@ -158,9 +158,7 @@ def grid_run(grid_name: str, grid_path: str | Path, run_id: str | None = None) -
     Tags: ``huescale.kind = ablation``, the grid file, the git commit; the grid file is attached with its secrets
     masked (:func:`huescale.redact.redact`: its ``set`` may hold URLs with credentials or signatures).
     """
-    import mlflow
-
-    from huescale.redact import redact
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     if run_id:
         with mlflow.start_run(run_id=run_id) as run:
@@ -178,7 +176,7 @@ def row_run(name: str, kind: str, adversarial: bool, cfg: Config) -> Iterator[st
 
     Logs the row's flattened params and ``row.kind`` / ``row.adversarial``; tags ``row`` and ``row_kind``.
     """
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     with mlflow.start_run(run_name=name, nested=True,
                           tags={KIND_TAG: "ablation_row", "row": name, "row_kind": kind}) as run:
@@ -189,9 +187,7 @@ def row_run(name: str, kind: str, adversarial: bool, cfg: Config) -> Iterator[st
 
 def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str = "") -> None:
     """Log finite numeric metrics to the active run (others are skipped)."""
-    import math
-
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     clean = {f"{prefix}{k}": float(v) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
@@ -201,7 +197,7 @@ def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     """Attach a file or folder to the active run."""
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     p = Path(path)
     if mlflow.active_run() is None:
@@ -214,7 +210,7 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 
 def set_tags(tags: dict[str, Any]) -> None:
     """Tag the active run."""
-    import mlflow
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     if mlflow.active_run() is not None:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
@@ -222,9 +218,7 @@ def set_tags(tags: dict[str, Any]) -> None:
 
 def active_run_info() -> dict[str, str]:
     """Run id, parent run id, experiment id and tracking URI (password masked) of the active run (for reports)."""
-    import mlflow
-
-    from huescale.redact import redact
+    import mlflow  # lazy: ~4 s, and only after quiet_env()
 
     run = mlflow.active_run()
     if run is None:

@@ -14,7 +14,7 @@ from huescale.data.store import TIER_ARRAYS, PairStore
 class PairDataset(Dataset):
     """Images of one tier and split of a :class:`PairStore`.
 
-    ``tier``: a :class:`huescale.tasks.Tier` (64 or 256) or its key ``"64"``/``"256"``.
+    ``tier``: a :class:`huescale.data.store.Tier` (64 or 256) or its key ``"64"``/``"256"``.
     Item: a tuple of ``3 x H x W`` uint8 tensors (sRGB 0..255): tier ``"64"``
     gives ``(gt64,)``; tier ``"256"`` gives ``(lq64, gt256)``. Conversion to Lab
     happens batched on the training device (:mod:`huescale.color`).
@@ -24,7 +24,7 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, store: PairStore, split: str, tier: str | int):
-        tier = str(int(tier))  # huescale.tasks.Tier (an int) or its manifest key
+        tier = str(int(tier))  # huescale.data.store.Tier (an int) or its manifest key
         if tier not in TIER_ARRAYS:
             raise ValueError(f"unknown tier {tier!r}; use '64' or '256'")
         self.files = [store.shard_paths(split, n) for n in TIER_ARRAYS[tier]]

@@ -42,16 +42,8 @@ import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from huescale.atomic import (
-    atomic_open,
-    clean_stale_in,
-    clean_stale_tmp,
-    commit,
-    file_lock,
-    fsync_file,
-    tmp_path,
-    write_text,
-)
+from huescale.atomic import atomic_open, clean_stale_in, clean_stale_tmp, commit, fsync_file, tmp_path, write_text
+from huescale.locks import file_lock
 from huescale.progress import bar as progress_bar
 from huescale.redact import redact, url_identity
 

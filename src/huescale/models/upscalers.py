@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from huescale.models.generators import _pixel_shuffle_upsampler, _PlainResBlock
 from huescale.models.registry import register
 from huescale.resize import imresize
 
@@ -51,7 +52,7 @@ class ESPCN(nn.Module):
 
     def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
-        :mod:`huescale.export` passes its size-independent convolution form)."""
+        :mod:`huescale.inference.export` passes its size-independent convolution form)."""
         out = self.body(x)
         if self.residual:
             out = out + _bicubic(x, self.scale, bicubic)
@@ -89,7 +90,6 @@ class SRResNet(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 1, features: int = 64, n_blocks: int = 16,
                  residual: bool = False):
         super().__init__()
-        from huescale.models.generators import _pixel_shuffle_upsampler, _PlainResBlock
 
         self.scale = scale
         self.stem = nn.Sequential(nn.Conv2d(channels, features, 9, padding=4), nn.PReLU(features))
@@ -104,7 +104,7 @@ class SRResNet(nn.Module):
 
     def forward(self, x: torch.Tensor, bicubic: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``bicubic``: the x``scale`` MATLAB-bicubic upscale of the residual (default :func:`imresize`;
-        :mod:`huescale.export` passes its size-independent convolution form)."""
+        :mod:`huescale.inference.export` passes its size-independent convolution form)."""
         h = self.stem(x)
         h = h + self.mid(self.body(h))
         z = self.out(self.upsample(h))
