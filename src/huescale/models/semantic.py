@@ -122,14 +122,14 @@ class SemanticColorizer(ABClassColorizer):
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's features of normalised L ``N x 1 x H x W``: ``N x C_i x size/s_i x size/s_i`` for strides
         ``s_i`` = 4, 8, 16, 32 (finest first), float32 (or the autocast dtype)."""
-        # the gray image and its resize in float32 whatever autocast is on: under bf16 autocast the colour
-        # conversion's matmul would hand the antialiased resize a bfloat16 tensor, which CPUs do not implement
+        # the gray image and its resize in float32 whatever autocast is on: CPU bf16 autocast runs upsampling in
+        # bfloat16, and the antialiased resize has no bfloat16 CPU kernel (the default run failed on AVX512-BF16)
         with torch.autocast(x.device.type, enabled=False):
             rgb = lab_normalized_to_rgb(x.float(), torch.zeros_like(x, dtype=torch.float32).expand(-1, 2, -1, -1))
             rgb = F.interpolate(rgb.float(), size=(self.size, self.size), mode="bilinear", align_corners=False,
                                 antialias=True)
-            rgb = (rgb - self.in_mean) / self.in_std
-        return list(self.encoder(rgb))  # type: ignore[operator]  # timm
+            rgb = (rgb - self.in_mean) / self.in_std  # type: ignore[operator]  # buffers
+        return list(self.encoder(rgb))
 
     def features(self, x: torch.Tensor, features: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None,
                  **kwargs) -> torch.Tensor:
