@@ -5,7 +5,7 @@
 
 Each ``--model`` is a colorizer checkpoint (``shipped`` = the model installed with huescale, ``models/colorizer.pt``
 = the run's), decoded as its calibration chose or, with ``--decoding``, another way (the modes of
-``huescale.models.colornet.DECODES``, e.g. ``--decoding run=chroma,1,1,0.5``). Every one is scored at 64 px
+``huescale.models.colornet.DECODES``, e.g. ``--decoding run=regression,1,1.8,0``). Every one is scored at 64 px
 (kind ``colorizer``) with :func:`huescale.evaluation.evaluate.score_row`, the function the ablation rows and the
 report use, on the held-out pair stores that ``dvc repro prepare`` made from ``data.holdout`` (photographs training
 never read). Per set and model: colourfulness (Hasler & Suesstrunk) of the output and of the truth, their ratio, mean

@@ -110,52 +110,6 @@ def test_colornet_outputs_decodings_and_checkpoint_round_trip(real_batch, tmp_pa
         net.set_decoding("mode", T=0.38)
 
 
-def test_chroma_preserving_decoding_keeps_the_hue_and_commits_to_the_expected_chroma(real_batch, tmp_path):
-    """A pixel torn between two saturated hues 90 degrees apart (red, yellow): the annealed mean is their dull
-    average (~0.7 of their chroma); the chroma-preserving mean keeps its hue and has the expected chroma
-    (power 1) or the geometric mean of the two (power 0.5); power 0 is the annealed mean. Where opposite hues
-    balance (red, green) it stays near gray at power 0.5 (no random tint). The mode survives save / load."""
-    bins = ABBins()
-    c = bins.centers
-    angle, radius = torch.atan2(c[:, 1], c[:, 0]), c.norm(dim=1)
-
-    def bin_at(degrees: float) -> int:  # the most saturated bin within 10 degrees of a hue angle
-        near = (torch.rad2deg(angle) - degrees).abs() < 10
-        return int(torch.argmax(torch.where(near, radius, torch.zeros_like(radius))))
-
-    red, yellow, green = bin_at(0.0), bin_at(90.0), bin_at(180.0)
-    r = float(radius[[red, yellow]].min())
-    c[red] *= r / radius[red]  # the same chroma for both, so the expected chroma is r
-    c[yellow] *= r / radius[yellow]
-    c[green] = -c[red]
-    logits = torch.full((2, bins.n_bins, 1, 1), -30.0)
-    logits[0, red], logits[0, yellow] = 0.0, 0.0  # red or yellow, even odds
-    logits[1, red], logits[1, green] = 0.0, 0.0  # red or green, even odds
-    mean = bins.annealed_mean(logits, 1.0)[0, :, 0, 0]
-    full = bins.chroma_preserving_mean(logits, 1.0, power=1.0)
-    half = bins.chroma_preserving_mean(logits, 1.0, power=0.5)
-    assert torch.allclose(bins.chroma_preserving_mean(logits, 1.0, power=0.0)[0, :, 0, 0], mean, atol=1e-6)
-    assert full[0, :, 0, 0].norm() == pytest.approx(r, rel=1e-3)
-    assert half[0, :, 0, 0].norm() == pytest.approx(float((r * mean.norm()) ** 0.5), rel=1e-3)
-    assert mean.norm() < 0.75 * r  # the dull average of two vivid hues
-    assert torch.nn.functional.cosine_similarity(full[0, :, 0, 0], mean, dim=0) > 0.9999  # its hue (orange)
-    assert half[1, :, 0, 0].norm() < 0.05 * r  # red vs green: no hue to commit to, near gray
-
-    L, ab = _lab(real_batch[:4])
-    net = models.build("colornet", **SMALL).eval()
-    net.bins.fit([ab])
-    net.set_decoding("chroma", T=0.6, alpha=0.5)
-    with torch.no_grad():
-        out, aux = net(L, return_aux=True)
-        direct = net.decode(aux, "chroma", 0.6, 1.0, 0.5)
-    assert torch.allclose(out, direct, atol=1e-6) and not torch.allclose(out, net.decode(aux, "annealed", 0.6, 1.0, 1.0))
-    checkpoint.save_model(net, "colornet", SMALL, tmp_path / "c.pt")
-    back, _ = checkpoint.load_model(tmp_path / "c.pt")
-    assert back.decoding == {"mode": "chroma", "T": pytest.approx(0.6), "gain": 1.0, "alpha": 0.5}
-    with torch.no_grad():
-        assert torch.allclose(back(L), out)
-
-
 def test_the_head_losses_need_a_classification_colorizer(real_batch):
     L, ab = _lab(real_batch[:2])
     unet = models.build("unet", depth=2, base_channels=8)

@@ -19,7 +19,7 @@ from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_t
 from conftest import copy_project, default_params, project_env, run_checked
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 N = 12  # usable images asked for
 

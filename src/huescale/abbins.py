@@ -143,36 +143,6 @@ class ABBins(nn.Module):
         prob = torch.softmax(logits.float() / T, dim=1)
         return torch.einsum("nqhw,qc->nchw", prob, self.centers.float())
 
-    def chroma_preserving_mean(self, logits: torch.Tensor, T: float | torch.Tensor = ANNEALED_T,
-                               power: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """The annealed mean lengthened towards the distribution's expected chroma:
-        ``m * (C / |m|) ** power`` with ``p = softmax(z / T)``, ``m = sum_q p_q c_q`` (the annealed mean) and
-        ``C = sum_q p_q |c_q|`` (the expected chroma); differentiable.
-
-        The mean of a distribution split between a saturated hue and the neutral axis (a cap that may be red
-        or gray) points at the hue but is short: the beige of every mean-seeking colorizer. Keeping the
-        mean's hue and giving it the expected chroma (``power`` 1) commits to the dominant hue at the
-        saturation the distribution expects; ``power`` 0.5 gives the geometric mean of the two chromas, which
-        still vanishes where opposite hues balance (``|m|`` -> 0: no hue to commit to, the output stays near
-        gray instead of a random tint). huescale's own decoding, one of the candidates
-        :mod:`huescale.training.calibrate` chooses from on validation photographs.
-
-        Args:
-            logits: ``N x Q x H x W`` (any float dtype; computed in float32).
-            T: temperature > 0.
-            power: in [0, 1]; 0 is the annealed mean itself.
-
-        Returns:
-            ``N x 2 x H x W`` float32 normalised ab; its chroma is at most ``C`` <= the largest centre's, so it
-            may leave the centres' convex hull a little (callers clamp to [-1, 1]).
-        """
-        prob = torch.softmax(logits.float() / T, dim=1)
-        centers = self.centers.float()
-        mean = torch.einsum("nqhw,qc->nchw", prob, centers)
-        chroma = torch.einsum("nqhw,q->nhw", prob, centers.norm(dim=1)).unsqueeze(1)
-        length = mean.norm(dim=1, keepdim=True)
-        return mean * ((chroma + 1e-6) / (length + 1e-6)) ** power
-
 
 def rebalanced_cross_entropy(logits: torch.Tensor, ab: torch.Tensor, centers: torch.Tensor,
                              weights: torch.Tensor | None) -> torch.Tensor:

@@ -18,10 +18,7 @@ on validation data after training (:mod:`huescale.training.calibrate`):
 
 - ``annealed``: ``gain * annealed_mean(logits, T)`` (Zhang et al. eq. 5);
 - ``regression``: ``gain * reg``;
-- ``blend``: ``gain * (alpha * annealed_mean(logits, T) + (1 - alpha) * reg)``;
-- ``chroma``: ``gain * chroma_preserving_mean(logits, T, power=alpha)``: the annealed mean's hue, lengthened
-  towards the distribution's expected chroma, so a pixel torn between a vivid hue and gray keeps some of
-  the hue's saturation instead of averaging into beige (:meth:`~huescale.abbins.ABBins.chroma_preserving_mean`),
+- ``blend``: ``gain * (alpha * annealed_mean(logits, T) + (1 - alpha) * reg)``,
 
 all clamped to [-1, 1].
 """
@@ -35,7 +32,7 @@ from torch import nn
 from huescale.abbins import ANNEALED_T, GRID, ABBins
 from huescale.models.registry import register
 
-DECODES = ("annealed", "regression", "blend", "chroma")  # append only: checkpoints store the index
+DECODES = ("annealed", "regression", "blend")  # append only: checkpoints store the index
 
 
 def _convs(c_in: int, c_out: int, n: int) -> nn.Sequential:
@@ -119,8 +116,6 @@ class ABClassColorizer(nn.Module):
         alpha = self.decode_alpha if alpha is None else alpha
         if mode == "regression":
             ab = aux["reg"].float()
-        elif mode == "chroma":
-            ab = self.bins.chroma_preserving_mean(aux["logits"], T, power=alpha)
         else:
             ab = self.bins.annealed_mean(aux["logits"], T)
             if mode == "blend":

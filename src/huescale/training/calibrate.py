@@ -40,12 +40,10 @@ CANDIDATES: tuple[tuple[str, float, float, float], ...] = (
 
 
 def candidate_name(mode: str, T: float, gain: float, alpha: float) -> str:
-    """A short label, e.g. ``annealed_T0.38``, ``regression_x2``, ``blend0.5_T0.22``, ``blend0.5_T0.22_x1.4``,
-    ``chroma0.5_T1`` (``alpha`` is the blend's weight of the annealed mean, the chroma mode's power)."""
+    """A short label, e.g. ``annealed_T0.38``, ``regression_x2``, ``blend0.5_T0.22``, ``blend0.5_T0.22_x1.4``."""
     if mode == "regression":
         return f"regression_x{gain:g}"
-    label = {"annealed": f"annealed_T{T:g}", "blend": f"blend{alpha:g}_T{T:g}",
-             "chroma": f"chroma{alpha:g}_T{T:g}"}[mode]
+    label = f"annealed_T{T:g}" if mode == "annealed" else f"blend{alpha:g}_T{T:g}"
     return label if gain == 1 else f"{label}_x{gain:g}"
 
 
