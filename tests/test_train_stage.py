@@ -134,7 +134,7 @@ def test_train_stage_under_torchrun_two_gloo_ranks(pretrained, reference, tmp_pa
         assert len(files) == 1, list(logs.rglob("*"))
         per_rank[rank] = files[0].read_text()
     for rank, text in per_rank.items():  # every rank trained every epoch (the Trainer logs each one)
-        assert [int(e) for e in re.findall(r"huescale\.train INFO epoch (\d+):", text)] == list(
+        assert [int(e) for e in re.findall(r"huescale\.training\.trainer INFO epoch (\d+):", text)] == list(
             range(1, EPOCHS + 1)), (rank, text[-2000:])
     assert "stage train done" in per_rank[0] and "stage train done" not in per_rank[1]
     for p in ("models/colorizer.pt", "models/discriminator.pt", "metrics/train.json", "metrics/train.csv"):
