@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from archives import RangeHandler
-from huescale.data.download import DownloadError, download, extract
+from huescale.data.archives import extract
+from huescale.data.download import DownloadError, download
 from huescale.data.sources import ImagenetteSource, list_images
 
 

@@ -24,7 +24,8 @@ import yaml
 
 from archives import imagenette_tgz
 from huescale.config import ConfigError, DataConfig, ImagenetteConfig, load_config
-from huescale.data.download import DownloadError, download, extract, extract_members
+from huescale.data.archives import extract, extract_members
+from huescale.data.download import DownloadError, download
 from huescale.data.sources import CocoSource, ImagenetteSource, list_images, make_source
 
 
@@ -299,7 +300,7 @@ def loopback_srv():
 
 def test_truncated_archive_fails_with_a_clear_message_not_a_bare_eoferror(archive, tmp_path):
     """What a truncated download used to become (EOFError deep in tarfile): now named, with what to do."""
-    from huescale.data.download import archive_members
+    from huescale.data.archives import archive_members
 
     bad = tmp_path / "imagenette2-320.tgz"
     bad.write_bytes(archive[: len(archive) * 6 // 10])

@@ -1,14 +1,13 @@
 """Typed configuration: ``params.yaml`` read once into dataclasses.
 
 Every stage reads only its own section. Unknown keys and wrong types fail at
-start-up with the key's dotted name, never deep inside a run.
+start-up with the key's dotted name, never deep inside a run; wrong values too
+(:mod:`huescale.validation`, run by :func:`parse_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,11 +16,9 @@ from typing import Any
 
 import yaml
 
+from huescale.errors import ConfigError
 from huescale.metrics import METRICS
-
-
-class ConfigError(ValueError):
-    """A wrong or missing parameter; the message names its dotted key and the file."""
+from huescale.validation import validate
 
 
 @dataclass
@@ -136,9 +133,6 @@ class ModelConfig:
         default_factory=lambda: ModelSpec("patchgan", {"base_channels": 32, "n_layers": 3}))
     # the joint pipeline's generator, 64 L -> 256 Lab (Frison et al. 2025, Singh et al.; used by the ablation grid)
     joint: ModelSpec = field(default_factory=lambda: ModelSpec("joint", {"base_channels": 32}))
-
-
-GAN_MODES = ("vanilla", "lsgan", "hinge")  # huescale.training.losses.GANLoss
 
 
 def _pretrain_losses() -> dict[str, float]:
@@ -332,7 +326,7 @@ def _coerce(tp: Any, value: Any, key: str, src: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{src}: {key} must be a mapping, got {value!r}")
-        return _from_dict(tp, value, key, src)
+        return _from_dict(typing.cast(type, tp), value, key, src)
     if origin in (list,):
         if not isinstance(value, list):
             raise ConfigError(f"{src}: {key} must be a list, got {value!r}")
@@ -362,211 +356,6 @@ def _from_dict(cls: type, d: dict, prefix: str, src: str):
                           f"known: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(hints[k], v, f"{prefix}.{k}" if prefix else k, src) for k, v in d.items()}
     return cls(**kwargs)
-
-
-def validate(cfg: Config, src: str = "params.yaml") -> Config:
-    """Check values that types cannot; raises :class:`ConfigError` naming the key (and the allowed values).
-
-    Everything a stage would find wrong later is checked here, before any stage does work: model
-    names and keyword arguments (against the registry, without building a model: nothing is
-    downloaded or loaded), loss names, Adam betas, learning rates, sizes and counts.
-    """
-    d = cfg.data
-    c = cfg.calibrate
-    if not 0 <= c.min_colourfulness <= c.max_colourfulness or c.images < 1:
-        raise ConfigError(f"{src}: calibrate needs 0 <= min_colourfulness <= max_colourfulness and images >= 1, "
-                          f"got {c.min_colourfulness}, {c.max_colourfulness}, {c.images}")
-    if d.source not in SOURCES:
-        raise ConfigError(f"{src}: data.source must be one of {', '.join(SOURCES)}, got {d.source!r}")
-    if d.source == "folder" and not d.folders:
-        raise ConfigError(f"{src}: data.source=folder needs data.folders: a list of image directories")
-    _validate_sources(d, src)
-    if (set(d.splits) != {"train", "val", "test"} or abs(sum(d.splits.values()) - 1) > 1e-6
-            or min(d.splits.values()) < 0):
-        raise ConfigError(f"{src}: data.splits must give train/val/test fractions summing to 1, got {d.splits}")
-    if d.hr_size % d.scale or d.scale < 2:
-        raise ConfigError(f"{src}: data.hr_size ({d.hr_size}) must be a multiple of data.scale ({d.scale} >= 2)")
-    if d.small_images not in ("skip", "upscale"):
-        raise ConfigError(f"{src}: data.small_images must be 'skip' or 'upscale', got {d.small_images!r}")
-    if d.n_images < 1 or d.shard_size < 1:
-        raise ConfigError(f"{src}: data.n_images and data.shard_size must be >= 1")
-    if not (math.isfinite(d.gray_tolerance) and d.gray_tolerance >= 0):
-        raise ConfigError(f"{src}: data.gray_tolerance is a colour distance in 8-bit levels and must be >= 0 "
-                          f"(0: only exact gray counts as gray), got {d.gray_tolerance}")
-    for key in ("min_images", "max_pixels"):
-        if getattr(d, key) < 1:
-            raise ConfigError(f"{src}: data.{key} must be >= 1, got {getattr(d, key)}")
-    if d.workers < 0:
-        raise ConfigError(f"{src}: data.workers must be >= 0, got {d.workers}")
-    if not d.max_extract_ratio >= 1 or d.max_extract_bytes < 1:
-        raise ConfigError(f"{src}: data.max_extract_ratio must be >= 1 (uncompressed / archive size) and "
-                          f"data.max_extract_bytes >= 1, got {d.max_extract_ratio} and {d.max_extract_bytes}")
-    t = cfg.train
-    if t.gan_mode not in GAN_MODES:
-        raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
-    if t.init not in ("pretrained", "scratch"):
-        raise ConfigError(f"{src}: train.init must be pretrained or scratch, got {t.init!r}")
-    ft = cfg.pretrain.finetune
-    if ft.epochs < 0 or not ft.encoder_lr_scale > 0:
-        raise ConfigError(f"{src}: pretrain.finetune needs epochs >= 0 (0: no fine-tuning) and encoder_lr_scale > 0, "
-                          f"got {ft.epochs}, {ft.encoder_lr_scale}")
-    if ft.losses.get("gan", 0) > 0:
-        raise ConfigError(f"{src}: pretrain.finetune.losses.gan: pre-training has no discriminator; "
-                          "remove the gan term")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", ft), ("train", cfg.train)):
-        bad = {k: w for k, w in o.losses.items() if not (math.isfinite(w) and w >= 0)}
-        if bad:
-            raise ConfigError(f"{src}: {name}.losses: weights must be finite numbers >= 0, got {bad}")
-    if t.losses.get("gan", 0) <= 0:
-        raise ConfigError(f"{src}: train.losses.gan must be > 0: the train stage is the adversarial phase "
-                          "(lambda_GAN; the source documents use 1)")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler)):
-        if o.losses.get("gan", 0) > 0:
-            raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", ft), ("train", cfg.train)):
-        if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or not (math.isfinite(o.lr) and o.lr > 0):
-            raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr a "
-                              f"finite number > 0, got epochs={o.epochs}, batch_size={o.batch_size}, lr={o.lr}")
-        if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
-            raise ConfigError(f"{src}: {name}.betas must be two numbers in [0, 1) (Adam's beta1, beta2, e.g. "
-                              f"[0.9, 0.999]), got {o.betas}")
-        if o.max_batches < 0:
-            raise ConfigError(f"{src}: {name}.max_batches must be >= 0 (0: every batch), got {o.max_batches}")
-        if o.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"{src}: {name}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
-        if o.checkpoint_every < 0:
-            raise ConfigError(f"{src}: {name}.checkpoint_every must be >= 0 (0: only at epoch ends), "
-                              f"got {o.checkpoint_every}")
-    if not 0 < cfg.evaluate.epsilon < 1:
-        raise ConfigError(f"{src}: evaluate.epsilon is a fraction of 255 in (0, 1), got {cfg.evaluate.epsilon}")
-    ev = cfg.evaluate
-    for key, low in (("batch_size", 1), ("fid_batch_size", 1), ("grid_rows", 0), ("holdout_rows", 0)):
-        if getattr(ev, key) < low:
-            raise ConfigError(f"{src}: evaluate.{key} must be >= {low}, got {getattr(ev, key)}")
-    if not (math.isfinite(t.collapse_threshold) and t.collapse_threshold >= 0) or t.collapse_steps < 1:
-        raise ConfigError(f"{src}: train.collapse_steps must be >= 1 and train.collapse_threshold a finite number "
-                          f">= 0, got {t.collapse_steps} and {t.collapse_threshold}")
-    if cfg.runtime.num_workers < 0 or cfg.runtime.threads < 0:
-        raise ConfigError(f"{src}: runtime.num_workers and runtime.threads must be >= 0 (threads 0: torch's "
-                          f"default), got {cfg.runtime.num_workers} and {cfg.runtime.threads}")
-    _validate_models(cfg, src)
-    _validate_losses(cfg, src)
-    _validate_metrics(cfg, src)
-    if cfg.benchmark.samples < 0:
-        raise ConfigError(f"{src}: benchmark.samples must be >= 0, got {cfg.benchmark.samples}")
-    if cfg.runtime.amp not in ("auto", "bf16", "off"):
-        raise ConfigError(f"{src}: runtime.amp must be auto, bf16 or off, got {cfg.runtime.amp!r}")
-    if cfg.runtime.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"{src}: runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
-    return cfg
-
-
-SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
-NO_UPSCALER = "bicubic"  # model.upscaler.name: no network, the MATLAB-bicubic upscale (ablation rows)
-
-
-def _validate_models(cfg: Config, src: str) -> None:
-    """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
-    parameters of that model's constructor: checked on the signature, no model is built (a model that
-    loads pretrained weights when built would otherwise download them here)."""
-    # lazy: models and training.losses import torch and, through data.store, this module
-    from huescale.models import available
-    from huescale.models.registry import model_class
-
-    known = list(available())
-    for role in ("colorizer", "upscaler", "discriminator", "joint"):
-        spec: ModelSpec = getattr(cfg.model, role)
-        if role == "upscaler" and spec.name == NO_UPSCALER:
-            continue
-        if spec.name not in known:
-            extra = f" (or {NO_UPSCALER}: no network)" if role == "upscaler" else ""
-            raise ConfigError(f"{src}: model.{role}.name: unknown model {spec.name!r}; known models: "
-                              f"{', '.join(known)}{extra} (huescale.models.available())")
-        try:
-            sig = inspect.signature(model_class(spec.name))
-        except (TypeError, ValueError):  # no introspectable signature: left to the model itself
-            continue
-        params = sig.parameters
-        if any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values()):
-            continue
-        allowed = [n for n, q in params.items() if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
-        bad = [k for k in spec.kwargs if k not in allowed]
-        if bad:
-            raise ConfigError(f"{src}: model.{role}.kwargs.{bad[0]}: model {spec.name!r} takes no parameter "
-                              f"{bad[0]!r}; its parameters: {', '.join(allowed) or 'none'}")
-        missing = [n for n, q in params.items() if q.default is q.empty and n in allowed and n not in spec.kwargs]
-        if missing:
-            raise ConfigError(f"{src}: model.{role}.kwargs: model {spec.name!r} needs {', '.join(missing)}")
-
-
-def _validate_losses(cfg: Config, src: str) -> None:
-    """Every loss name of every phase's ``losses`` is registered (:func:`huescale.training.losses.available`, ``gan``
-    included: it is the adversarial term)."""
-    # lazy: models and training.losses import torch and, through data.store, this module
-    from huescale.training.losses import available
-
-    known = list(available())
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", cfg.pretrain.finetune), ("train", cfg.train)):
-        for loss in o.losses:
-            if loss not in known:
-                raise ConfigError(f"{src}: {name}.losses.{loss}: unknown loss; known losses: {', '.join(known)} "
-                                  "(huescale losses lists them)")
-
-
-def _validate_metrics(cfg: Config, src: str) -> None:
-    """Every name of ``evaluate.metrics`` is in the metric table (:data:`huescale.metrics.METRICS`), once."""
-    names = cfg.evaluate.metrics
-    for name in names:
-        if name not in METRICS:
-            raise ConfigError(f"{src}: evaluate.metrics: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{src}: evaluate.metrics lists a metric twice: {names}")
-
-
-def _validate_sources(d: DataConfig, src: str) -> None:
-    """Checks of the source sub-sections, the test source and the split map ."""
-    if d.imagenette.variant not in ("320", "full", "160"):
-        raise ConfigError(f"{src}: data.imagenette.variant must be 320, full or 160, got {d.imagenette.variant!r}")
-    bad = [a for a in d.coco.archives if a not in ("train2017", "val2017")]
-    if bad or not d.coco.archives:
-        raise ConfigError(f"{src}: data.coco.archives must list train2017 and/or val2017, got {d.coco.archives}")
-    for name, h in (("data", d), ("data.test_source", d.test_source)):
-        if h.source == "hf" and not d.hf.name:
-            raise ConfigError(f"{src}: {name}.source=hf needs data.hf.name (a hub name, parquet or imagefolder)")
-    used = {d.source, d.test_source.source}
-    if "imagenette" in used and d.imagenette.url and not d.imagenette.md5:
-        raise ConfigError(f"{src}: data.imagenette.url is set without data.imagenette.md5: set data.imagenette.md5 "
-                          "to the archive's md5 (md5sum FILE on a good copy); an archive that cannot be verified "
-                          "is never installed")
-    if "voc" in used and not d.voc.md5:
-        raise ConfigError(f"{src}: data.voc.md5 is empty: set it to the md5 of the archive at data.voc.url "
-                          "(the official one is 6cd6e144f989b92b3379bac3b3de84fd)")
-    t = d.test_source
-    if t.source != "none" and t.source not in SOURCES:
-        raise ConfigError(f"{src}: data.test_source.source must be none or one of {', '.join(SOURCES)}, "
-                          f"got {t.source!r}")
-    if t.source == "folder" and not t.folders:
-        raise ConfigError(f"{src}: data.test_source.source=folder needs data.test_source.folders")
-    if t.n_images < 0 or d.fetch_margin < 0:
-        raise ConfigError(f"{src}: data.test_source.n_images and data.fetch_margin must be >= 0")
-    if d.holdout_images < 1:
-        raise ConfigError(f"{src}: data.holdout_images must be >= 1, got {d.holdout_images}")
-    training = [Path(f).expanduser().resolve() for f in d.folders + d.test_source.folders]
-    for name, folder in d.holdout.items():
-        held = Path(folder).expanduser().resolve()
-        clash = next((t for t in training if t == held or t in held.parents or held in t.parents), None)
-        if clash is not None:
-            raise ConfigError(f"{src}: data.holdout.{name} ({folder}) overlaps the training folder {clash}: "
-                              "held-out photographs must be ones training never reads")
-    for prefix, split in d.split_map.items():
-        if split not in ("train", "val", "test"):
-            raise ConfigError(f"{src}: data.split_map.{prefix} must be train, val or test, got {split!r}")
-    if d.splits.get("test", 0) == 0 and t.source == "none" and "test" not in d.split_map.values():
-        raise ConfigError(f"{src}: data.splits.test is 0 but no test set is given: set data.test_source "
-                          "or map a key prefix to test in data.split_map")
 
 
 def set_dotted(d: dict, key: str, value: Any, src: str) -> None:

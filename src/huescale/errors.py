@@ -14,6 +14,11 @@ from collections.abc import Callable
 from typing import NoReturn
 
 
+class ConfigError(ValueError):
+    """A wrong or missing parameter; the message names its dotted key and the file (:mod:`huescale.config`,
+    :mod:`huescale.validation`)."""
+
+
 def guard(program: str, fn: Callable[[], int | None]) -> NoReturn:
     """Run ``fn`` and exit with its status (None = 0); any exception exits 1 with one line on stderr.
 

@@ -5,7 +5,7 @@
 bicubic x4 LR images). A name is resolved by downloading the benchmark archive that EDSR (Lim et al. 2017)
 and BasicSR distribute, ``benchmark.tar`` (md5 ``4ace41d3...``, as its download scripts pin it), with the
 resumable, verified download of :mod:`huescale.data.download` into ``data.cache_dir`` (shared by all runs),
-and extracting it with the bounded, link-refusing :func:`huescale.data.download.extract`. ``HUESCALE_BENCHMARK_URL``
+and extracting it with the bounded, link-refusing :func:`huescale.data.archives.extract`. ``HUESCALE_BENCHMARK_URL``
 overrides the URL (a mirror, or the loopback server of the tests); the checksum stays.
 """
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from huescale.data.download import DownloadError, fetch_extracted
+from huescale.data.archives import fetch_extracted
+from huescale.data.download import DownloadError
 
 ARCHIVE_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 ARCHIVE_MD5 = "4ace41d33c2384b97e6b320cd0afd6ba"

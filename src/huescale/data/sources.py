@@ -25,17 +25,14 @@ from typing import Protocol
 
 from huescale.atomic import TMP_RE, atomic_open, clean_stale_in, write_text
 from huescale.config import DataConfig
-from huescale.data.download import (
+from huescale.data.archives import (
     DEFAULT_MAX_EXTRACT_BYTES,
     DEFAULT_MAX_EXTRACT_RATIO,
     archive_listing,
-    cache_path,
     check_expansion,
-    download,
     extract_members,
-    file_digest,
-    url_file_name,
 )
+from huescale.data.download import cache_path, download, file_digest, url_file_name
 from huescale.data.images import IMAGE_EXTENSIONS
 from huescale.data.subset import sample_order
 from huescale.locks import file_lock

@@ -4,7 +4,7 @@ The tests read real photographs (ImageNet samples, BSDS500, COCO's first 128 tra
 Imagenette classes, the Set5/Set14/BSD100 benchmark images). A clone that has no local copy of them fetches
 them here, as it fetches a training set: one uncompressed tar, :data:`BUNDLE_NAME`, downloaded with the
 resumable, verified :func:`huescale.data.download.download` into the cache and extracted with the bounded,
-link-refusing :func:`huescale.data.download.extract`. ``HUESCALE_TEST_PHOTOS_URL`` overrides the URL (a
+link-refusing :func:`huescale.data.archives.extract`. ``HUESCALE_TEST_PHOTOS_URL`` overrides the URL (a
 mirror, or the tests' loopback server); the checksum stays.
 
 The bundle is reproducible: :func:`build` writes the members of :func:`select` in sorted order with
@@ -30,7 +30,7 @@ import tarfile
 from pathlib import Path
 
 from huescale.atomic import write_bytes
-from huescale.data.download import fetch_extracted
+from huescale.data.archives import fetch_extracted
 
 BUNDLE_NAME = "huescale-test-photos-v1.tar"
 BUNDLE_URL = f"https://github.com/huescale/huescale/releases/download/test-photos-v1/{BUNDLE_NAME}"

@@ -77,9 +77,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-LR_SCHEDULES = ("constant", "cosine")
-
-
 def scheduled_lr(base: float, step: int, total: int, warmup: int = 200) -> float:
     """Learning rate of ``step`` (0-based) of ``total`` under the cosine schedule: a linear warm-up over
     ``min(warmup, total // 10)`` steps, then ``base * (1 + cos(pi * t)) / 2`` with ``t`` going 0 -> 1 (SGDR,
