@@ -18,7 +18,7 @@ from huescale.errors import ConfigError
 from huescale.metrics import METRICS
 
 if TYPE_CHECKING:
-    from huescale.config import Config, DataConfig, ModelSpec
+    from huescale.config import Config, DataConfig, ModelSpec, OptimConfig, TrainConfig
 
 SOURCES = ("imagenette", "coco", "voc", "hf", "folder")
 NO_UPSCALER = "bicubic"  # model.upscaler.name: no network, the MATLAB-bicubic upscale (ablation rows)
@@ -82,6 +82,13 @@ def _check_data(cfg: Config, src: str) -> None:
                           f"data.max_extract_bytes >= 1, got {d.max_extract_ratio} and {d.max_extract_bytes}")
 
 
+def _phases(cfg: Config) -> list[tuple[str, OptimConfig | TrainConfig]]:
+    """Every training phase's settings by dotted name: the three pre-training phases, then the adversarial one."""
+    p = cfg.pretrain
+    return [("pretrain.colorizer", p.colorizer), ("pretrain.upscaler", p.upscaler), ("pretrain.finetune", p.finetune),
+            ("train", cfg.train)]
+
+
 def _check_phases(cfg: Config, src: str) -> None:
     """Every training phase: init, fine-tuning, loss weights, epochs, batch size, lr, betas, schedule."""
     t = cfg.train
@@ -91,22 +98,17 @@ def _check_phases(cfg: Config, src: str) -> None:
     if ft.epochs < 0 or not ft.encoder_lr_scale > 0:
         raise ConfigError(f"{src}: pretrain.finetune needs epochs >= 0 (0: no fine-tuning) and encoder_lr_scale > 0, "
                           f"got {ft.epochs}, {ft.encoder_lr_scale}")
-    if ft.losses.get("gan", 0) > 0:
-        raise ConfigError(f"{src}: pretrain.finetune.losses.gan: pre-training has no discriminator; "
-                          "remove the gan term")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", ft), ("train", cfg.train)):
+    for name, o in _phases(cfg)[:3]:  # the pre-training phases
+        if o.losses.get("gan", 0) > 0:
+            raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
+    for name, o in _phases(cfg):
         bad = {k: w for k, w in o.losses.items() if not (math.isfinite(w) and w >= 0)}
         if bad:
             raise ConfigError(f"{src}: {name}.losses: weights must be finite numbers >= 0, got {bad}")
     if t.losses.get("gan", 0) <= 0:
         raise ConfigError(f"{src}: train.losses.gan must be > 0: the train stage is the adversarial phase "
                           "(lambda_GAN; the source documents use 1)")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler)):
-        if o.losses.get("gan", 0) > 0:
-            raise ConfigError(f"{src}: {name}.losses.gan: pre-training has no discriminator; remove the gan term")
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", ft), ("train", cfg.train)):
+    for name, o in _phases(cfg):
         if o.epochs < (0 if o is ft else 1) or o.batch_size < 1 or not (math.isfinite(o.lr) and o.lr > 0):
             raise ConfigError(f"{src}: {name}: epochs and batch_size must be >= 1 (finetune: epochs >= 0) and lr a "
                               f"finite number > 0, got epochs={o.epochs}, batch_size={o.batch_size}, lr={o.lr}")
@@ -195,8 +197,7 @@ def _validate_losses(cfg: Config, src: str) -> None:
     if cfg.train.gan_mode not in GAN_MODES:
         raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {cfg.train.gan_mode!r}")
     known = list(available())
-    for name, o in (("pretrain.colorizer", cfg.pretrain.colorizer), ("pretrain.upscaler", cfg.pretrain.upscaler),
-                    ("pretrain.finetune", cfg.pretrain.finetune), ("train", cfg.train)):
+    for name, o in _phases(cfg):
         for loss in o.losses:
             if loss not in known:
                 raise ConfigError(f"{src}: {name}.losses.{loss}: unknown loss; known losses: {', '.join(known)} "

@@ -126,7 +126,7 @@ class SemanticColorizer(ABClassColorizer):
         # bfloat16, and the antialiased resize has no bfloat16 CPU kernel (the default run failed on AVX512-BF16)
         with torch.autocast(x.device.type, enabled=False):
             rgb = lab_normalized_to_rgb(x.float(), torch.zeros_like(x, dtype=torch.float32).expand(-1, 2, -1, -1))
-            rgb = F.interpolate(rgb.float(), size=(self.size, self.size), mode="bilinear", align_corners=False,
+            rgb = F.interpolate(rgb, size=(self.size, self.size), mode="bilinear", align_corners=False,
                                 antialias=True)
             rgb = (rgb - self.in_mean) / self.in_std  # type: ignore[operator]  # buffers
         return list(self.encoder(rgb))
