@@ -254,3 +254,18 @@ def test_the_metric_table_selects_formats_and_lists_itself(real_batch, capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert all(name in out for name in metrics.METRICS) and "Singh et al., eq. 5" in out
+
+
+def test_one_formatter_for_every_table():
+    """Reports, Markdown tables and the model card show a value the same way: None / NaN / inf as a dash,
+    integers and strings as they are, NumPy and Python floats with the metric's digits."""
+    from huescale.evaluation.report import markdown_table
+    from huescale.metrics import METRICS, format_value
+    from huescale.pipeline.summary import metrics_markdown
+    assert [format_value(v, 2) for v in (None, float("nan"), float("inf"), 3, "x", 0.12345, np.float32(0.5))] == \
+        ["\u2014", "\u2014", "\u2014", "3", "x", "0.12", "0.50"]
+    assert METRICS["psnr"].format(np.float32(21.456)) == "21.46"
+    table = markdown_table(["m"], [(["a"], {"psnr": 21.456, "ssim": float("nan")})], names=["psnr", "ssim"])
+    assert table.splitlines()[2] == "| a | 21.46 | \u2014 |"
+    md = metrics_markdown({"sr_x4": {"bicubic": {"psnr_y": 27.5612}}})  # SSIM-Y missing: a dash, never 0
+    assert "| bicubic | 27.56 | \u2014 |" in md.splitlines()

@@ -13,6 +13,7 @@ its decorator here, and its name in ``evaluate.metrics`` when that list is not t
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -60,10 +61,28 @@ class MetricSpec:
         return f"{self.label}{unit} {self.arrow}".rstrip()
 
     def format(self, value: Any) -> str:
-        """``value`` with :attr:`decimals` digits; ``—`` for None or non-finite values."""
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            return "\u2014"
-        return f"{float(value):.{self.decimals}f}"
+        """``value`` as every table shows this metric: :func:`format_value` with :attr:`decimals` digits."""
+        return format_value(value, self.decimals)
+
+
+def format_value(value: Any, decimals: int) -> str:
+    """The one way a number is shown in a table (reports, Markdown tables, the model card).
+
+    Args:
+        value: a real number (Python or NumPy), an integer, a string, or None.
+        decimals: digits after the point for non-integer numbers.
+
+    Returns:
+        ``—`` for None, NaN or ±inf; integers and strings as they are; other real numbers with ``decimals``
+        digits (``0.1234`` with 2 → ``"0.12"``).
+    """
+    if value is None:
+        return "\u2014"
+    if isinstance(value, (bool, str, numbers.Integral)) or not isinstance(value, numbers.Real):
+        return str(value)
+    if not math.isfinite(float(value)):
+        return "\u2014"
+    return f"{float(value):.{decimals}f}"
 
 
 METRICS: dict[str, MetricSpec] = {}

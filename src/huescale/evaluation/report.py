@@ -222,11 +222,9 @@ def markdown_table(lead: list[str], rows: list[tuple[list[str], dict]], names: l
     leading cells, then the :func:`metric_columns` of the values (the metric table's labels and formats)."""
     cols = metric_columns([v for _, v in rows], names, extra=extra)
 
-    def cell(value: Any, decimals: int) -> str:
-        return "—" if value is None else (f"{value:.{decimals}f}" if isinstance(value, float) else str(value))
-
     out = ["| " + " | ".join([*lead, *(c["heading"] for c in cols)]) + " |", "|" + "---|" * (len(lead) + len(cols))]
-    out += ["| " + " | ".join([*cells, *(cell(v.get(c["key"]), c["decimals"]) for c in cols)]) + " |"
+    fmt = metrics_table.format_value
+    out += ["| " + " | ".join([*cells, *(fmt(v.get(c["key"]), c["decimals"]) for c in cols)]) + " |"
             for cells, v in rows]
     return "\n".join(out)
 
@@ -467,7 +465,7 @@ def environment(template_dir: str | Path) -> Environment:
     """A Jinja2 environment with autoescape on for HTML and the report filters."""
     env = Environment(loader=FileSystemLoader(str(template_dir)), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "j2", "html.j2"]))
-    env.filters["fmt"] = lambda v, nd=3: "—" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
+    env.filters["fmt"] = lambda v, nd=3: metrics_table.format_value(v, nd)
     return env
 
 

@@ -12,6 +12,5 @@ def metrics_markdown(metrics: dict) -> str:
     rows = [([section, method], m) for section in ("colorization_64", "two_step_256")
             for method, m in (metrics.get(section) or {}).items()]
     sr = [([method], m) for method, m in (metrics.get("sr_x4") or {}).items()]
-    return markdown_table(["section", "method"], rows) + "\n\n" + "\n".join(
-        ["| sr_x4 (Y) | PSNR-Y (dB) | SSIM-Y |", "|---|---|---|"] +
-        [f"| {c[0]} | {m.get('psnr_y', 0):.2f} | {m.get('ssim_y', 0):.4f} |" for c, m in sr])
+    return markdown_table(["section", "method"], rows) + "\n\n" + markdown_table(
+        ["sr_x4 (Y)"], sr, names=[], extra=(("psnr_y", "PSNR-Y (dB)", 2), ("ssim_y", "SSIM-Y", 4)))
