@@ -6,9 +6,10 @@ base params, trains the row's models with the one recipe (:mod:`huescale.trainin
 same as the ``pretrain`` and ``train`` stages) on the prepared pair store, scores them
 on its test split (:func:`huescale.evaluation.evaluate.score_row`) and is recorded as a nested
 MLflow run under one parent run of the grid. Results go to the grid's metrics file
-and report (:func:`huescale.evaluation.report.ablation_report`); the colorizer row with the best
-validation L1 becomes ``huescale-colorizer@champion`` only if it beats the current champion on the
-same validation split (:func:`huescale.pipeline.champion.decide`, the rule of the Prefect
+and report (:func:`huescale.evaluation.report.ablation_report`); the colorizer row with the lowest
+validation L1 of its decoded ab (:func:`huescale.pipeline.champion.score`, every row scored the same way,
+whatever its training objective) becomes ``huescale-colorizer@champion`` only if it beats the current
+champion on the same validation split (:func:`huescale.pipeline.champion.decide`, the rule of the Prefect
 flow). With ``--dvc`` each row is a DVC
 experiment of the ``ablate_row`` stage (:func:`huescale.pipeline.commands.rows_as_dvc_experiments`).
 
@@ -159,10 +160,12 @@ def run_grid(grid_path: str | Path, progress: bool = False, dvc: bool = False) -
         champ = None
         colorizers = [r for r in results if r["kind"] == "colorizer" and r.get("checkpoint")]
         if grid.get("register_champion", True) and colorizers:
-            best = min(colorizers, key=lambda r: r["best_val_l1"])
-            store = next(s for row, _, s in rows if row["name"] == best["name"])
-            decision = champion.decide(best["checkpoint"], best["run_id"], PairDataset(store, "val", "64"))
-            champ = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["best_val_l1"],
+            val = {row["name"]: PairDataset(s, "val", "64") for row, _, s in rows}
+            for r in colorizers:  # the champion rule's own score: rows trained on different objectives compare
+                r["val_l1"] = champion.score(r["checkpoint"], val[r["name"]])
+            best = min(colorizers, key=lambda r: r["val_l1"])
+            decision = champion.decide(best["checkpoint"], best["run_id"], val[best["name"]])
+            champ = {"row": best["name"], "run_id": best["run_id"], "val_l1": best["val_l1"],
                      "model": champion.NAME, **decision}
             if decision["promoted"]:
                 tracking.set_tags({"champion_row": best["name"]})

@@ -98,6 +98,20 @@ def download(mv, dst: str | Path) -> Path:
     return files[0]
 
 
+def score(candidate: str | Path, val_set) -> float:
+    """The champion rule's score of colorizer checkpoint ``candidate``: the mean L1 of its decoded ab (network
+    units, ab / 110, lower is better) on ``val_set`` (a tier-64 :class:`PairDataset`), the figure :func:`decide`
+    compares. Every choice between colorizers that ends in :func:`decide` (the ablation grid's best row
+    included) ranks them by this score, never by a phase's own validation objective (a classification
+    colorizer's is its cross-entropy, not comparable with an L1 row's).
+
+    Raises:
+        huescale.training.checkpoint.CheckpointError: the checkpoint is unreadable.
+    """
+    model, _ = checkpoint.load_model(candidate)
+    return mean_l1(model, COLORIZATION, val_set)
+
+
 def decide(candidate: str | Path, run_id: str, val_set, name: str = NAME) -> dict:
     """The one champion rule, used by the Prefect flow (:func:`huescale.pipeline.flow.promote_champion`) and
     ``huescale ablate``: the
@@ -119,13 +133,11 @@ def decide(candidate: str | Path, run_id: str, val_set, name: str = NAME) -> dic
         huescale.training.checkpoint.CheckpointError: a checkpoint (the candidate's or the champion's) is unreadable.
     """
     mv = current(name)  # first: an unreadable registry fails before any scoring
-    new_model, _ = checkpoint.load_model(candidate)
-    new_l1 = mean_l1(new_model, COLORIZATION, val_set)
+    new_l1 = score(candidate, val_set)
     champ_l1 = None
     if mv is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            champ_model, _ = checkpoint.load_model(download(mv, tmp))
-            champ_l1 = mean_l1(champ_model, COLORIZATION, val_set)
+            champ_l1 = score(download(mv, tmp), val_set)
     result: dict = {"promoted": False, "new_val_l1": new_l1, "champion_val_l1": champ_l1, "version": None}
     if champ_l1 is None or new_l1 < champ_l1:
         result.update(promoted=True, version=register(candidate, run_id, new_l1, name))
