@@ -211,6 +211,80 @@ def test_a_registered_metric_reaches_the_csv_metrics_json_mlflow_and_the_report(
     assert "mean |ΔL| (test) (L*) ↓" in html and f"<td>{value:.3f}</td>" in html
 
 
+def test_a_registered_model_and_loss_train_evaluate_and_show_in_the_report(project, tmp_path, monkeypatch):
+    """Adding a model is one registered class and adding a loss is one registered class, plus their params entries
+    (docs/architecture.md, "How to"): a tiny colorizer and a total-variation loss registered here, with no other
+    edit, are pre-trained and adversarially trained by the stages, evaluated, logged to MLflow under the loss's
+    own name, and drawn in the report's loss curves (run in-process on a copy of the finished project)."""
+    import shutil
+
+    import torch
+    from mlflow.tracking import MlflowClient
+    from torch import nn
+
+    from huescale import models
+    from huescale.models import registry
+    from huescale.pipeline.stages import evaluate, pretrain, report, train
+    from huescale.pipeline.stages.runner import run_stage
+    from huescale.training import checkpoint, losses
+
+    work, env, _ = project
+    copy = tmp_path / "huescale"
+    shutil.copytree(work, copy, symlinks=True)
+
+    @models.register("test_tiny_colorizer")
+    class TinyColorizer(nn.Module):
+        """Two convolutions, L -> ab (a test model, tests/test_pipeline_e2e.py)."""
+
+        def __init__(self, width: int = 8):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 2, 3, padding=1),
+                                     nn.Tanh())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+    @losses.register("test_tv")
+    class TotalVariation(losses.Loss):
+        """Total variation of the output ab (a test loss)."""
+
+        metric = "loss_G_test_tv"
+
+        def forward(self, inp):
+            out = inp.out
+            return (out[..., 1:, :] - out[..., :-1, :]).abs().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["model"]["colorizer"] = {"name": "test_tiny_colorizer", "kwargs": {"width": 6}}
+    params["pretrain"]["colorizer"]["losses"] = {"l1": 1.0, "test_tv": 0.1}
+    params["train"]["losses"] = {"l1": 100.0, "gan": 1.0, "test_tv": 10.0}
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        monkeypatch.chdir(copy)
+        monkeypatch.setenv("TORCH_HOME", env["TORCH_HOME"])
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for name, stage in (("pretrain", pretrain.run), ("train", train.run), ("evaluate", evaluate.run),
+                            ("report", report.run)):
+            run_stage(name, stage)
+        model, meta = checkpoint.load_model(copy / "models/colorizer.pt")
+        assert type(model).__name__ == "TinyColorizer"
+    finally:
+        registry._REGISTRY.pop("test_tiny_colorizer", None)
+        losses._REGISTRY.pop("test_tv", None)
+    for phase in ("pretrain_colorizer", "train"):  # the loss's own column in each phase's history
+        header = (copy / "metrics" / f"{phase}.csv").read_text().splitlines()[0].split(",")
+        assert "loss_G_test_tv" in header, (phase, header)
+    m = json.loads((copy / "metrics.json").read_text())["colorization_64"]
+    assert m["model"]["mae"] != m["gray_baseline"]["mae"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{copy / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("huescale")
+    run = client.search_runs([exp.experiment_id], "tags.stage = 'pretrain'", order_by=["attributes.start_time DESC"])[0]
+    assert any(k.endswith("loss_G_test_tv") for k in run.data.metrics), sorted(run.data.metrics)
+    html = (copy / "reports/index.html").read_text()
+    assert "colorizer pre-training: test_tv (loss_G_test_tv, train)" in html
+    assert "adversarial: test_tv (loss_G_test_tv, train)" in html
+
+
 def test_report_has_tables_images_and_curves(project):
     """The run report and the benchmark page show the numbers this run produced (metrics.json, result.json),
     not only the template's constant text."""
