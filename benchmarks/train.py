@@ -94,7 +94,8 @@ def loader_rate(batch: int, seconds: float = 5.0) -> float:
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
     from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import PairStore, build_pair_store
+    from huescale.data.store import PairStore
+    from huescale.data.store_build import build_pair_store
 
     with tempfile.TemporaryDirectory() as tmp:
         refs = list_images(FolderSource([ROOT.parent / "shared" / "data" / "coco128" / "train2017"]))

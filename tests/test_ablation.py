@@ -33,7 +33,7 @@ TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
 def pairs(shared_data, tmp_path_factory) -> Path:
     from huescale.config import DataConfig
     from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import build_pair_store
+    from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("grid") / "pairs"
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))

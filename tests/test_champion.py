@@ -32,7 +32,7 @@ def val_set(shared_data, tmp_path_factory) -> PairDataset:
     """The validation split (tier 64) of a pair store of 20 real photographs."""
     from huescale.config import DataConfig
     from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import build_pair_store
+    from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("champ") / "pairs"
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))

@@ -15,7 +15,8 @@ from huescale.abbins import SOFT_K, SOFT_SIGMA, ABBins, gamut_centers, rebalance
 from huescale.color import AB_SCALE, uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
 from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import PairStore, build_pair_store
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
 from huescale.metrics import colorfulness
 from huescale.models.pipelines import lab_to_uint8
 from huescale.training import calibrate, checkpoint, recipe

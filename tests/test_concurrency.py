@@ -48,7 +48,7 @@ import json
 from pathlib import Path
 from huescale.config import DataConfig
 from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import build_pair_store
+from huescale.data.store_build import build_pair_store
 folder, out = sys.argv[2], sys.argv[3]
 refs = list_images(FolderSource([folder]))
 cfg = DataConfig(source="folder", folders=[folder], n_images=1000, min_images=1, workers=1, shard_size=8)

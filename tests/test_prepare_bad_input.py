@@ -10,7 +10,8 @@ from PIL import Image
 
 from huescale.config import DataConfig
 from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import NotEnoughImagesError, PairStore, build_pair_store
+from huescale.data.store import PairStore
+from huescale.data.store_build import NotEnoughImagesError, build_pair_store
 
 
 @pytest.fixture(scope="module")

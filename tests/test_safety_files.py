@@ -231,7 +231,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
         _age(tmp_path / "data" / f".pairs.{dead}.tmp")
         from huescale.config import DataConfig
         from huescale.data.sources import FolderSource, list_images
-        from huescale.data.store import build_pair_store
+        from huescale.data.store_build import build_pair_store
 
         folder = shared_data / "benchmarks" / "Set5" / "GTmod12"
         build_pair_store(list_images(FolderSource([folder])), DataConfig(source="folder", folders=[str(folder)],

@@ -17,7 +17,8 @@ from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
 from huescale.data import features
 from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import PairStore, build_pair_store
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
 from huescale.models import backbones
 from huescale.models.semantic import SemanticColorizer
 from huescale.training import calibrate, checkpoint, recipe

@@ -27,7 +27,7 @@ from huescale.data.sources import (
     make_source,
     make_test_source,
 )
-from huescale.data.store import build_pair_store, split_for
+from huescale.data.store_build import build_pair_store, split_for
 from huescale.data.subset import sample_order
 
 
