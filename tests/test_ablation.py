@@ -286,8 +286,8 @@ def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch)
     from huescale.pipeline import champion
     from huescale.pipeline.ablation import run_grid
     from huescale.training import checkpoint
+    from huescale.training.scoring import mean_l1
     from huescale.training.tasks import COLORIZATION
-    from huescale.training.trainer import mean_l1
 
     monkeypatch.chdir(tmp_path)
     kwargs = {"depth": 3, "base_channels": 4}

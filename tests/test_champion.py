@@ -21,8 +21,8 @@ from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
 from huescale.pipeline import champion
 from huescale.training import checkpoint
+from huescale.training.scoring import mean_l1
 from huescale.training.tasks import COLORIZATION
-from huescale.training.trainer import mean_l1
 
 KWARGS = {"depth": 3, "base_channels": 4}
 

@@ -246,7 +246,7 @@ def test_every_writer_uses_the_durable_atomic_write(tmp_path):
     """The history CSV, report, FID cache and image writers leave no fixed-name temporary and no partial file."""
     from huescale.evaluation.report import render
     from huescale.inference.writer import PNGBandWriter, save_image_atomic
-    from huescale.training.trainer import EpochRecord, write_history_csv
+    from huescale.training.history import EpochRecord, write_history_csv
 
     write_history_csv([EpochRecord(epoch=1, step=10, values={"l1": 0.5})], tmp_path / "h.csv")
     assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,step,l1", "1,10,0.5"]

@@ -93,7 +93,7 @@ def benchmark_context(result: dict, samples_dir: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
-    """A history CSV written by :func:`huescale.training.trainer.write_history_csv` -> column -> values."""
+    """A history CSV written by :func:`huescale.training.history.write_history_csv` -> column -> values."""
     p = Path(path)
     if not p.is_file():
         return {}

@@ -4,6 +4,8 @@
 - ``losses``: the loss registry, the GAN losses and the generator objective.
 - ``recipe``: params -> networks, objective, optimisers; ``run_phase`` runs one phase.
 - ``trainer``: the ``Trainer`` loop (resume, checkpoints, validation, DDP, bf16).
+- ``phase_config``: a phase's loop settings (``PhaseConfig``) and the learning-rate schedule.
+- ``history``: the per-epoch record and its CSV; ``scoring``: the validation metrics over a dataset.
 - ``phases``: the one owner of a training phase (check, build, run, calibrate, save).
 - ``calibrate``: a colorizer's decoding chosen on validation photographs after a phase.
 - ``checkpoint``: the one checkpoint writer and reader (model registry names, never module paths).

@@ -33,6 +33,7 @@ from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
 from huescale.training import checkpoint
 from huescale.training.distributed import use_bf16
+from huescale.training.history import EpochRecord, write_history_csv
 from huescale.training.losses import (
     GAN,
     VGG_LAYERS,
@@ -44,8 +45,9 @@ from huescale.training.losses import (
     validation_metric,
     vgg_weights_path,
 )
+from huescale.training.phase_config import PhaseConfig
 from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING, Task
-from huescale.training.trainer import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
+from huescale.training.trainer import Trainer, seed_everything
 
 log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
