@@ -264,7 +264,9 @@ def test_colourfulness_loss_matches_the_metric_and_pays_for_colour(real_batch):
     """The differentiable colourfulness equals the metric (Hasler & Suesstrunk) on real photographs; the loss is
     lower for the photographs than for their desaturated halves, and its gradient pushes ab away from gray."""
     from huescale.metrics import colorfulness
-    from huescale.training.losses import GeneratorObjective, LossContext, colourfulness_rgb
+    from huescale.training.colour_losses import colourfulness_rgb
+    from huescale.training.loss_registry import LossContext
+    from huescale.training.losses import GeneratorObjective
     from huescale.training.tasks import COLORIZATION
 
     rgb = torch.from_numpy(real_batch[:6]).permute(0, 3, 1, 2).float() / 255

@@ -1,7 +1,8 @@
 """Training: turning a pair store into trained networks.
 
 - ``tasks``: the three tasks (colorization, upscaling, joint): tier, channels, batch -> (input, target).
-- ``losses``: the loss registry, the GAN losses and the generator objective.
+- ``losses``: the generator objective and the registry's questions, over every loss module:
+  ``loss_registry`` (base class, ``@register``), ``colour_losses``, ``vgg_loss``, ``gan_loss``.
 - ``recipe``: params -> networks, objective, optimisers; ``run_phase`` runs one phase.
 - ``trainer``: the ``Trainer`` loop (resume, checkpoints, validation, DDP, bf16).
 - ``phase_config``: a phase's loop settings (``PhaseConfig``) and the learning-rate schedule.

@@ -33,21 +33,14 @@ from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
 from huescale.training import checkpoint
 from huescale.training.distributed import use_bf16
+from huescale.training.gan_loss import GANLoss
 from huescale.training.history import EpochRecord, write_history_csv
-from huescale.training.losses import (
-    GAN,
-    VGG_LAYERS,
-    GANLoss,
-    GeneratorObjective,
-    LossContext,
-    aux_needed,
-    check_names,
-    validation_metric,
-    vgg_weights_path,
-)
+from huescale.training.loss_registry import GAN, LossContext
+from huescale.training.losses import GeneratorObjective, aux_needed, check_names, validation_metric
 from huescale.training.phase_config import PhaseConfig
 from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING, Task
 from huescale.training.trainer import Trainer, seed_everything
+from huescale.training.vgg_loss import VGG_LAYERS, vgg_weights_path
 
 log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}

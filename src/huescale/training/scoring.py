@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from huescale.training.losses import l1_loss
+from huescale.training.colour_losses import l1_loss
 from huescale.training.tasks import Task
 
 

@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from huescale.progress import bar as progress_bar
 from huescale.training import checkpoint, distributed
+from huescale.training.colour_losses import l1_loss
 from huescale.training.history import EpochRecord
-from huescale.training.losses import l1_loss
 from huescale.training.phase_config import scheduled_lr
 from huescale.training.scoring import dataset_means, worker_context
 from huescale.training.tasks import Batch
