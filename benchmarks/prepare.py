@@ -52,7 +52,7 @@ def photos() -> list[Path]:
 
 def repeated_refs(n: int):
     """``n`` listing entries with distinct keys (``rep<k>/<file>``) cycling over the same photographs."""
-    from huescale.data.sources import ImageRef
+    from huescale.data.source_base import ImageRef
 
     files = photos()
     return [ImageRef(key=f"rep{i // len(files)}/{files[i % len(files)].name}", path=str(files[i % len(files)]),

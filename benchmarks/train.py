@@ -93,7 +93,8 @@ def loader_rate(batch: int, seconds: float = 5.0) -> float:
 
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
-    from huescale.data.sources import FolderSource, list_images
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
     from huescale.data.store import PairStore
     from huescale.data.store_build import build_pair_store
 

@@ -32,7 +32,8 @@ TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
 @pytest.fixture(scope="module")
 def pairs(shared_data, tmp_path_factory) -> Path:
     from huescale.config import DataConfig
-    from huescale.data.sources import FolderSource, list_images
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
     from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("grid") / "pairs"

@@ -31,7 +31,8 @@ KWARGS = {"depth": 3, "base_channels": 4}
 def val_set(shared_data, tmp_path_factory) -> PairDataset:
     """The validation split (tier 64) of a pair store of 20 real photographs."""
     from huescale.config import DataConfig
-    from huescale.data.sources import FolderSource, list_images
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
     from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("champ") / "pairs"

@@ -14,7 +14,8 @@ from huescale import models
 from huescale.abbins import SOFT_K, SOFT_SIGMA, ABBins, gamut_centers, rebalanced_cross_entropy
 from huescale.color import AB_SCALE, uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
-from huescale.data.sources import FolderSource, list_images
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
 from huescale.data.store import PairStore
 from huescale.data.store_build import build_pair_store
 from huescale.metrics import colorfulness

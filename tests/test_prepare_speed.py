@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from huescale.config import DataConfig
-from huescale.data.sources import ImageRef
+from huescale.data.source_base import ImageRef
 from huescale.data.store import PairStore
 from huescale.data.store_build import build_pair_store
 from huescale.data.tiers import _center_square, matlab_downscale

@@ -230,7 +230,8 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
         (tmp_path / "data" / f".pairs.{dead}.tmp" / "train").mkdir(parents=True)
         _age(tmp_path / "data" / f".pairs.{dead}.tmp")
         from huescale.config import DataConfig
-        from huescale.data.sources import FolderSource, list_images
+        from huescale.data.source_base import FolderSource
+        from huescale.data.sources import list_images
         from huescale.data.store_build import build_pair_store
 
         folder = shared_data / "benchmarks" / "Set5" / "GTmod12"

@@ -16,7 +16,8 @@ from huescale import models
 from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
 from huescale.data import features
-from huescale.data.sources import FolderSource, list_images
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
 from huescale.data.store import PairStore
 from huescale.data.store_build import build_pair_store
 from huescale.models import backbones

@@ -181,7 +181,7 @@ def _benchmark_sr(args: argparse.Namespace) -> int:
         nets[name], labels[name] = net, f"{ck['model']} {ck.get('kwargs', {})} ({path})"
     from huescale.config import DataConfig
     from huescale.data.benchmarks import is_registry_name, resolve
-    from huescale.data.sources import cache_root
+    from huescale.data.source_base import cache_root
 
     cache = cache_root(DataConfig())
 

@@ -26,8 +26,8 @@ from huescale.data.tiers import Prepared
 from huescale.locks import file_lock
 from huescale.progress import bar as progress_bar
 
-if TYPE_CHECKING:  # the listing's type only (sources imports the download code)
-    from huescale.data.sources import ImageRef
+if TYPE_CHECKING:  # the listing's type only
+    from huescale.data.source_base import ImageRef
 
 
 class NotEnoughImagesError(RuntimeError):
