@@ -42,7 +42,7 @@ def _sync(device: torch.device) -> None:
 
 def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: int, compile_: bool) -> float:
     """(images per second, CPU-ms per image) of one training step kind after 3 warm-up steps."""
-    from huescale.config import load_config
+    from huescale.config_io import load_config
 
     cfg = Config()  # the source documents' models: U-Net depth 3 / 32 channels, PatchGAN 32, residual ESPCN x4
     cfg.runtime.channels_last, cfg.runtime.compile = tuned, tuned and compile_

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import browser_check, copy_project, default_params_text, project_env, run_checked
-from huescale.config import ConfigError
+from huescale.errors import ConfigError
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]

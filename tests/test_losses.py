@@ -205,7 +205,8 @@ def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
     import yaml
 
     from conftest import default_params_text
-    from huescale.config import ConfigError, load_config
+    from huescale.config_io import load_config
+    from huescale.errors import ConfigError
 
     (tmp_path / "default.yaml").write_text(default_params_text())  # as committed, whatever profile was applied
     base = yaml.safe_load(default_params_text())

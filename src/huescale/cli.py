@@ -50,7 +50,7 @@ def _load_models(args: argparse.Namespace, device, tmp: str):
     if args.model == "champion":
         uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
-            from huescale.config import load_config
+            from huescale.config_io import load_config
             from huescale.tracking import tracking_uri
 
             params = Path(args.params)

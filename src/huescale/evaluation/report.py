@@ -26,7 +26,7 @@ from huescale import (
 )
 from huescale import metrics as metrics_table
 from huescale.atomic import write_text
-from huescale.config import to_flat_dict
+from huescale.config_io import to_flat_dict
 from huescale.evaluation import reference
 from huescale.evaluation.benchmark import zoom_box
 from huescale.evaluation.charts import loss_charts, read_history, svg_line_chart, svg_scatter

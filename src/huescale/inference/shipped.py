@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from huescale.atomic import write_json, write_text
-from huescale.config import load_config
+from huescale.config_io import load_config
 from huescale.evaluation.tables import markdown_table
 from huescale.training import checkpoint
 
