@@ -19,7 +19,7 @@ class ImagenetteConfig:
 
     ``variant`` picks the official archive (``320``: imagenette2-320, ``full``:
     imagenette2, ``160``: imagenette2-160; URLs and md5s in
-    ``huescale.data.sources.IMAGENETTE``); a non-empty ``url``/``md5`` overrides it
+    ``huescale.data.archive_sources.IMAGENETTE``); a non-empty ``url``/``md5`` overrides it
     (a mirror, or the loopback server of the tests).
     """
 
