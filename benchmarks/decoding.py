@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from huescale.config import load_config
+    from huescale.config_io import load_config
     from huescale.data.store import PairStore
     from huescale.inference import shipped
     from huescale.training import calibrate, checkpoint

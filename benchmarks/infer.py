@@ -200,7 +200,7 @@ def main() -> None:
     ap.add_argument("--upscaler", default=None, help="--photos with this upscaler checkpoint (default: shipped)")
     args = ap.parse_args()
     device = resolve_device(args.device)
-    from huescale.config import load_config
+    from huescale.config_io import load_config
     from huescale.training.distributed import use_bf16
 
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",

@@ -52,7 +52,7 @@ def photos() -> list[Path]:
 
 def repeated_refs(n: int):
     """``n`` listing entries with distinct keys (``rep<k>/<file>``) cycling over the same photographs."""
-    from huescale.data.sources import ImageRef
+    from huescale.data.source_base import ImageRef
 
     files = photos()
     return [ImageRef(key=f"rep{i // len(files)}/{files[i % len(files)].name}", path=str(files[i % len(files)]),
@@ -62,7 +62,7 @@ def repeated_refs(n: int):
 def pipeline_rate(n: int, workers: int, refs: list | None = None) -> dict:
     """``build_pair_store`` on ``n`` candidates: images processed per second (usable and excluded)."""
     from huescale.config import DataConfig
-    from huescale.data.store import build_pair_store
+    from huescale.data.store_build import build_pair_store
 
     cfg = DataConfig(source="folder", folders=["x"], n_images=n, min_images=1, workers=workers)
     refs = repeated_refs(n) if refs is None else refs
@@ -146,7 +146,7 @@ def child(n: int, workers: int) -> None:
                 seen[pid] = (max(old[0], hwm), max(old[1], cpu))
         poller_cpu[0] = time.thread_time()  # this thread's own CPU: the benchmark's, not the pipeline's
 
-    import huescale.data.store  # noqa: F401 - imported (and the listing built) before the CPU clock starts, as
+    import huescale.data.store_build  # noqa: F401 - imported (and the listing built) before the CPU clock starts, as
     refs = repeated_refs(n)  # naive_rate does for Pillow and its listing; the pool's own imports still count
 
     t = threading.Thread(target=poll, daemon=True)
@@ -185,7 +185,8 @@ def loader_vs_step(batch: int = 16, seconds: float = 8.0, steps: int = 10) -> di
 
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
-    from huescale.data.store import PairStore, build_pair_store
+    from huescale.data.store import PairStore
+    from huescale.data.store_build import build_pair_store
     from huescale.training.tasks import COLORIZATION
 
     sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -42,7 +42,7 @@ def _sync(device: torch.device) -> None:
 
 def step_rate(kind: str, tuned: bool, device: torch.device, batch: int, steps: int, compile_: bool) -> float:
     """(images per second, CPU-ms per image) of one training step kind after 3 warm-up steps."""
-    from huescale.config import load_config
+    from huescale.config_io import load_config
 
     cfg = Config()  # the source documents' models: U-Net depth 3 / 32 channels, PatchGAN 32, residual ESPCN x4
     cfg.runtime.channels_last, cfg.runtime.compile = tuned, tuned and compile_
@@ -93,8 +93,10 @@ def loader_rate(batch: int, seconds: float = 5.0) -> float:
 
     from huescale.config import DataConfig
     from huescale.data.dataset import PairDataset
-    from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import PairStore, build_pair_store
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
+    from huescale.data.store import PairStore
+    from huescale.data.store_build import build_pair_store
 
     with tempfile.TemporaryDirectory() as tmp:
         refs = list_images(FolderSource([ROOT.parent / "shared" / "data" / "coco128" / "train2017"]))

@@ -85,7 +85,7 @@ def photos(shared_data) -> list[Path]:
 def real_batch(photos) -> np.ndarray:
     """16 colour photographs as a ``16 x 64 x 64 x 3`` uint8 array (centre crop, MATLAB bicubic)."""
     from huescale.data.images import is_grayscale, read_image
-    from huescale.data.store import _center_square
+    from huescale.data.tiers import _center_square
     from huescale.resize import imresize
 
     out = []

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import browser_check, copy_project, default_params_text, project_env, run_checked
-from huescale.config import ConfigError
+from huescale.errors import ConfigError
 
 # whole `dvc repro` runs: minutes on a quiet machine, much longer on a busy one (pytest-timeout's default is 600 s)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -32,8 +32,9 @@ TINY = {  # every row: 1 epoch of 1 batch, small widths, CPU
 @pytest.fixture(scope="module")
 def pairs(shared_data, tmp_path_factory) -> Path:
     from huescale.config import DataConfig
-    from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import build_pair_store
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
+    from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("grid") / "pairs"
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))
@@ -298,8 +299,8 @@ def test_ablate_does_not_replace_a_better_champion(pairs, tmp_path, monkeypatch)
     from huescale.pipeline import champion
     from huescale.pipeline.ablation import run_grid
     from huescale.training import checkpoint
+    from huescale.training.scoring import mean_l1
     from huescale.training.tasks import COLORIZATION
-    from huescale.training.trainer import mean_l1
 
     monkeypatch.chdir(tmp_path)
     kwargs = {"depth": 3, "base_channels": 4}

@@ -21,8 +21,8 @@ from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
 from huescale.pipeline import champion
 from huescale.training import checkpoint
+from huescale.training.scoring import mean_l1
 from huescale.training.tasks import COLORIZATION
-from huescale.training.trainer import mean_l1
 
 KWARGS = {"depth": 3, "base_channels": 4}
 
@@ -31,8 +31,9 @@ KWARGS = {"depth": 3, "base_channels": 4}
 def val_set(shared_data, tmp_path_factory) -> PairDataset:
     """The validation split (tier 64) of a pair store of 20 real photographs."""
     from huescale.config import DataConfig
-    from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import build_pair_store
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
+    from huescale.data.store_build import build_pair_store
 
     out = tmp_path_factory.mktemp("champ") / "pairs"
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))

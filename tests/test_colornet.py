@@ -14,12 +14,15 @@ from huescale import models
 from huescale.abbins import SOFT_K, SOFT_SIGMA, ABBins, gamut_centers, rebalanced_cross_entropy
 from huescale.color import AB_SCALE, uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
-from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import PairStore, build_pair_store
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
 from huescale.metrics import colorfulness
 from huescale.models.pipelines import lab_to_uint8
 from huescale.training import calibrate, checkpoint, recipe
-from huescale.training.losses import HeadL1Loss, LossContext, LossInput, RebalancedCELoss
+from huescale.training.colour_losses import HeadL1Loss, RebalancedCELoss
+from huescale.training.loss_registry import LossContext, LossInput
 from huescale.training.tasks import COLORIZATION
 
 SMALL = {"depth": 4, "base_channels": 8, "convs": 1, "global_dim": 16, "head_stride": 2}

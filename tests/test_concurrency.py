@@ -47,8 +47,9 @@ STORE = """
 import json
 from pathlib import Path
 from huescale.config import DataConfig
-from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import build_pair_store
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
+from huescale.data.store_build import build_pair_store
 folder, out = sys.argv[2], sys.argv[3]
 refs = list_images(FolderSource([folder]))
 cfg = DataConfig(source="folder", folders=[folder], n_images=1000, min_images=1, workers=1, shard_size=8)
@@ -109,7 +110,8 @@ class SlowRangeHandler(http.server.BaseHTTPRequestHandler):
 
 FETCH = """
 import json
-from huescale.data.sources import ImagenetteSource, list_images
+from huescale.data.archive_sources import ImagenetteSource
+from huescale.data.sources import list_images
 url, md5, cache = sys.argv[2], sys.argv[3], sys.argv[4]
 refs = list_images(ImagenetteSource(url, md5, cache, progress=False))
 print(json.dumps(sorted((r.key, r.sha256) for r in refs)))

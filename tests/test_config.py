@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import default_params_text
-from huescale.config import ConfigError, load_config
+from huescale.config_io import load_config
+from huescale.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from archives import RangeHandler
+from huescale.data.archive_sources import ImagenetteSource
 from huescale.data.archives import extract
 from huescale.data.download import DownloadError, download
-from huescale.data.sources import ImagenetteSource, list_images
+from huescale.data.sources import list_images
 
 
 @pytest.fixture

@@ -23,10 +23,13 @@ import pytest
 import yaml
 
 from archives import imagenette_tgz
-from huescale.config import ConfigError, DataConfig, ImagenetteConfig, load_config
+from huescale.config import DataConfig, ImagenetteConfig
+from huescale.config_io import load_config
+from huescale.data.archive_sources import CocoSource, ImagenetteSource
 from huescale.data.archives import extract, extract_members
 from huescale.data.download import DownloadError, download
-from huescale.data.sources import CocoSource, ImagenetteSource, list_images, make_source
+from huescale.data.sources import list_images, make_source
+from huescale.errors import ConfigError
 
 
 class FlakyHandler(http.server.BaseHTTPRequestHandler):

@@ -19,8 +19,9 @@ from PIL import Image, ImageCms
 
 from huescale.config import DataConfig
 from huescale.data.images import ImageError, open_rgb, read_image
-from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import build_pair_store
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
+from huescale.data.store_build import build_pair_store
 
 D50 = np.array([0.9642, 1.0, 0.8249])
 GAMMA = 563 / 256  # u8Fixed8 2.2 of the 'curv' tag (Adobe RGB's exact value)

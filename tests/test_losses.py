@@ -8,8 +8,11 @@ import torch
 
 from huescale import models
 from huescale.color import lab_normalized_to_rgb, uint8_to_lab_normalized
-from huescale.training.losses import GeneratorObjective, LossContext, VGGContentLoss, cosine_distance
+from huescale.training.colour_losses import cosine_distance
+from huescale.training.loss_registry import LossContext
+from huescale.training.losses import GeneratorObjective
 from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING
+from huescale.training.vgg_loss import VGGContentLoss
 
 
 @pytest.fixture
@@ -68,10 +71,10 @@ def test_adding_a_loss_is_one_registered_class(tmp_path):
     """A new loss registered in a test is used by the params at once: its term enters the total with its weight."""
     from test_train import tiny_config
 
-    from huescale.training import losses, recipe
+    from huescale.training import loss_registry, losses, recipe
 
-    @losses.register("test_mean_ab")
-    class MeanAB(losses.Loss):
+    @loss_registry.register("test_mean_ab")
+    class MeanAB(loss_registry.Loss):
         """Mean of the output (a test loss)."""
 
         metric = "loss_G_test_mean_ab"
@@ -89,7 +92,7 @@ def test_adding_a_loss_is_one_registered_class(tmp_path):
         assert terms["total"].item() == pytest.approx(0.25 + 0.5 * 0.5)
         assert "test_mean_ab" in losses.available()
     finally:
-        losses._REGISTRY.pop("test_mean_ab")
+        loss_registry._REGISTRY.pop("test_mean_ab")
 
 
 def test_wrong_weights_file_is_named(tmp_path):
@@ -202,7 +205,8 @@ def test_loss_params_are_checked_with_their_dotted_names(tmp_path):
     import yaml
 
     from conftest import default_params_text
-    from huescale.config import ConfigError, load_config
+    from huescale.config_io import load_config
+    from huescale.errors import ConfigError
 
     (tmp_path / "default.yaml").write_text(default_params_text())  # as committed, whatever profile was applied
     base = yaml.safe_load(default_params_text())

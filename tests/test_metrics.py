@@ -259,7 +259,7 @@ def test_the_metric_table_selects_formats_and_lists_itself(real_batch, capsys):
 def test_one_formatter_for_every_table():
     """Reports, Markdown tables and the model card show a value the same way: None / NaN / inf as a dash,
     integers and strings as they are, NumPy and Python floats with the metric's digits."""
-    from huescale.evaluation.report import markdown_table
+    from huescale.evaluation.tables import markdown_table
     from huescale.metrics import METRICS, format_value
     from huescale.pipeline.summary import metrics_markdown
     assert [format_value(v, 2) for v in (None, float("nan"), float("inf"), 3, "x", 0.12345, np.float32(0.5))] == \

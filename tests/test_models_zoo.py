@@ -144,7 +144,7 @@ def test_training_steps_lower_the_l1_on_a_real_batch(lab, name):
 @pytest.mark.parametrize("name", ["srgan", "dense128", "patchgan"])
 def test_discriminator_step_lowers_its_loss_on_real_vs_gray(lab, name):
     """D learns to tell real colour (L ++ ab) from the gray guess (L ++ 0) on real photos."""
-    from huescale.training.losses import GANLoss
+    from huescale.training.gan_loss import GANLoss
 
     torch.manual_seed(0)
     L, ab = lab

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 
 from huescale.config import DataConfig
-from huescale.data.sources import ImageRef
-from huescale.data.store import PairStore, _center_square, build_pair_store, matlab_downscale
+from huescale.data.source_base import ImageRef
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
+from huescale.data.tiers import _center_square, matlab_downscale
 from huescale.resize import imresize
 
 GOLDEN = "d3ef76c3ef1fe724f8b607b8fe30fb86cd0c655fb7dc67deed25030f4e712923"
@@ -64,7 +66,7 @@ def test_banded_downscale_is_exact_for_the_stores_x4_step(shared_data):
     from PIL import Image
 
     from huescale.data.images import read_image
-    from huescale.data.store import _rows_exact_in_float32
+    from huescale.data.tiers import _rows_exact_in_float32
     from huescale.resize import resize_matrix
 
     w = resize_matrix(256, 64)
@@ -83,7 +85,7 @@ def test_excluded_images_come_back_without_their_traceback(shared_data, tmp_path
     from PIL import Image
 
     from huescale.data.images import ImageError
-    from huescale.data.store import _work
+    from huescale.data.store_workers import _work
 
     gray = tmp_path / "gray.jpg"
     Image.open(sorted((shared_data / "bsds500" / "test").glob("*.jpg"))[0]).convert("L").convert("RGB").save(gray)

@@ -56,8 +56,9 @@ def test_colorize_prints_no_bar_lines_when_not_a_terminal(shared_data, tmp_path)
 def _tiny_project(work: Path, shared_data: Path) -> None:
     """A pair store of 60 real photos and params for a few-batch pre-training in ``work``."""
     from huescale.config import DataConfig
-    from huescale.data.sources import FolderSource, list_images
-    from huescale.data.store import build_pair_store
+    from huescale.data.source_base import FolderSource
+    from huescale.data.sources import list_images
+    from huescale.data.store_build import build_pair_store
 
     refs = list_images(FolderSource([shared_data / "coco128" / "train2017"]))
     build_pair_store(refs, DataConfig(source="folder", folders=["x"], n_images=60, workers=1), work / "data" / "pairs",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from huescale.evaluation.report import svg_scatter
+from huescale.evaluation.charts import svg_scatter
 
 
 def _labels(svg: str) -> dict[str, tuple[float, float]]:
@@ -33,7 +33,7 @@ def test_close_points_get_separate_label_lines_and_far_ones_stay_beside_their_ma
 def test_every_logged_loss_gets_a_curve_named_by_the_registry(tmp_path):
     """The report draws every term a phase's history holds, titled with the loss registry's name, with no list of
     curves in report.py: colourfulness (a loss no report code names) shows up as soon as a phase logs it."""
-    from huescale.evaluation.report import loss_charts
+    from huescale.evaluation.charts import loss_charts
     from huescale.training.losses import logged_names
 
     assert logged_names()["loss_G_colourfulness"] == "colourfulness" and logged_names()["loss_G_CE"] == "ab_ce"

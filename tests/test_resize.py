@@ -37,7 +37,7 @@ def test_constant_image_stays_constant():
 def test_store_downscale_equals_imresize(photos):
     """The pair store's sparse MATLAB bicubic 256 -> 64 gives exactly imresize's output (uint8)."""
     from huescale.data.images import read_image
-    from huescale.data.store import _center_square, matlab_downscale
+    from huescale.data.tiers import _center_square, matlab_downscale
 
     for f in photos[:6]:
         a = np.ascontiguousarray(_center_square(read_image(f))[:256, :256])

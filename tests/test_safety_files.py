@@ -230,8 +230,9 @@ def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path
         (tmp_path / "data" / f".pairs.{dead}.tmp" / "train").mkdir(parents=True)
         _age(tmp_path / "data" / f".pairs.{dead}.tmp")
         from huescale.config import DataConfig
-        from huescale.data.sources import FolderSource, list_images
-        from huescale.data.store import build_pair_store
+        from huescale.data.source_base import FolderSource
+        from huescale.data.sources import list_images
+        from huescale.data.store_build import build_pair_store
 
         folder = shared_data / "benchmarks" / "Set5" / "GTmod12"
         build_pair_store(list_images(FolderSource([folder])), DataConfig(source="folder", folders=[str(folder)],
@@ -246,7 +247,7 @@ def test_every_writer_uses_the_durable_atomic_write(tmp_path):
     """The history CSV, report, FID cache and image writers leave no fixed-name temporary and no partial file."""
     from huescale.evaluation.report import render
     from huescale.inference.writer import PNGBandWriter, save_image_atomic
-    from huescale.training.trainer import EpochRecord, write_history_csv
+    from huescale.training.history import EpochRecord, write_history_csv
 
     write_history_csv([EpochRecord(epoch=1, step=10, values={"l1": 0.5})], tmp_path / "h.csv")
     assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,step,l1", "1,10,0.5"]

@@ -16,8 +16,10 @@ from huescale import models
 from huescale.color import uint8_to_lab_normalized
 from huescale.config import Config, DataConfig
 from huescale.data import features
-from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import PairStore, build_pair_store
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
 from huescale.models import backbones
 from huescale.models.semantic import SemanticColorizer
 from huescale.training import calibrate, checkpoint, recipe
@@ -263,7 +265,9 @@ def test_colourfulness_loss_matches_the_metric_and_pays_for_colour(real_batch):
     """The differentiable colourfulness equals the metric (Hasler & Suesstrunk) on real photographs; the loss is
     lower for the photographs than for their desaturated halves, and its gradient pushes ab away from gray."""
     from huescale.metrics import colorfulness
-    from huescale.training.losses import GeneratorObjective, LossContext, colourfulness_rgb
+    from huescale.training.colour_losses import colourfulness_rgb
+    from huescale.training.loss_registry import LossContext
+    from huescale.training.losses import GeneratorObjective
     from huescale.training.tasks import COLORIZATION
 
     rgb = torch.from_numpy(real_batch[:6]).permute(0, 3, 1, 2).float() / 255

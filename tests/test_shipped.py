@@ -57,7 +57,7 @@ def test_colorize_without_a_checkpoint_uses_the_shipped_model_and_beats_gray(sha
 
     from huescale.cli import main
     from huescale.data.images import read_image
-    from huescale.data.store import _center_square
+    from huescale.data.tiers import _center_square
     from huescale.metrics import colorfulness, delta_e2000
     from huescale.resize import imresize
 

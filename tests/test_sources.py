@@ -15,19 +15,12 @@ import pytest
 from archives import LoopbackServer, coco_zip, hf_parquet, imagenette_tgz, voc_tar
 from conftest import ROOT, default_params
 from huescale.config import DataConfig, HfConfig, HoldoutSourceConfig, ImagenetteConfig
+from huescale.data.archive_sources import IMAGENETTE, CocoSource, VocSource
 from huescale.data.download import DownloadError
-from huescale.data.sources import (
-    IMAGENETTE,
-    CocoSource,
-    HfSource,
-    ImageRef,
-    VocSource,
-    cache_root,
-    list_images,
-    make_source,
-    make_test_source,
-)
-from huescale.data.store import build_pair_store, split_for
+from huescale.data.hf_source import HfSource
+from huescale.data.source_base import ImageRef, cache_root
+from huescale.data.sources import list_images, make_source, make_test_source
+from huescale.data.store_build import build_pair_store, split_for
 from huescale.data.subset import sample_order
 
 
@@ -135,7 +128,7 @@ def test_hf_streaming_takes_only_what_is_needed(parquet, tmp_path):
 
 
 def test_hf_hub_name_offline_fails_clearly(tmp_path):
-    code = ("from huescale.data.sources import HfSource\n"
+    code = ("from huescale.data.hf_source import HfSource\n"
             f"HfSource('huescale-nobody/no-such-set', 'train', 'image', {str(tmp_path)!r}, progress=False).fetch()")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
            "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -9,8 +9,10 @@ import torch
 
 from huescale.config import Config, DataConfig, ModelSpec
 from huescale.data.dataset import PairDataset
-from huescale.data.sources import FolderSource, list_images
-from huescale.data.store import PairStore, build_pair_store
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images
+from huescale.data.store import PairStore
+from huescale.data.store_build import build_pair_store
 from huescale.training import checkpoint, recipe
 from huescale.training.tasks import COLORIZATION
 from huescale.training.trainer import Trainer

@@ -7,11 +7,12 @@ The folders are the layers; a module imports from its own layer and the layers b
 
     foundations  <-  data, models  <-  training  <-  evaluation, inference  <-  pipeline     (cli: any)
 
-The foundations are the modules at this level, small and imported by everyone: ``config`` (params),
-``validation`` (their values), ``color``, ``abbins``, ``resize``, ``metrics`` (the metric table), ``atomic``
-(file writes), ``locks``, ``errors``, ``progress``, ``redact``, ``tracking`` (MLflow), ``profiles``; ``cli`` is
-the ``huescale`` command and may import anything. ``data`` and ``models`` import only foundations (and not each other);
-``inference`` may also use ``evaluation.report``'s metric tables (the shipped model's card).
+The foundations are the modules at this level, small and imported by everyone: ``config`` (the params'
+dataclasses), ``config_io`` (reading them), ``validation`` (their values), ``color``, ``abbins``, ``resize``,
+``metrics`` (the metric table), ``atomic`` (file writes), ``locks``, ``errors``, ``progress``, ``redact``,
+``tracking`` (MLflow), ``profiles``; ``cli`` (with ``cli_colorize``, ``cli_commands``) is the ``huescale``
+command and may import anything. ``data`` and ``models`` import only foundations (and not each other);
+``inference`` may also use ``evaluation.tables``' metric tables (the shipped model's card).
 The one exception: ``validation`` checks model and loss names against the registries of ``models`` and
 ``training.losses`` when it validates params, importing them inside those functions.
 """

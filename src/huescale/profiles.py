@@ -21,7 +21,9 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from huescale.atomic import write_text
-from huescale.config import Config, ConfigError, load_config, read_yaml
+from huescale.config import Config
+from huescale.config_io import load_config, read_yaml
+from huescale.errors import ConfigError
 
 
 def available_profiles(folder: str | Path = "params") -> dict[str, str]:
@@ -70,7 +72,7 @@ def apply_profiles(names: list[str], params: str | Path = "params.yaml",
     """Apply the profiles ``names`` (in order) to ``params``; returns ``{dotted key: (old, new)}`` of the values
     that changed.
 
-    The merged file is validated (:func:`huescale.config.load_config`) before it atomically replaces
+    The merged file is validated (:func:`huescale.config_io.load_config`) before it atomically replaces
     ``params``; on any error ``params`` is left as it was.
 
     Raises:

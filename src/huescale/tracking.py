@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from huescale.config import Config, to_flat_dict
+from huescale.config import Config
+from huescale.config_io import to_flat_dict
 from huescale.redact import redact
 
 PIPELINE_TAG = "huescale.pipeline_key"

@@ -192,7 +192,8 @@ def _validate_losses(cfg: Config, src: str) -> None:
     """``train.gan_mode`` is one of the GAN losses' modes, and every loss name of every phase's ``losses`` is
     registered (:func:`huescale.training.losses.available`, ``gan`` included: it is the adversarial term)."""
     # lazy: models and training.losses import torch and, through data.store, huescale.config
-    from huescale.training.losses import GAN_MODES, available
+    from huescale.training.gan_loss import GAN_MODES
+    from huescale.training.losses import available
 
     if cfg.train.gan_mode not in GAN_MODES:
         raise ConfigError(f"{src}: train.gan_mode must be one of {', '.join(GAN_MODES)}, got {cfg.train.gan_mode!r}")

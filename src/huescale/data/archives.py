@@ -278,30 +278,8 @@ def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MA
         tmp = tmp_path(dest)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        budget = [max_bytes]
         try:
-            if zipfile.is_zipfile(archive):
-                with zipfile.ZipFile(archive) as zf:
-                    for info in zf.infolist():
-                        out = tmp / info.filename
-                        if info.is_dir():
-                            out.mkdir(parents=True, exist_ok=True)
-                            continue
-                        out.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as stream, open(out, "wb") as f:
-                            _copy_limited(stream, f, info.file_size, info.filename, archive, budget)
-            else:
-                with tarfile.open(archive) as tf:
-                    for m in tf:
-                        out = tmp / m.name
-                        if m.isdir():
-                            out.mkdir(parents=True, exist_ok=True)
-                        elif m.isfile():
-                            out.parent.mkdir(parents=True, exist_ok=True)
-                            member = tf.extractfile(m)
-                            assert member is not None  # m.isfile()
-                            with member, open(out, "wb") as f:
-                                _copy_limited(member, f, m.size, m.name, archive, budget)
+            _extract_all(archive, tmp, [max_bytes])
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, _CORRUPT):
@@ -313,6 +291,37 @@ def extract(archive: str | Path, dest: str | Path, max_ratio: float = DEFAULT_MA
         commit(tmp, dest)
         shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def _extract_all(archive: Path, tmp: Path, budget: list[int]) -> None:
+    """Write every member of ``archive`` (a zip, else a tar) under folder ``tmp``, each byte counted against its
+    declared size and ``budget[0]`` (:func:`_copy_limited`); the caller checked the members first.
+
+    Raises:
+        DownloadError: a member writes more than declared or the budget allows.
+    """
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                out = tmp / info.filename
+                if info.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as stream, open(out, "wb") as f:
+                    _copy_limited(stream, f, info.file_size, info.filename, archive, budget)
+    else:
+        with tarfile.open(archive) as tf:
+            for m in tf:
+                out = tmp / m.name
+                if m.isdir():
+                    out.mkdir(parents=True, exist_ok=True)
+                elif m.isfile():
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    member = tf.extractfile(m)
+                    assert member is not None  # m.isfile()
+                    with member, open(out, "wb") as f:
+                        _copy_limited(member, f, m.size, m.name, archive, budget)
 
 
 def fetch_extracted(url: str, cache_dir: str | Path, ready: str, md5: str | None = None, sha256: str | None = None,

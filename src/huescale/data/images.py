@@ -204,25 +204,7 @@ def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below names the limit
             with Image.open(p) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise ImageError(p, "too_large", _too_large(f"{w}x{h} = {w * h / 1e6:.0f} MP", max_pixels))
-                raw = _rawmode(im)  # before getexif: for a PNG it loads the image, which clears the tile
-                full_scale = _full_scale(im, raw) if im.mode in HIGH_BIT_MODES else None
-                orientation = im.getexif().get(0x0112, 1)
-                found = _notes_of(im, p, orientation, raw)
-                icc = im.info.get("icc_profile")
-                if draft_short_side and im.format == "JPEG" and min(w, h) > 2 * draft_short_side:
-                    k = min(w, h) / draft_short_side  # largest reduction keeping the short side >= target
-                    im.draft("RGB", (int(w / k) + 1, int(h / k) + 1))
-                im.load()
-                if orientation in (2, 3, 4, 5, 6, 7, 8):
-                    im = ImageOps.exif_transpose(im)
-                full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # transposing orientations swap sides
-                rgb = _to_rgb(im, icc, found, full_scale)
-                if notes is not None:
-                    notes.extend(found)
-                return rgb, full
+                return _decode(im, p, max_pixels, notes, draft_short_side)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -233,6 +215,35 @@ def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list
         raise ImageError(p, "truncated", f"corrupt or truncated image ({exc}); re-download or remove it") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+
+
+def _decode(im: Image.Image, p: Path, max_pixels: int, notes: list[str] | None,
+            draft_short_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The work of :func:`open_rgb` on the opened image ``im`` of file ``p``: the size check, the conversions
+    noted, the JPEG draft, the EXIF rotation and the RGB conversion; returns ``(rgb, (width, height))``.
+
+    Raises:
+        ImageError: ``too_large``; Pillow's own errors pass through to :func:`open_rgb`, which names them.
+    """
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(p, "too_large", _too_large(f"{w}x{h} = {w * h / 1e6:.0f} MP", max_pixels))
+    raw = _rawmode(im)  # before getexif: for a PNG it loads the image, which clears the tile
+    full_scale = _full_scale(im, raw) if im.mode in HIGH_BIT_MODES else None
+    orientation = im.getexif().get(0x0112, 1)
+    found = _notes_of(im, p, orientation, raw)
+    icc = im.info.get("icc_profile")
+    if draft_short_side and im.format == "JPEG" and min(w, h) > 2 * draft_short_side:
+        k = min(w, h) / draft_short_side  # largest reduction keeping the short side >= target
+        im.draft("RGB", (int(w / k) + 1, int(h / k) + 1))
+    im.load()
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        im = ImageOps.exif_transpose(im)
+    full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # transposing orientations swap sides
+    rgb = _to_rgb(im, icc, found, full_scale)
+    if notes is not None:
+        notes.extend(found)
+    return rgb, full
 
 
 def _too_large(size: str, max_pixels: int) -> str:

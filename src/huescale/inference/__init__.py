@@ -6,6 +6,6 @@
 - ``export``: ONNX export of a colorizer and an upscaler, checked against PyTorch.
 - ``shipped``: the model installed with the package and its card (``huescale ship``).
 
-May import: the foundations, ``data``, ``models``, ``training``, ``inference``, and ``evaluation.report``
+May import: the foundations, ``data``, ``models``, ``training``, ``inference``, and ``evaluation.tables``
 (the model card's metric table); never ``pipeline``.
 """

@@ -221,41 +221,53 @@ def export_models(colorizer_ckpt: str | Path, upscaler_ckpt: str | Path | None, 
     if upscaler_ckpt is not None:
         specs.append(("upscaler", upscaler_ckpt, "L", "L_hr"))
     for name, ckpt, in_name, out_name in specs:
-        trained, ck = checkpoint.load_model(ckpt, "cpu")  # the check's reference: the model as trained
-        if name == "upscaler":
-            model = ExportableUpscaler(trained).eval()
-            multiple, inputs = 1, lr + [torch.cat([lr[0], lr[0].flip(-1)])]  # + a batch of 2
-            min_side = model.bicubic.R + 1 if model.bicubic is not None else 1
-        else:
-            model = trained
-            multiple, inputs = size_multiple(model), [small]
-            min_side = multiple
-            if model_size % multiple:
-                raise ValueError(f"{ckpt}: {ck['model']} needs input sides that are multiples of {multiple}; "
-                                 f"model_size={model_size} is not")
-        path = out / f"{name}.onnx"
-        t = time.perf_counter()
-        example = inputs[0][:2]  # the check runs other batch sizes and shapes through the same graph
-        _export(model, example, path, in_name, out_name, multiple, min_side, dynamo)
-        export_s = time.perf_counter() - t
-        sess = _ort_session(path)
-        diff = 0.0
-        with torch.no_grad():
-            for x in inputs:
-                ref = trained(x).numpy()
-                got = sess.run(None, {in_name: x.numpy()})[0]
-                if got.shape != ref.shape:
-                    raise RuntimeError(f"{path}: onnxruntime output {got.shape} != PyTorch {ref.shape}")
-                diff = max(diff, float(np.abs(got - ref).max()))
-        report[name] = {"checkpoint": str(ckpt), "model": ck["model"], "path": str(path),
-                        "exporter": "dynamo" if dynamo else "torchscript",
-                        "dynamic_axes": {"batch": True, "height": f"multiple of {multiple}" if multiple > 1 else True,
-                                         "width": f"multiple of {multiple}" if multiple > 1 else True},
-                        "max_abs_diff": diff, "exported_with": "x".join(map(str, example.shape)),
-                        "checked_shapes": ["x".join(map(str, x.shape)) for x in inputs],
-                        "export_s": round(export_s, 2)}
+        report[name] = _export_one(name, ckpt, in_name, out_name, out, small, lr, model_size, dynamo)
     report["ok"] = all(report[n]["max_abs_diff"] <= tolerance for n, *_ in specs)
     return report
+
+
+def _export_one(name: str, ckpt: str | Path, in_name: str, out_name: str, out: Path, small: torch.Tensor,
+                lr: list[torch.Tensor], model_size: int, dynamo: bool) -> dict[str, Any]:
+    """Export one checkpoint (``name``: ``colorizer`` or ``upscaler``) to ``out/<name>.onnx`` and run the check
+    inputs through onnxruntime and PyTorch; returns its entry of :func:`export_models`' report.
+
+    Raises:
+        ValueError: a colorizer whose input side multiple does not divide ``model_size``.
+        RuntimeError: onnxruntime's output shape differs from PyTorch's.
+    """
+    trained, ck = checkpoint.load_model(ckpt, "cpu")  # the check's reference: the model as trained
+    if name == "upscaler":
+        model = ExportableUpscaler(trained).eval()
+        multiple, inputs = 1, lr + [torch.cat([lr[0], lr[0].flip(-1)])]  # + a batch of 2
+        min_side = model.bicubic.R + 1 if model.bicubic is not None else 1
+    else:
+        model = trained
+        multiple, inputs = size_multiple(model), [small]
+        min_side = multiple
+        if model_size % multiple:
+            raise ValueError(f"{ckpt}: {ck['model']} needs input sides that are multiples of {multiple}; "
+                             f"model_size={model_size} is not")
+    path = out / f"{name}.onnx"
+    t = time.perf_counter()
+    example = inputs[0][:2]  # the check runs other batch sizes and shapes through the same graph
+    _export(model, example, path, in_name, out_name, multiple, min_side, dynamo)
+    export_s = time.perf_counter() - t
+    sess = _ort_session(path)
+    diff = 0.0
+    with torch.no_grad():
+        for x in inputs:
+            ref = trained(x).numpy()
+            got = sess.run(None, {in_name: x.numpy()})[0]
+            if got.shape != ref.shape:
+                raise RuntimeError(f"{path}: onnxruntime output {got.shape} != PyTorch {ref.shape}")
+            diff = max(diff, float(np.abs(got - ref).max()))
+    return {"checkpoint": str(ckpt), "model": ck["model"], "path": str(path),
+            "exporter": "dynamo" if dynamo else "torchscript",
+            "dynamic_axes": {"batch": True, "height": f"multiple of {multiple}" if multiple > 1 else True,
+                             "width": f"multiple of {multiple}" if multiple > 1 else True},
+            "max_abs_diff": diff, "exported_with": "x".join(map(str, example.shape)),
+            "checked_shapes": ["x".join(map(str, x.shape)) for x in inputs],
+            "export_s": round(export_s, 2)}
 
 
 def two_step_for_export(colorizer: nn.Module, upscaler: nn.Module) -> nn.Module:

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from huescale.atomic import write_json, write_text
-from huescale.config import load_config
-from huescale.evaluation.report import markdown_table
+from huescale.config_io import load_config
+from huescale.evaluation.tables import markdown_table
 from huescale.training import checkpoint
 
 ASSETS = "assets"

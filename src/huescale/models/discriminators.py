@@ -52,7 +52,7 @@ class SRGANDiscriminator(nn.Module):
     dense 1024, LeakyReLU(0.2), dense 1.
 
     Brescia et al. ends with a sigmoid; huescale returns the logit and lets
-    :class:`huescale.training.losses.GANLoss` apply the sigmoid (``vanilla`` =
+    :class:`huescale.training.gan_loss.GANLoss` apply the sigmoid (``vanilla`` =
     binary cross-entropy with logits): the same objective, numerically stable
     when the discriminator is confident (log(sigmoid) saturates), and the
     same logits also serve the LSGAN and hinge losses.

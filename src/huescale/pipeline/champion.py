@@ -14,8 +14,8 @@ from pathlib import Path
 from huescale import tracking
 from huescale.redact import redact
 from huescale.training import checkpoint
+from huescale.training.scoring import mean_l1
 from huescale.training.tasks import COLORIZATION
-from huescale.training.trainer import mean_l1
 
 tracking.quiet_env()
 import mlflow  # noqa: E402  (after quiet_env: no telemetry, no progress bars)

@@ -38,7 +38,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from huescale import tracking
-from huescale.config import load_config
+from huescale.config_io import load_config
 from huescale.data.dataset import PairDataset
 from huescale.data.store import PairStore
 from huescale.pipeline import champion

@@ -35,8 +35,10 @@ from typing import Any
 import yaml
 
 from huescale.atomic import write_text
-from huescale.config import Config, ConfigError, parse_config, read_yaml, set_dotted
+from huescale.config import Config
+from huescale.config_io import parse_config, read_yaml, set_dotted
 from huescale.data.store import PairStore
+from huescale.errors import ConfigError
 from huescale.redact import redact
 from huescale.training import recipe
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from huescale.evaluation.report import markdown_table
+from huescale.evaluation.tables import markdown_table
 
 
 def metrics_markdown(metrics: dict) -> str:

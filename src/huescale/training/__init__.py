@@ -1,9 +1,12 @@
 """Training: turning a pair store into trained networks.
 
 - ``tasks``: the three tasks (colorization, upscaling, joint): tier, channels, batch -> (input, target).
-- ``losses``: the loss registry, the GAN losses and the generator objective.
+- ``losses``: the generator objective and the registry's questions, over every loss module:
+  ``loss_registry`` (base class, ``@register``), ``colour_losses``, ``vgg_loss``, ``gan_loss``.
 - ``recipe``: params -> networks, objective, optimisers; ``run_phase`` runs one phase.
 - ``trainer``: the ``Trainer`` loop (resume, checkpoints, validation, DDP, bf16).
+- ``phase_config``: a phase's loop settings (``PhaseConfig``) and the learning-rate schedule.
+- ``history``: the per-epoch record and its CSV; ``scoring``: the validation metrics over a dataset.
 - ``phases``: the one owner of a training phase (check, build, run, calibrate, save).
 - ``calibrate``: a colorizer's decoding chosen on validation photographs after a phase.
 - ``checkpoint``: the one checkpoint writer and reader (model registry names, never module paths).

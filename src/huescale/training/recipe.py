@@ -33,19 +33,14 @@ from huescale.data.features import FeatureDataset, encoder_key, has_encoder
 from huescale.data.store import PairStore
 from huescale.training import checkpoint
 from huescale.training.distributed import use_bf16
-from huescale.training.losses import (
-    GAN,
-    VGG_LAYERS,
-    GANLoss,
-    GeneratorObjective,
-    LossContext,
-    aux_needed,
-    check_names,
-    validation_metric,
-    vgg_weights_path,
-)
+from huescale.training.gan_loss import GANLoss
+from huescale.training.history import EpochRecord, write_history_csv
+from huescale.training.loss_registry import GAN, LossContext
+from huescale.training.losses import GeneratorObjective, aux_needed, check_names, validation_metric
+from huescale.training.phase_config import PhaseConfig
 from huescale.training.tasks import COLORIZATION, JOINT, UPSCALING, Task
-from huescale.training.trainer import EpochRecord, PhaseConfig, Trainer, seed_everything, write_history_csv
+from huescale.training.trainer import Trainer, seed_everything
+from huescale.training.vgg_loss import VGG_LAYERS, vgg_weights_path
 
 log = logging.getLogger(__name__)
 ROLES: dict[str, Task] = {"colorizer": COLORIZATION, "upscaler": UPSCALING, "joint": JOINT}
@@ -173,30 +168,8 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
     task, device = ROLES[role], torch.device(device)
     opt, where = optim_section(cfg, role, phase)
     seed_everything(cfg.seed)
-    extra: dict = {}
-    if init is None:
-        spec = getattr(cfg.model, role)
-        netG = models.build(spec.name, **spec.kwargs)
-        if callable(getattr(netG, "load_pretrained", None)):
-            netG.load_pretrained()  # type: ignore[operator]  # an ImageNet-pretrained encoder (models.backbones)
-    else:
-        netG, ck = checkpoint.load_model(init)
-        spec = ModelSpec(ck["model"], ck.get("kwargs", {}))
-        extra["pretrained_val_l1"] = ck.get("val_l1")
-    netD, gan, gan_weight = None, None, 0.0
-    if phase == "adversarial":
-        t = cfg.train
-        d = cfg.model.discriminator
-        want = task.d_channels(t.d_conditional)
-        if d.kwargs.get("in_channels", want) != want:
-            raise ValueError(f"model.discriminator.kwargs.in_channels={d.kwargs['in_channels']} but the {task.name} "
-                             f"discriminator sees {want} channels (train.d_conditional={t.d_conditional}); remove it")
-        netD = models.build(d.name, **{**d.kwargs, "in_channels": want})
-        gan, gan_weight = GANLoss(t.gan_mode), float(t.losses.get(GAN, 0.0))
-        loop = dict(gan_mode=t.gan_mode, d_conditional=t.d_conditional, collapse_steps=t.collapse_steps,
-                    collapse_threshold=t.collapse_threshold)
-    else:
-        loop = {}
+    netG, spec, extra = _generator(cfg, role, init)
+    netD, gan, gan_weight, loop = _discriminator(cfg, task) if phase == "adversarial" else (None, None, 0.0, {})
     objective = GeneratorObjective(opt.losses, LossContext(task, cfg.train.vgg_weights), f"{where}.losses")
     frozen = phase == "pretrain" and has_encoder(netG)
     if frozen:  # first phase of a pretrained-encoder colorizer: the decoder alone, on cached encoder features
@@ -214,6 +187,41 @@ def build(cfg: Config, role: str, phase: str, device: torch.device | str = "cpu"
     optD = torch.optim.Adam(netD.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused) if netD else None
     return Recipe(role, task, netG, spec, netD, objective.to(device), gan, gan_weight, optG, optD, phase_cfg,
                   cached_features=frozen)
+
+
+def _generator(cfg: Config, role: str, init: str | Path | None) -> tuple[nn.Module, ModelSpec, dict]:
+    """The generator of :func:`build`: ``model.<role>`` built (with its pretrained encoder loaded), or loaded from
+    the checkpoint ``init``; with its spec and the phase's extra settings (the checkpoint's validation L1)."""
+    extra: dict = {}
+    if init is None:
+        spec = getattr(cfg.model, role)
+        netG = models.build(spec.name, **spec.kwargs)
+        if callable(getattr(netG, "load_pretrained", None)):
+            netG.load_pretrained()  # type: ignore[operator]  # an ImageNet-pretrained encoder (models.backbones)
+    else:
+        netG, ck = checkpoint.load_model(init)
+        spec = ModelSpec(ck["model"], ck.get("kwargs", {}))
+        extra["pretrained_val_l1"] = ck.get("val_l1")
+    return netG, spec, extra
+
+
+def _discriminator(cfg: Config, task: Task) -> tuple[nn.Module, GANLoss, float, dict]:
+    """The adversarial phase's discriminator (``in_channels`` from the task), GAN loss, its weight and loop settings.
+
+    Raises:
+        ValueError: an explicit ``model.discriminator.kwargs.in_channels`` that contradicts the task.
+    """
+    t = cfg.train
+    d = cfg.model.discriminator
+    want = task.d_channels(t.d_conditional)
+    if d.kwargs.get("in_channels", want) != want:
+        raise ValueError(f"model.discriminator.kwargs.in_channels={d.kwargs['in_channels']} but the {task.name} "
+                         f"discriminator sees {want} channels (train.d_conditional={t.d_conditional}); remove it")
+    netD = models.build(d.name, **{**d.kwargs, "in_channels": want})
+    gan, gan_weight = GANLoss(t.gan_mode), float(t.losses.get(GAN, 0.0))
+    loop = dict(gan_mode=t.gan_mode, d_conditional=t.d_conditional, collapse_steps=t.collapse_steps,
+                collapse_threshold=t.collapse_threshold)
+    return netD, gan, gan_weight, loop
 
 
 def _param_groups(net: nn.Module, lr: float, encoder_lr_scale: float) -> list[dict]:

@@ -18,39 +18,31 @@ state written every ``checkpoint_every`` steps and at each epoch end.
 from __future__ import annotations
 
 import copy
-import csv
-import hashlib
 import json
 import logging
 import math
-import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
-from huescale.atomic import atomic_open
 from huescale.progress import bar as progress_bar
 from huescale.training import checkpoint, distributed
-from huescale.training.losses import l1_loss
-from huescale.training.tasks import Batch, Task
+from huescale.training.colour_losses import l1_loss
+from huescale.training.history import EpochRecord
+from huescale.training.phase_config import scheduled_lr
+from huescale.training.scoring import dataset_means, worker_context
+from huescale.training.tasks import Batch
 
 if TYPE_CHECKING:
     from huescale.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
-
-
-def _worker_context(num_workers: int) -> str | None:
-    """Loader workers start by forkserver: forking a process with running thread pools can hang or crash."""
-    return "forkserver" if num_workers > 0 and os.name != "nt" else None
 
 
 class _BatchList:
@@ -75,66 +67,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def scheduled_lr(base: float, step: int, total: int, warmup: int = 200) -> float:
-    """Learning rate of ``step`` (0-based) of ``total`` under the cosine schedule: a linear warm-up over
-    ``min(warmup, total // 10)`` steps, then ``base * (1 + cos(pi * t)) / 2`` with ``t`` going 0 -> 1 (SGDR,
-    Loshchilov & Hutter 2017, without restarts); >= 1 % of ``base`` so the last steps still move."""
-    warm = min(warmup, total // 10)
-    if step < warm:
-        return base * (step + 1) / warm
-    t = min(1.0, (step - warm) / max(1, total - warm))
-    return max(base * 0.5 * (1.0 + math.cos(math.pi * t)), base * 0.01)
-
-
-@dataclass
-class PhaseConfig:
-    """The loop settings of one training phase (built from the params by :mod:`huescale.training.recipe`)."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    betas: tuple[float, float]
-    seed: int = 0
-    max_batches: int = 0
-    losses: dict[str, float] = field(default_factory=dict)  # name -> weight (huescale.training.losses)
-    gan_mode: str | None = None  # None = no discriminator (pre-training)
-    d_conditional: bool = True  # D sees condition ++ output (pix2pix); False: output only (SRGAN)
-    collapse_steps: int = 200
-    collapse_threshold: float = 1e-3
-    checkpoint_every: int = 50
-    num_workers: int = 0
-    channels_last: bool = False  # NHWC memory format for the conv nets
-    compile: bool = False  # torch.compile the forward passes
-    bf16: bool = False  # bf16 autocast of the forward passes (runtime.amp resolved for the device)
-    flip: bool = True
-    lr_schedule: str = "constant"  # constant | cosine (linear warm-up, then cosine decay to 0 over the phase)
-    val_metric: str = "l1"  # l1 | objective: what picks the best epoch (recipe: objective for ab_ce phases)
-    extra: dict = field(default_factory=dict)  # anything else that must match on resume
-
-    def settings(self, *parts: object) -> dict[str, str]:
-        """The settings a resumed run must share with the killed one, as ``{name: JSON text}``: every field but
-        ``epochs`` (so a finished run can be extended by raising it), plus ``parts`` as ``part0``, ``part1``..."""
-        out = {k: json.dumps(v, sort_keys=True, default=str) for k, v in self.__dict__.items() if k != "epochs"}
-        out.update({f"part{i}": str(p) for i, p in enumerate(parts)})
-        return out
-
-    def fingerprint(self, *parts: object) -> str:
-        """A hash (16 hex digits) of the same settings as :meth:`settings` (computed as before it existed, so
-        states written by earlier versions still match)."""
-        settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
-        blob = json.dumps([settings, [str(p) for p in parts]], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass
-class EpochRecord:
-    """Per-epoch losses and validation metric (also a row of the plots CSV)."""
-
-    epoch: int
-    step: int
-    values: dict[str, float]
 
 
 class Trainer:
@@ -417,7 +349,7 @@ class Trainer:
         loader_rng = torch.Generator().manual_seed(self.cfg.seed)
         loader = DataLoader(train_set, batch_sampler=order, num_workers=self.cfg.num_workers, pin_memory=pin,
                             generator=loader_rng,
-                            persistent_workers=self.cfg.num_workers > 0, multiprocessing_context=_worker_context(
+                            persistent_workers=self.cfg.num_workers > 0, multiprocessing_context=worker_context(
                                 self.cfg.num_workers))
         while self.epoch < self.cfg.epochs:
             batches = self._batches(len(train_set), self.epoch)
@@ -448,55 +380,3 @@ class Trainer:
             best.load_state_dict(self.best_state)
             checkpoint.save_model(best, *self.model_spec, self.best_path, val_l1=self.best_val)
         return self.history
-
-
-@torch.no_grad()
-def mean_l1(net: nn.Module, task: Task, dataset: Dataset, device: torch.device | str = "cpu",
-            batch_size: int = 32, num_workers: int = 0, bf16: bool = False) -> float:
-    """Mean L1 of ``net`` over ``dataset`` (network units, lower is better); the validation metric.
-
-    Leaves ``net`` in eval mode; ``bf16``: autocast as in training.
-    """
-    return dataset_means(net, task, dataset, {"l1": lambda x, out, y, aux: l1_loss(out, y)}, device, batch_size,
-                         num_workers, bf16)["l1"]
-
-
-@torch.no_grad()
-def mean_objective(net: nn.Module, task: Task, objective: nn.Module, dataset: Dataset,
-                   device: torch.device | str = "cpu", batch_size: int = 32, num_workers: int = 0,
-                   bf16: bool = False) -> float:
-    """Mean of a phase's weighted reconstruction objective (:class:`huescale.training.losses.GeneratorObjective`,
-    ``total``) over ``dataset``; the validation metric of classification colorizers, whose decoded L1 rewards
-    desaturation (Zhang et al. 2016). Leaves ``net`` in eval mode."""
-    return dataset_means(net, task, dataset, {"objective": lambda x, out, y, aux: objective(x, out, y, aux)["total"]},
-                         device, batch_size, num_workers, bf16)["objective"]
-
-
-@torch.no_grad()
-def dataset_means(net: nn.Module, task: Task, dataset: Dataset, scores: dict, device: torch.device | str = "cpu",
-                  batch_size: int = 32, num_workers: int = 0, bf16: bool = False) -> dict[str, float]:
-    """Per-image means over ``dataset`` of ``scores`` (name -> ``fn(x, out, target, aux)`` -> scalar tensor, a
-    batch mean), in one pass of ``net`` (eval mode, left so; ``bf16``: autocast as in training)."""
-    device = torch.device(device)
-    net = net.to(device).eval()
-    totals, count = dict.fromkeys(scores, 0.0), 0
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            multiprocessing_context=_worker_context(num_workers)):
-        pair, extra = task.split(tuple(b.to(device) for b in batch))
-        x, y = task.prepare(pair)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out, aux = net(x, return_aux=True, **extra) if getattr(net, "has_aux", False) else (net(x, **extra), {})
-        for name, fn in scores.items():
-            totals[name] += fn(x, out, y, aux).item() * x.shape[0]
-        count += x.shape[0]
-    return {name: t / max(count, 1) for name, t in totals.items()}
-
-
-def write_history_csv(history: list[EpochRecord], path: str | Path) -> None:
-    """Per-epoch values as CSV (columns ``epoch, step, <loss names>``) for ``dvc plots`` and the report."""
-    keys = sorted({k for r in history for k in r.values})
-    with atomic_open(path, "w", newline="") as f:  # process-private temporary, fsync, os.replace
-        w = csv.writer(f)
-        w.writerow(["epoch", "step", *keys])
-        for r in history:
-            w.writerow([r.epoch, r.step, *[f"{r.values.get(k, float('nan')):.6g}" for k in keys]])

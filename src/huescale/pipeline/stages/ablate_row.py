@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from huescale import tracking
-from huescale.config import Config, ConfigError
+from huescale.config import Config
+from huescale.errors import ConfigError
 from huescale.pipeline import ablation
 from huescale.pipeline.grid import check_rows, load_grid
 

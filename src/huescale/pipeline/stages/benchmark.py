@@ -6,7 +6,7 @@ from huescale import tracking
 from huescale.atomic import write_json
 from huescale.config import Config
 from huescale.data.benchmarks import resolve_all
-from huescale.data.sources import cache_root
+from huescale.data.source_base import cache_root
 from huescale.evaluation import benchmark as bm
 from huescale.pipeline.stages import BENCH_CSV, BENCH_METRICS, BENCH_SAMPLES, UPSCALER
 from huescale.pipeline.stages.runner import device

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from huescale.atomic import write_json
 from huescale.config import Config
-from huescale.data.sources import FolderSource, list_images, make_source, make_test_source, write_listing
+from huescale.data.source_base import FolderSource
+from huescale.data.sources import list_images, make_source, make_test_source, write_listing
 from huescale.pipeline.stages import HOLDOUT_LISTINGS, LISTING
 
 

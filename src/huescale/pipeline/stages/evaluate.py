@@ -6,7 +6,8 @@ import torch
 
 from huescale import tracking
 from huescale.atomic import write_json
-from huescale.config import Config, to_flat_dict
+from huescale.config import Config
+from huescale.config_io import to_flat_dict
 from huescale.data.store import PairStore
 from huescale.evaluation import evaluate as ev
 from huescale.pipeline.stages import (

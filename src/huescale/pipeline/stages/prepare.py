@@ -7,7 +7,7 @@ import dataclasses
 from huescale.atomic import write_json
 from huescale.config import Config
 from huescale.data.sources import read_listing
-from huescale.data.store import build_pair_store
+from huescale.data.store_build import build_pair_store
 from huescale.pipeline.stages import HOLDOUT_LISTINGS, HOLDOUT_PAIRS, LISTING, PAIRS
 
 
@@ -17,7 +17,7 @@ def run(cfg: Config) -> dict:
     split and tier.
 
     Raises:
-        huescale.data.store.NotEnoughImagesError: fewer than ``data.min_images`` usable images.
+        huescale.data.store_build.NotEnoughImagesError: fewer than ``data.min_images`` usable images.
     """
     manifest = build_pair_store(read_listing(LISTING), cfg.data, PAIRS, seed=cfg.seed)
     out = {"usable": manifest["usable"], "candidates_seen": manifest["candidates_seen"]}

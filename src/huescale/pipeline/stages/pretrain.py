@@ -11,7 +11,7 @@ from huescale.data.store import PairStore
 from huescale.pipeline.stages import COLORIZER_FROZEN, COLORIZER_PRE, FEATURES, METRICS, PAIRS, STATE, UPSCALER
 from huescale.pipeline.stages.runner import device
 from huescale.training import phases, recipe
-from huescale.training.trainer import write_history_csv
+from huescale.training.history import write_history_csv
 
 
 def run(cfg: Config) -> dict:

@@ -18,7 +18,8 @@ import torch
 
 from huescale import tracking
 from huescale.atomic import write_json
-from huescale.config import Config, load_config
+from huescale.config import Config
+from huescale.config_io import load_config
 from huescale.errors import guard
 from huescale.pipeline.stages import METRICS, STAGES
 from huescale.training.distributed import init_from_env, is_main, resolve_device
