@@ -135,7 +135,7 @@ def test_tiny_grid_end_to_end_with_nested_mlflow_runs(pairs, tmp_path, monkeypat
     from huescale.data.store import PairStore
     from huescale.training import checkpoint
     from huescale.training.tasks import COLORIZATION
-    from huescale.training.trainer import mean_l1
+    from huescale.training.scoring import mean_l1
     val = PairDataset(PairStore(pairs), "val", "64")
     for r in colorizers:
         assert r["val_l1"] == pytest.approx(mean_l1(checkpoint.load_model(r["checkpoint"])[0], COLORIZATION, val),

@@ -226,7 +226,7 @@ def test_a_registered_model_and_loss_train_evaluate_and_show_in_the_report(proje
     from huescale.models import registry
     from huescale.pipeline.stages import evaluate, pretrain, report, train
     from huescale.pipeline.stages.runner import run_stage
-    from huescale.training import checkpoint, losses
+    from huescale.training import checkpoint, loss_registry
 
     work, env, _ = project
     copy = tmp_path / "huescale"
@@ -244,8 +244,8 @@ def test_a_registered_model_and_loss_train_evaluate_and_show_in_the_report(proje
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x)
 
-    @losses.register("test_tv")
-    class TotalVariation(losses.Loss):
+    @loss_registry.register("test_tv")
+    class TotalVariation(loss_registry.Loss):
         """Total variation of the output ab (a test loss)."""
 
         metric = "loss_G_test_tv"
@@ -270,7 +270,7 @@ def test_a_registered_model_and_loss_train_evaluate_and_show_in_the_report(proje
         assert type(model).__name__ == "TinyColorizer"
     finally:
         registry._REGISTRY.pop("test_tiny_colorizer", None)
-        losses._REGISTRY.pop("test_tv", None)
+        loss_registry._REGISTRY.pop("test_tv", None)
     for phase in ("pretrain_colorizer", "train"):  # the loss's own column in each phase's history
         header = (copy / "metrics" / f"{phase}.csv").read_text().splitlines()[0].split(",")
         assert "loss_G_test_tv" in header, (phase, header)
