@@ -155,7 +155,7 @@ def _validate_models(cfg: Config, src: str) -> None:
     """Every ``model.<role>.name`` is registered (:func:`huescale.models.available`) and its ``kwargs`` are
     parameters of that model's constructor: checked on the signature, no model is built (a model that
     loads pretrained weights when built would otherwise download them here)."""
-    # lazy: models and training.losses import torch and, through data.store, huescale.config
+    # lazy: models and training.losses import torch; reading params (the CLI, config_io) stays torch-free
     from huescale.models import available
     from huescale.models.registry import model_class
 
@@ -191,7 +191,7 @@ def _validate_models(cfg: Config, src: str) -> None:
 def _validate_losses(cfg: Config, src: str) -> None:
     """``train.gan_mode`` is one of the GAN losses' modes, and every loss name of every phase's ``losses`` is
     registered (:func:`huescale.training.losses.available`, ``gan`` included: it is the adversarial term)."""
-    # lazy: models and training.losses import torch and, through data.store, huescale.config
+    # lazy: models and training.losses import torch; reading params (the CLI, config_io) stays torch-free
     from huescale.training.gan_loss import GAN_MODES
     from huescale.training.losses import available
 
