@@ -159,6 +159,9 @@ def cli_throughput(folder: str, n: int, colorizer: str | None, upscaler: str | N
         for f in files:
             with Image.open(f) as im:
                 ImageOps.fit(im.convert("L"), (64, 64), Image.Resampling.BICUBIC).save(src / f"{f.stem}.png")
+        from huescale.inference import shipped
+
+        upscaler = upscaler or (str(shipped.assets_dir() / "upscaler.pt") if colorizer else None)
         runs = {"model": [*(["--checkpoint", colorizer] if colorizer else []),
                           *(["--upscaler", upscaler] if upscaler else [])]}
         if colorizer or upscaler:

@@ -285,6 +285,31 @@ def test_a_registered_model_and_loss_train_evaluate_and_show_in_the_report(proje
     assert "adversarial: test_tv (loss_G_test_tv, train)" in html
 
 
+def test_ship_cards_the_held_out_figures_of_the_checkpoints_it_ships(project, tmp_path):
+    """`huescale ship` scores the checkpoints it ships on the run's held-out sets: shipping models/colorizer.pt
+    gives evaluate's own figures (metrics.json), shipping the pre-trained colorizer gives that model's, not the
+    adversarial one's (the card describes the weights in the package)."""
+    from huescale.cli import main
+
+    work, _, _ = project
+    m = json.loads((work / "metrics.json").read_text())["holdout"]["bsds500_test"]
+    cards = {}
+    for name in ("colorizer.pt", "colorizer_pretrained.pt"):
+        out = tmp_path / name
+        with pytest.raises(SystemExit) as done:
+            main(["ship", "--project", str(work), "--colorizer", f"models/{name}", "--out", str(out)])
+        assert done.value.code in (0, None)
+        cards[name] = json.loads((out / "MODEL_CARD.json").read_text())
+        assert cards[name]["checkpoints"]["colorizer"] == f"models/{name}"
+        assert f"`models/{name}`" in (out / "MODEL_CARD.md").read_text()
+    for section in ("colorization_64", "two_step_256"):
+        same = cards["colorizer.pt"]["holdout"]["bsds500_test"][section]
+        for key in ("delta_e2000", "colorfulness_ratio", "psnr"):
+            assert same["model"][key] == pytest.approx(m[section]["model"][key], rel=1e-6), (section, key)
+    pre = cards["colorizer_pretrained.pt"]["holdout"]["bsds500_test"]["colorization_64"]["model"]
+    assert pre["delta_e2000"] != pytest.approx(m["colorization_64"]["model"]["delta_e2000"], rel=1e-6)
+
+
 def test_report_has_tables_images_and_curves(project):
     """The run report and the benchmark page show the numbers this run produced (metrics.json, result.json),
     not only the template's constant text."""

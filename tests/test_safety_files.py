@@ -332,6 +332,21 @@ def test_redact_masks_credentials_and_signatures():
     assert url_identity("https://u:p@H/a.tgz?X-Amz-Signature=1&X-Amz-Date=2&v=3") == "https://h/a.tgz?v=3"
 
 
+def test_redact_and_url_identity_on_the_edge_cases_mutation_testing_found():
+    """Cases the mutation run of redact.py left uncovered (docs/reliability.md): a password with ':' or '@' in it,
+    a URL without credentials, blank query values, and every expiry parameter of a re-signed URL."""
+    from huescale.redact import redact, url_identity
+
+    assert redact("https://u:pa:ss@h/x") == "https://u:***@h/x"  # all of the password, not its last part
+    assert redact("https://u:p@ss@h/x") == "https://u:***@h/x"
+    base = "https://h/a.tgz"
+    assert url_identity(base) == base  # no credentials, no query
+    assert url_identity("https://u:p@ss@H/a.tgz") == base  # the host is after the last '@'
+    assert url_identity(base + "?a=&v=1") == base + "?a=&v=1" != url_identity(base + "?v=1")  # blank values kept
+    for expiry in ("Expires", "X-Amz-Expires", "X-Amz-Date", "se"):  # re-signing changes them: not the object
+        assert url_identity(f"{base}?v=1&{expiry}=1") == url_identity(f"{base}?v=1&{expiry}=2") == base + "?v=1"
+
+
 def test_secrets_stay_out_of_mlflow_params_run_info_and_reports(tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient

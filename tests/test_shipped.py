@@ -40,10 +40,10 @@ def test_ship_writes_fp16_weights_and_a_card_that_load_back(tmp_path):
     assert (ref - half).abs().max() < 5e-3  # fp16 weights: the output changes by rounding only
 
 
-def test_a_model_over_8_mb_is_refused(tmp_path):
-    big = models.build("srresnet", features=128, n_blocks=16)
-    checkpoint.save_model(big, "srresnet", {"features": 128, "n_blocks": 16}, tmp_path / "big.pt")
-    with pytest.raises(ValueError, match="limit 8 MB"):
+def test_a_model_over_25_mb_is_refused(tmp_path):
+    big = models.build("srresnet", features=192, n_blocks=16)  # 10.7 M parameters: 2 x 21 MB in float16
+    checkpoint.save_model(big, "srresnet", {"features": 192, "n_blocks": 16}, tmp_path / "big.pt")
+    with pytest.raises(ValueError, match="limit 25 MB"):
         shipped.ship(tmp_path / "big.pt", tmp_path / "big.pt", {}, tmp_path / "assets")
     assert not (tmp_path / "assets" / "colorizer.pt").exists()
 

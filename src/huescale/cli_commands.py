@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import huescale
 
@@ -85,13 +86,42 @@ def cmd_score_folder(args: argparse.Namespace) -> int:
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
-    """Write the shipped model (package data) from a finished run's checkpoints and metrics."""
-    from huescale.inference import shipped  # lazy: per command (huescale --help loads no torch)
+    """Write the shipped model (package data) from a finished run's checkpoints; its card's held-out figures are
+    those of the shipped checkpoints themselves, scored here on the run's held-out sets (evaluate's figures are
+    ``models/colorizer.pt``'s, which need not be the colorizer shipped)."""
+    # lazy: per command (huescale --help loads no torch)
+    from huescale.config_io import load_config
+    from huescale.evaluation import evaluate
+    from huescale.inference import shipped
+    from huescale.training import checkpoint
 
-    card = shipped.card_from_run(args.project, args.retrain)
-    res = shipped.ship(Path(args.project) / args.colorizer, Path(args.project) / args.upscaler, card, args.out)
+    root = Path(args.project)
+    colorizer, upscaler = root / args.colorizer, root / args.upscaler
+    cfg = load_config(root / "params.yaml")
+    nets: dict[str, Any] = {"colorizer": checkpoint.load_model(colorizer)[0],
+                            "upscaler": checkpoint.load_model(upscaler)[0]}
+    stores = evaluate.holdout_stores(root / "data" / "holdout_pairs")
+    gray = evaluate.holdout_baselines(stores, torch_device("cpu"), cfg.evaluate.epsilon, cfg.evaluate.batch_size)
+    holdout = {}
+    for name, store in stores.items():
+        scores = {kind: evaluate.score_row(kind, evaluate.row_pipeline(kind, nets), store, torch_device("cpu"),
+                                           cfg.evaluate.epsilon, cfg.evaluate.batch_size, fps=False)
+                  for kind in ("colorizer", "two_step")}
+        holdout[name] = {section: {"model": scores[kind], base: gray[name][kind]} if scores[kind].get("n_test") else {}
+                         for section, kind, base in (("colorization_64", "colorizer", "gray_baseline"),
+                                                     ("two_step_256", "two_step", "gray_bicubic_baseline"))}
+    card = shipped.card_from_run(root, args.retrain, holdout=holdout,
+                                 checkpoints={"colorizer": args.colorizer, "upscaler": args.upscaler})
+    res = shipped.ship(colorizer, upscaler, card, args.out)
     print(json.dumps(res, indent=2))
     return 0
+
+
+def torch_device(name: str):
+    """``torch.device(name)`` (torch imported only when a command needs it)."""
+    import torch  # lazy: huescale --help loads no torch
+
+    return torch.device(name)
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:

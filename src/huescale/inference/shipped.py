@@ -21,11 +21,11 @@ from torch import nn
 from huescale.atomic import write_json, write_text
 from huescale.config_io import load_config
 from huescale.evaluation.tables import markdown_table
-from huescale.training import checkpoint
+from huescale.training import checkpoint, recipe
 
 ASSETS = "assets"
 FILES = ("colorizer.pt", "upscaler.pt")
-MAX_BYTES = 8 * 2**20  # both weight files together
+MAX_BYTES = 25 * 2**20  # both weight files together (issue 24: a pretrained-encoder colorizer, fp16, <= 25 MB)
 
 
 def assets_dir() -> Path:
@@ -84,14 +84,16 @@ def ship(colorizer: str | Path, upscaler: str | Path, card: dict[str, Any], out:
         ``{"bytes": total size, "files": [...]}``.
 
     Raises:
-        ValueError: the two files exceed 8 MB together (a model that large does not ship in the wheel).
+        ValueError: the two files exceed :data:`MAX_BYTES` (25 MB) together (a model that large does not ship in
+            the wheel).
     """
     out = Path(out) if out is not None else assets_dir()
     sizes = [half_copy(src, out / name, shipped=True) for src, name in zip((colorizer, upscaler), FILES)]
     if sum(sizes) > MAX_BYTES:
         for name in FILES:
             (out / name).unlink(missing_ok=True)
-        raise ValueError(f"the shipped model would take {sum(sizes) / 2**20:.1f} MB (limit 8 MB); ship a smaller one")
+        raise ValueError(f"the shipped model would take {sum(sizes) / 2**20:.1f} MB "
+                         f"(limit {MAX_BYTES / 2**20:.0f} MB); ship a smaller one")
     write_json(card, out / "MODEL_CARD.json")
     write_text(model_card_markdown(card), out / "MODEL_CARD.md")
     return {"bytes": sum(sizes), "files": [str(out / f) for f in (*FILES, "MODEL_CARD.md", "MODEL_CARD.json")]}
@@ -103,6 +105,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
              f"- git commit: `{card.get('git_commit', '?')}`",
              f"- trained on: {card.get('data', '?')}",
              f"- colorizer: `{card.get('colorizer', '?')}`; upscaler: `{card.get('upscaler', '?')}`",
+             *([f"- checkpoints: `{ck['colorizer']}`, `{ck['upscaler']}` (the held-out figures below are theirs)"]
+               if (ck := card.get("checkpoints")) else []),
              f"- training: {card.get('training', '?')}", "",
              "## Held-out photographs (never used in training)", ""]
     rows = []
@@ -118,9 +122,14 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def card_from_run(project: str | Path = ".", retrain: str = "huescale profile offline && dvc repro") -> dict[str, Any]:
-    """A model card from a finished ``dvc repro`` in ``project``: its params, git commit, data and the held-out
-    metrics of ``metrics.json`` (evaluate's ``holdout`` section).
+def card_from_run(project: str | Path = ".", retrain: str = "huescale profile offline && dvc repro",
+                  holdout: dict[str, Any] | None = None, checkpoints: dict[str, str] | None = None) -> dict[str, Any]:
+    """A model card from a finished ``dvc repro`` in ``project``: its params, git commit, data and held-out metrics.
+
+    ``holdout``: the shipped checkpoints' own held-out metrics (``{set: {"colorization_64": {"model": ...,
+    "gray_baseline": ...}, "two_step_256": {...}}}``, what ``huescale ship`` scores); None: ``metrics.json``'s
+    ``holdout`` section (evaluate's figures, which are ``models/colorizer.pt``'s). ``checkpoints``: the shipped
+    files (``{"colorizer": path, "upscaler": path}``), named on the card.
 
     Raises:
         FileNotFoundError: ``metrics.json`` or ``params.yaml`` is missing (run ``dvc repro`` first).
@@ -132,8 +141,9 @@ def card_from_run(project: str | Path = ".", retrain: str = "huescale profile of
     cfg = load_config(root / "params.yaml")
     metrics = json.loads((root / "metrics.json").read_text())
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
-    m, p = cfg.model, cfg.pretrain.colorizer
-    holdout = metrics.get("holdout") or {}
+    m, p, ft = cfg.model, cfg.pretrain.colorizer, cfg.pretrain.finetune
+    finetuned = recipe.finetunes(cfg, "colorizer")
+    holdout = holdout if holdout is not None else metrics.get("holdout") or {}
     return {"summary": f"{m.colorizer.name} colorizer + {m.upscaler.name} x4 upscaler of L, trained by "
                        f"`{retrain}`; held out: {', '.join(holdout) or 'none'}",
             "git_commit": commit or "unknown",
@@ -141,6 +151,9 @@ def card_from_run(project: str | Path = ".", retrain: str = "huescale profile of
                     f"splits {cfg.data.splits})",
             "colorizer": f"{m.colorizer.name} {m.colorizer.kwargs}",
             "upscaler": f"{m.upscaler.name} {m.upscaler.kwargs}",
-            "training": f"pretrain {p.epochs} epochs, losses {p.losses}, lr {p.lr} ({p.lr_schedule}); "
-                        f"adversarial {cfg.train.epochs} epoch(s), losses {cfg.train.losses}",
-            "holdout": holdout, "retrain": retrain}
+            "training": f"pretrain {p.epochs} epochs, losses {p.losses}, lr {p.lr} ({p.lr_schedule})"
+                        + (f"; fine-tuning of the whole network {ft.epochs} epoch(s), losses {ft.losses}, "
+                           f"lr {ft.lr}, encoder x{ft.encoder_lr_scale}" if finetuned else "")
+                        + f" (-> models/colorizer_pretrained.pt); adversarial {cfg.train.epochs} epoch(s), losses "
+                          f"{cfg.train.losses} (-> models/colorizer.pt)",
+            "holdout": holdout, "retrain": retrain, **({"checkpoints": checkpoints} if checkpoints else {})}
