@@ -31,13 +31,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GROUPS: dict[str, tuple[list[str], list[str]]] = {  # name -> (modules to mutate, their own test files)
+SF = "tests/test_safety_files.py::"
+TR = "tests/test_train.py::"
+GROUPS: dict[str, tuple[list[str], list[str]]] = {  # name -> (modules to mutate, their own tests)
     "redact": (["src/huescale/redact.py"], ["tests/test_safety_files.py", "tests/test_tracking.py"]),
     "atomic": (["src/huescale/atomic.py", "src/huescale/locks.py"],
-               ["tests/test_safety_files.py", "tests/test_lock.py"]),
+               [SF + "test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept",
+                SF + "test_every_writer_uses_the_durable_atomic_write", "tests/test_concurrency.py"]),
     "archives": (["src/huescale/data/archives.py"], ["tests/test_download_robust.py", "tests/test_download.py"]),
-    "checkpoint": (["src/huescale/training/checkpoint.py"], ["tests/test_safety_files.py", "tests/test_shipped.py"]),
-    "paths": (["src/huescale/inference/paths.py"], ["tests/test_safety_files.py"]),
+    "checkpoint": (["src/huescale/training/checkpoint.py"],
+                   [TR + "test_corrupt_checkpoint_is_named",
+                    TR + "test_resume_after_interruption_gives_identical_weights",
+                    TR + "test_corrupt_state_falls_back_to_previous_good_one", "tests/test_shipped.py"]),
+    "paths": (["src/huescale/inference/paths.py"],
+              [SF + "test_colorize_never_overwrites_or_loses_photographs",
+               SF + "test_overwrite_replaces_only_earlier_outputs_never_a_photograph_beside_a_glob",
+               SF + "test_out_naming_an_existing_file_or_an_empty_input_folder_fails_clearly", "tests/test_infer.py"]),
     "validation": (["src/huescale/validation.py"], ["tests/test_config.py"]),
 }
 STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>[\w ]+)$")
