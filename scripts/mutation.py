@@ -38,7 +38,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {  # name -> (modules to mutate
     "atomic": (["src/huescale/atomic.py", "src/huescale/locks.py"],
                [SF + "test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept",
                 SF + "test_every_writer_uses_the_durable_atomic_write", "tests/test_concurrency.py"]),
-    "archives": (["src/huescale/data/archives.py"], ["tests/test_download_robust.py", "tests/test_download.py"]),
+    "archives": (["src/huescale/data/archives.py"],
+                 ["tests/test_download_robust.py", "tests/test_download.py", "tests/test_sources.py"]),
     "checkpoint": (["src/huescale/training/checkpoint.py"],
                    [TR + "test_corrupt_checkpoint_is_named",
                     TR + "test_resume_after_interruption_gives_identical_weights",
@@ -49,6 +50,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {  # name -> (modules to mutate
                SF + "test_out_naming_an_existing_file_or_an_empty_input_folder_fails_clearly", "tests/test_infer.py"]),
     "validation": (["src/huescale/validation.py"], ["tests/test_config.py"]),
 }
+ALSO_COPY = [".dvc", ".dvcignore", ".gitignore", "README.md", "CONTRIBUTING.md", "benchmarks", "docs", "dvc.yaml",
+             "flows", "grids", "params", "params.yaml", "requirements.lock", "scripts", "stages"]
 STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>[\w ]+)$")
 
 
@@ -67,7 +70,9 @@ def scratch_copy(dst: Path, modules: list[str], tests: list[str]) -> None:
                f"only_mutate = {json.dumps(modules)}\n"
                f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
                "pytest_add_cli_args = [\"-p\", \"no:randomly\", \"-q\", \"-x\", \"-m\", \"not slow\"]\n"
-               "process_isolation = \"forkserver\"\n")  # torch is not fork-safe after pytest's first run
+               "process_isolation = \"forkserver\"\n"  # torch is not fork-safe after pytest's first run
+               # the tests read the project beside them (params, profiles, dvc.yaml, stage scripts, the lock)
+               f"also_copy = {json.dumps(ALSO_COPY)}\n")
     with open(dst / "pyproject.toml", "a") as f:
         f.write(section)
 
@@ -81,8 +86,16 @@ def module_of(mutant: str, modules: list[str]) -> str:
     return "?"
 
 
-def run_group(name: str, max_children: int) -> dict:
-    """Run mutmut on group ``name`` in a scratch copy; returns its per-module counts and surviving mutants."""
+def statuses(mutmut: str, work: Path, env: dict) -> dict[str, str]:
+    """Mutant name -> mutmut's status (``killed``, ``survived``, ``no tests``, ``timeout``, ...) in ``work``."""
+    res = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True)
+    return {hit["name"]: hit["status"].strip() for hit in map(STATUS.match, res.stdout.splitlines()) if hit}
+
+
+def run_group(name: str, max_children: int, recheck: bool = False) -> dict:
+    """Run mutmut on group ``name`` in a scratch copy; returns its per-module counts and surviving mutants.
+    ``recheck``: run the surviving mutants of earlier runs again (mutmut keeps a mutant's result while its code
+    is unchanged, even when a test was added to kill it)."""
     modules, tests = GROUPS[name]
     env = dict(os.environ)
     env.setdefault("HUESCALE_TEST_DATA", str(ROOT.parent / "shared" / "data"))
@@ -93,20 +106,19 @@ def run_group(name: str, max_children: int) -> dict:
     t0, c0 = time.perf_counter(), os.times()
     print(f"mutation: group {name}: mutmut's progress in {work / 'mutmut.log'}", file=sys.stderr, flush=True)
     with open(work / "mutmut.log", "w") as logf:
-        run = subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env, stdout=logf,
-                             stderr=subprocess.STDOUT)
+        again = [m for m, st in statuses(mutmut, work, env).items() if st in ("survived", "no tests")] \
+            if recheck and (work / "mutants").is_dir() else []
+        for names in ([], again) if again else ([],):
+            run = subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=work, env=env,
+                                 stdout=logf, stderr=subprocess.STDOUT)
     wall, c1 = time.perf_counter() - t0, os.times()
-    res = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True)
     per: dict[str, Counter] = {m: Counter() for m in modules}
     survived: dict[str, list[str]] = {m: [] for m in modules}
-    for line in res.stdout.splitlines():
-        hit = STATUS.match(line)
-        if not hit:
-            continue
-        mod, status = module_of(hit["name"], modules), hit["status"].strip()
+    for mutant, status in statuses(mutmut, work, env).items():
+        mod = module_of(mutant, modules)
         per.setdefault(mod, Counter())[status] += 1
         if status in ("survived", "no tests"):
-            survived.setdefault(mod, []).append(hit["name"])
+            survived.setdefault(mod, []).append(mutant)
     if run.returncode and not any(per.values()):
         raise RuntimeError(f"mutmut failed on group {name}: see {work / 'mutmut.log'}")
     out = {"tests": tests, "wall_s": round(wall, 1),
@@ -128,10 +140,12 @@ def main() -> None:
     ap.add_argument("groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--recheck", action="store_true",
+                    help="run earlier runs' surviving mutants again (after adding tests that should kill them)")
     args = ap.parse_args()
     results = {"host_load_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "groups": {}}
     for g in args.groups or list(GROUPS):
-        results["groups"][g] = run_group(g, args.max_children)
+        results["groups"][g] = run_group(g, args.max_children, args.recheck)
         for mod, r in results["groups"][g]["modules"].items():
             print(f"{mod}: {r['killed']}/{r['mutants']} killed, {r['survived']} survived, {r['no_tests']} no tests, "
                   f"{r['timeout']} timeout, score {r['score']}", file=sys.stderr, flush=True)

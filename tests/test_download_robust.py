@@ -323,3 +323,58 @@ def test_an_archive_of_the_old_cache_layout_is_adopted_not_downloaded_again(flak
     src = ImagenetteSource(_url(flaky, "imagenette2-320.tgz"), hashlib.md5(archive).hexdigest(), cache, progress=False)
     assert len(list_images(src)) == 2 * 3 * 4 and flaky.ranges == []  # nothing downloaded
     assert src.archive.read_bytes() == archive and not (cache / "downloads" / "imagenette2-320.tgz").exists()
+
+
+def test_archive_guards_on_their_edges(tmp_path):
+    """The guards of huescale.data.archives one by one, at their boundaries (cases the mutation run of
+    docs/reliability.md found untested): each refusal names the archive, the member or the param to change."""
+    from huescale.data.archives import _check_member, _copy_limited, _zip_is_link, check_expansion
+    from huescale.data.download import DownloadError
+
+    arc = tmp_path / "a.zip"
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "out").symlink_to(tmp_path, target_is_directory=True)  # a folder link that leaves the root
+    _check_member(root, "photos/x.jpg", False, arc)  # a plain member passes
+    for name, link in (("/etc/passwd", False), ("a/../../x.jpg", False), ("out/x.jpg", False), ("x.jpg", True)):
+        with pytest.raises(DownloadError, match=rf"a\.zip: refusing archive member .*{Path(name).name}.*delete it"):
+            _check_member(root, name, link, arc)
+
+    def zinfo(mode: int) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo("m")
+        info.external_attr = mode << 16
+        return info
+
+    assert _zip_is_link(zinfo(0o120777)) and not _zip_is_link(zinfo(0o100644))
+    assert not _zip_is_link(zinfo(0o040755)) and not _zip_is_link(zinfo(0o120001 ^ 0o020000))
+
+    data = bytes(range(256)) * (3 * 4096)  # 3 MiB: three blocks of the 1 MiB copy
+    for declared, budget, ok in ((len(data), len(data), True),  # exactly the declared size and the budget
+                                 (len(data) - 1, len(data), False),  # one byte more than declared
+                                 (2 << 20, len(data), False),  # every block fits, their sum does not
+                                 (len(data), len(data) - 1, False)):  # over the remaining budget
+        out, left = io.BytesIO(), [budget]
+        if ok:
+            _copy_limited(io.BytesIO(data), out, declared, "m", arc, left)
+            assert out.getvalue() == data and left == [budget - len(data)]
+        else:
+            with pytest.raises(DownloadError, match=r"member 'm' expands beyond .*data\.max_extract_ratio"):
+                _copy_limited(io.BytesIO(data), out, declared, "m", arc, left)
+
+    arc.write_bytes(b"x" * 1000)
+    check_expansion(arc, 100 * 1000, max_ratio=100)  # exactly the ratio: accepted
+    with pytest.raises(DownloadError, match=r"a\.zip: declares 0\.1 MB of content in 0\.001 MB \(x100 > "
+                                            r"data\.max_extract_ratio=100\)"):
+        check_expansion(arc, 100 * 1000 + 1, max_ratio=100)
+    check_expansion(arc, 5000, max_ratio=100, max_bytes=5000)  # exactly the byte limit: accepted
+    with pytest.raises(DownloadError, match=r"would write 0\.00 GB \(> data\.max_extract_bytes=0\.00 GB\).*"
+                                            r"raise data\.max_extract_bytes"):
+        check_expansion(arc, 5000, max_ratio=100, max_bytes=4999)
+    with pytest.raises(DownloadError, match="max_extract_bytes"):  # the subset extracted counts, not the listing
+        check_expansion(arc, 100, max_ratio=100, max_bytes=4999, extract_bytes=5000)
+    check_expansion(arc, 100, max_ratio=100, max_bytes=4999, extract_bytes=4999)
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    check_expansion(empty, 100, max_ratio=100)  # a 0-byte file counts as 1 byte
+    with pytest.raises(DownloadError, match="max_extract_ratio"):
+        check_expansion(empty, 101, max_ratio=100)
