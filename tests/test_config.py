@@ -225,3 +225,20 @@ def test_test_projects_take_the_committed_params_whatever_profile_was_applied(tm
     copy = copy_project(tmp_path / "copy", root=checkout)
     assert (copy / "params.yaml").read_text() == committed
     assert "../shared" not in committed and load_config(copy / "params.yaml").data.source == "imagenette"
+
+
+def test_an_unquoted_off_for_a_string_param_says_to_quote_it(tmp_path):
+    """`runtime.amp: off` (unquoted) is the boolean false in YAML 1.1; the error says so and how to write it."""
+    import yaml
+
+    from huescale.config_io import load_config
+    from huescale.errors import ConfigError
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    text = yaml.safe_dump(raw, sort_keys=False).replace("amp: auto", "amp: off")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r'runtime\.amp must be a string, got False: YAML reads .* quote the value '
+                                          r'\(e\.g\. amp: "off"\)'):
+        load_config(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(text.replace("amp: off", 'amp: "off"'))
+    assert load_config(tmp_path / "params.yaml").runtime.amp == "off"

@@ -40,6 +40,9 @@ def _coerce(tp: Any, value: Any, key: str, src: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is str and isinstance(value, bool):  # YAML 1.1 reads unquoted on / off / yes / no as booleans
+        raise ConfigError(f"{src}: {key} must be a string, got {value!r}: YAML reads an unquoted on, off, yes or no "
+                          f"as true / false; quote the value (e.g. {key.rsplit('.', 1)[-1]}: \"off\")")
     if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
         raise ConfigError(f"{src}: {key} must be {tp.__name__}, got {value!r}")
     return value
