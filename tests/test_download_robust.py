@@ -378,3 +378,38 @@ def test_archive_guards_on_their_edges(tmp_path):
     check_expansion(empty, 100, max_ratio=100)  # a 0-byte file counts as 1 byte
     with pytest.raises(DownloadError, match="max_extract_ratio"):
         check_expansion(empty, 101, max_ratio=100)
+
+
+def test_every_kind_of_link_or_device_member_refuses_the_whole_archive(tmp_path):
+    """A tar's symbolic link, hard link, character or block device or FIFO, a zip's symlink: each alone makes
+    archive_listing refuse the archive, naming it and the member; a file that is no archive is named too."""
+    from huescale.data.archives import archive_listing
+    from huescale.data.download import DownloadError
+
+    def tar_with(kind: bytes, name: str) -> Path:
+        path = tmp_path / f"{name}.tar"
+        with tarfile.open(path, "w") as tf:
+            ok = tarfile.TarInfo("photos/a.jpg")
+            ok.size = 3
+            tf.addfile(ok, io.BytesIO(b"abc"))
+            bad = tarfile.TarInfo(f"photos/{name}")
+            bad.type, bad.linkname = kind, "photos/a.jpg"
+            tf.addfile(bad)
+        return path
+
+    assert archive_listing(tar_with(tarfile.REGTYPE, "plain")) == {"photos/a.jpg": 3, "photos/plain": 0}
+    for kind, name in ((tarfile.SYMTYPE, "sym"), (tarfile.LNKTYPE, "hard"), (tarfile.CHRTYPE, "chr"),
+                       (tarfile.BLKTYPE, "blk"), (tarfile.FIFOTYPE, "fifo")):
+        path = tar_with(kind, name)
+        with pytest.raises(DownloadError, match=rf"{name}\.tar: refusing archive member 'photos/{name}'"):
+            archive_listing(path)
+    zpath = tmp_path / "link.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        info = zipfile.ZipInfo("photos/link")
+        info.external_attr = 0o120777 << 16
+        zf.writestr(info, "a.jpg")
+    with pytest.raises(DownloadError, match=r"link\.zip: refusing archive member 'photos/link'"):
+        archive_listing(zpath)
+    (tmp_path / "not.tar").write_bytes(b"this is no archive" * 100)
+    with pytest.raises(DownloadError, match=r"not\.tar: not a tar or zip archive; delete it"):
+        archive_listing(tmp_path / "not.tar")
