@@ -242,3 +242,118 @@ def test_an_unquoted_off_for_a_string_param_says_to_quote_it(tmp_path):
         load_config(tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text(text.replace("amp: off", 'amp: "off"'))
     assert load_config(tmp_path / "params.yaml").runtime.amp == "off"
+
+
+# (dotted key, the last accepted value, the first refused one, what the message must say): each check at its
+# boundary (the mutation run of validation.py, docs/reliability.md, found the bad values tested far from it)
+EDGES = [
+    ("calibrate.min_colourfulness", 0.0, -0.01, r"calibrate needs 0 <= min_colourfulness <= max_colourfulness"),
+    ("calibrate.min_colourfulness", 1.25, 1.26, r"calibrate needs 0 <= min_colourfulness"),  # max is 1.25
+    ("calibrate.images", 1, 0, r"calibrate needs .* images >= 1, got .*, 0$"),
+    ("data.splits", {"train": 0.5, "val": 0.25, "test": 0.25}, {"train": 0.5, "val": 0.25, "test": 0.25001},
+     r"data\.splits must give train/val/test fractions summing to 1"),
+    ("data.splits", {"train": 0.9, "val": 0.0, "test": 0.1}, {"train": 1.0, "val": -0.1, "test": 0.1},
+     r"data\.splits must give"),
+    ("data.scale", 2, 1, r"data\.hr_size \(256\) must be a multiple of data\.scale \(1 >= 2\)"),
+    ("data.hr_size", 260, 258, r"data\.hr_size \(258\) must be a multiple of data\.scale \(4 >= 2\)"),
+    ("data.n_images", 1, 0, r"data\.n_images and data\.shard_size must be >= 1"),
+    ("data.shard_size", 1, 0, r"data\.n_images and data\.shard_size must be >= 1"),
+    ("data.gray_tolerance", 0.0, -0.5, r"data\.gray_tolerance is a colour distance .* got -0\.5"),
+    ("data.workers", 0, -1, r"data\.workers must be >= 0, got -1"),
+    ("data.max_extract_ratio", 1.0, 0.99, r"data\.max_extract_ratio must be >= 1 .* got 0\.99 and"),
+    ("data.max_extract_bytes", 1, 0,
+     r"data\.max_extract_ratio must be >= 1 .* data\.max_extract_bytes >= 1, got .* and 0$"),
+    ("pretrain.finetune.epochs", 0, -1, r"pretrain\.finetune needs epochs >= 0 .* got -1,"),
+    ("pretrain.finetune.encoder_lr_scale", 1e-9, 0.0, r"pretrain\.finetune needs .* encoder_lr_scale > 0"),
+    ("pretrain.colorizer.losses", {"ab_ce": 0.0, "reg_l1": 5.0}, {"ab_ce": -1e-9, "reg_l1": 5.0},
+     r"pretrain\.colorizer\.losses: weights must be finite numbers >= 0"),
+    ("train.losses", {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 1e-9}, {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 0.0},
+     r"train\.losses\.gan must be > 0: the train stage is the adversarial phase \(lambda_GAN"),
+    ("train.losses", {"ab_ce": 1.0, "reg_l1": 5.0, "gan": 1e-9}, {"ab_ce": 1.0, "reg_l1": 5.0},
+     r"train\.losses\.gan must be > 0"),
+    ("pretrain.colorizer.epochs", 1, 0, r"pretrain\.colorizer: epochs and batch_size must be >= 1"),
+    ("pretrain.colorizer.batch_size", 1, 0, r"pretrain\.colorizer: epochs and batch_size must be >= 1"),
+    ("pretrain.colorizer.lr", 1e-12, 0.0, r"pretrain\.colorizer: .* lr a finite number > 0"),
+    ("pretrain.colorizer.betas", [0.0, 0.999], [0.9, 1.0], r"pretrain\.colorizer\.betas must be two numbers in"),
+    ("pretrain.colorizer.max_batches", 0, -1, r"pretrain\.colorizer\.max_batches must be >= 0"),
+    ("pretrain.colorizer.checkpoint_every", 0, -1, r"pretrain\.colorizer\.checkpoint_every must be >= 0"),
+    ("evaluate.epsilon", 0.999, 1.0, r"evaluate\.epsilon is a fraction of 255 in \(0, 1\), got 1\.0"),
+    ("evaluate.epsilon", 0.001, 0.0, r"evaluate\.epsilon is a fraction"),
+    ("evaluate.batch_size", 1, 0, r"evaluate\.batch_size must be >= 1, got 0"),
+    ("evaluate.grid_rows", 0, -1, r"evaluate\.grid_rows must be >= 0"),
+    ("evaluate.holdout_rows", 0, -1, r"evaluate\.holdout_rows must be >= 0"),
+    ("train.collapse_threshold", 0.0, -0.1, r"train\.collapse_steps must be >= 1 and train\.collapse_threshold"),
+    ("train.collapse_steps", 1, 0, r"train\.collapse_steps must be >= 1"),
+    ("benchmark.samples", 0, -1, r"benchmark\.samples must be >= 0, got -1"),
+]
+
+
+@pytest.mark.parametrize("key,ok,bad,message", EDGES, ids=[f"{e[0]}={e[2]}" for e in EDGES])
+def test_each_check_at_its_boundary(key, ok, bad, message):
+    """The last accepted value of each checked param loads; the first refused one fails at load, naming the
+    params file, the key and the allowed values."""
+    import copy
+
+    import yaml
+
+    from huescale.config_io import parse_config
+    from huescale.errors import ConfigError
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def with_value(value):
+        raw = copy.deepcopy(base)
+        node = raw
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+        return raw
+
+    parse_config(with_value(ok), "p.yaml")
+    with pytest.raises(ConfigError, match=r"^p\.yaml: " + message.removeprefix("^")):
+        parse_config(with_value(bad), "p.yaml")
+
+
+SOURCE_EDGES = [  # (params set, accepted?, what the message must say): the sources' own checks
+    ({"data.imagenette.variant": "full"}, True, ""),
+    ({"data.imagenette.variant": "640"}, False, r"data\.imagenette\.variant"),
+    ({"data.source": "coco", "data.coco.archives": ["val2017"]}, True, ""),
+    ({"data.source": "coco", "data.coco.archives": ["test2017"]}, False, r"data\.coco\.archives"),
+    ({"data.imagenette.url": "https://example.org/x.tgz", "data.imagenette.md5": ""}, False,
+     r"data\.imagenette\.url is set without data\.imagenette\.md5"),
+    ({"data.source": "coco", "data.imagenette.url": "https://example.org/x.tgz", "data.imagenette.md5": ""}, True,
+     ""),  # the imagenette check applies only when imagenette is used
+    ({"data.source": "voc", "data.voc.md5": ""}, False, r"data\.voc\.md5 is empty"),
+    ({"data.source": "imagenette", "data.voc.md5": ""}, True, ""),
+    ({"data.split_map": {"imagenette/val": "val", "x/": "test", "y/": "train"}}, True, ""),
+    ({"data.split_map": {"imagenette/val": "dev"}}, False, r"data\.split_map"),
+    ({"data.holdout_images": 1}, True, ""),
+    ({"data.holdout_images": 0}, False, r"data\.holdout_images must be >= 1, got 0"),
+    ({"data.fetch_margin": 0.0}, True, ""),
+    ({"data.fetch_margin": -0.01}, False, r"data\.test_source\.n_images and data\.fetch_margin must be >= 0"),
+    ({"data.test_source.n_images": -1}, False, r"data\.test_source\.n_images and data\.fetch_margin must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("changes,accepted,message", SOURCE_EDGES, ids=[str(e[0]) for e in SOURCE_EDGES])
+def test_each_source_check(changes, accepted, message):
+    import copy
+
+    import yaml
+
+    from huescale.config_io import parse_config
+    from huescale.errors import ConfigError
+
+    raw = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    for key, value in changes.items():
+        node = raw
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    if accepted:
+        parse_config(raw, "p.yaml")
+    else:
+        with pytest.raises(ConfigError, match=r"^p\.yaml: .*" + message):
+            parse_config(raw, "p.yaml")
