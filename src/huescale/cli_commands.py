@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import huescale
 
@@ -98,18 +97,11 @@ def cmd_ship(args: argparse.Namespace) -> int:
     root = Path(args.project)
     colorizer, upscaler = root / args.colorizer, root / args.upscaler
     cfg = load_config(root / "params.yaml")
-    nets: dict[str, Any] = {"colorizer": checkpoint.load_model(colorizer)[0],
-                            "upscaler": checkpoint.load_model(upscaler)[0]}
-    stores = evaluate.holdout_stores(root / "data" / "holdout_pairs")
-    gray = evaluate.holdout_baselines(stores, torch_device("cpu"), cfg.evaluate.epsilon, cfg.evaluate.batch_size)
-    holdout = {}
-    for name, store in stores.items():
-        scores = {kind: evaluate.score_row(kind, evaluate.row_pipeline(kind, nets), store, torch_device("cpu"),
-                                           cfg.evaluate.epsilon, cfg.evaluate.batch_size, fps=False)
-                  for kind in ("colorizer", "two_step")}
-        holdout[name] = {section: {"model": scores[kind], base: gray[name][kind]} if scores[kind].get("n_test") else {}
-                         for section, kind, base in (("colorization_64", "colorizer", "gray_baseline"),
-                                                     ("two_step_256", "two_step", "gray_bicubic_baseline"))}
+    col, up = checkpoint.load_model(colorizer)[0], checkpoint.load_model(upscaler)[0]
+    ev = cfg.evaluate
+    holdout = {name: evaluate.score_holdout(store, col, up, torch_device("cpu"), ev.epsilon, cfg.data.scale,
+                                            ev.batch_size, ev.metrics)[0]
+               for name, store in evaluate.holdout_stores(root / "data" / "holdout_pairs").items()}
     card = shipped.card_from_run(root, args.retrain, holdout=holdout,
                                  checkpoints={"colorizer": args.colorizer, "upscaler": args.upscaler})
     res = shipped.ship(colorizer, upscaler, card, args.out)
